@@ -1,0 +1,19 @@
+"""minigrad: a small NumPy/CuPy autodiff engine with real second-order backprop,
+Maxout networks, and the unified gradient regularization family of adversarial training.
+
+    import minigrad as mg
+    x = mg.Tensor([1.0, 2.0], requires_grad=True)
+    (g,) = mg.grad((x ** 3).sum(), x, create_graph=True)   # 3x²
+    (h,) = mg.grad(g.sum(), x)                              # 6x
+
+Importing minigrad imports NumPy only; CuPy, matplotlib and torch are imported when used.
+"""
+from . import functional, ops
+from .backend import as_numpy, get_array_module, to_device
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .tensor import Op, Tensor, enable_grad, grad, is_grad_enabled, no_grad
+
+__version__ = "0.1.0"
+
+__all__ = ["Tensor", "Op", "grad", "no_grad", "enable_grad", "is_grad_enabled", "ops", "functional",
+           "gradcheck", "gradgradcheck", "GradcheckError", "get_array_module", "to_device", "as_numpy"]

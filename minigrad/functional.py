@@ -1,0 +1,226 @@
+"""Neural-network ops: softmax family, Maxout, the lp norm, cross-entropy.
+
+Some are fused primitives (one class, raw-array forward) because composing them from
+small ops would be slow or numerically unsafe; their backward passes are still written
+in minigrad ops, so they differentiate to any order.  ``log_softmax`` shows the
+*grad-node* pattern: its first derivative is computed fast on raw arrays by a second
+op, ``LogSoftmaxGrad``, whose own backward is in minigrad ops.
+
+``from minigrad import functional as F`` also gives every primitive of ops.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+from .ops import *  # noqa: F401,F403 - F.exp, F.matmul ... are part of this namespace
+from .ops import _keepdims_shape, _reduced_shape, abs, exp, reshape, sign, sum  # noqa: A004
+from .tensor import Op, Tensor, as_tensor
+
+
+# --- softmax family ---------------------------------------------------------------
+def _logsumexp_raw(xp, x, axis):
+    # Subtract the max so no exp overflows; an all −inf slice keeps max 0 to avoid inf − inf.
+    m = x.max(axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
+    return m + xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+class LogSumExp(Op):
+    """y = log Σⱼ exp(xⱼ), computed as m + log Σ exp(x − m) with m = max x;
+    ∂y/∂x = softmax(x) = exp(x − y)."""
+    def forward(self, x):
+        y = _logsumexp_raw(backend.get_array_module(x), x, self.axis)
+        return y if self.keepdims else y.squeeze(self.axis)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        shape = _keepdims_shape(x.shape, self.axis)
+        return (reshape(gy, shape) * exp(x - reshape(self.output(), shape)),)
+
+
+class LogSoftmax(Op):
+    """y = x − logsumexp(x) (max-shifted: finite for logits like [−1000, 1]).
+
+    Backward: ∂L/∂x = g − softmax(x)·Σⱼ gⱼ, computed by the grad node LogSoftmaxGrad."""
+    def forward(self, x):
+        return x - _logsumexp_raw(backend.get_array_module(x), x, self.axis)
+
+    def backward(self, gy):
+        return (LogSoftmaxGrad.apply(gy, self.output(), axis=self.axis),)
+
+
+class LogSoftmaxGrad(Op):
+    """gx = g − eʸ·Σⱼ gⱼ for y = log_softmax(x): log-softmax's backward as an op.
+
+    Its own derivatives, with s = eʸ and S = Σⱼ gⱼ, for upstream h:
+    ∂/∂g = h − Σⱼ hⱼsⱼ,   ∂/∂y = −h·s·S."""
+    def forward(self, g, y):
+        xp = backend.get_array_module(g, y)
+        return g - xp.exp(y) * g.sum(axis=self.axis, keepdims=True)
+
+    def backward(self, h):
+        g, y = self.inputs
+        s = exp(y)
+        hg = h - sum(h * s, axis=self.axis, keepdims=True) if self.needs_grad[0] else None
+        hy = -(h * s) * sum(g, axis=self.axis, keepdims=True) if self.needs_grad[1] else None
+        return hg, hy
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+def log_softmax(x, axis=-1):
+    """log softmax(x) along ``axis``: x − logsumexp(x)."""
+    return LogSoftmax.apply(x, axis=axis)
+
+
+def softmax(x, axis=-1):
+    """exp(log_softmax(x)): never overflows."""
+    return exp(log_softmax(x, axis))
+
+
+def cross_entropy(logits, labels, reduction="mean"):
+    """L = −log softmax(logits)[label], per row; ``reduction`` 'mean', 'sum' or 'none'.
+
+    Built from log_softmax, never log(softmax): at logits [−1000, 1] it stays exact.
+    ``labels`` are integer class indices, shape (batch,).
+    """
+    logits = as_tensor(logits)
+    labels = labels.data if isinstance(labels, Tensor) else labels
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be (batch, classes), got shape {logits.shape}")
+    if getattr(labels, "shape", None) != logits.shape[:1] or labels.dtype.kind not in "iu":
+        raise ValueError(f"cross_entropy: labels must be integers of shape {logits.shape[:1]}, "
+                         f"got {getattr(labels, 'dtype', type(labels))} of shape {getattr(labels, 'shape', '?')}")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]):
+        raise ValueError(f"cross_entropy: labels must lie in [0, {logits.shape[1] - 1}], "
+                         f"got values from {int(labels.min())} to {int(labels.max())}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    xp = logits.xp
+    picked = log_softmax(logits)[xp.arange(len(labels)), labels]
+    losses = -picked
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
+
+
+# --- Maxout ------------------------------------------------------------------------
+class Maxout(Op):
+    """h = max over k of z[..., k, :] for z seen as (..., pieces, units), *pieces-major*:
+    piece k of unit j is column k·units + j of the last axis.
+
+    Pieces-major keeps each piece a contiguous block, so the max is ``pieces − 1``
+    elementwise maximums over blocks instead of a strided reduction.
+    ∂h/∂z routes the gradient to the winning piece; ties split it evenly (the
+    minimum-norm subgradient).  The routing weights are a constant: second derivative 0.
+    """
+    def forward(self, z):
+        xp, u = backend.get_array_module(z), self.units
+        blocks = [z[..., k * u:(k + 1) * u] for k in range(self.pieces)]
+        h = blocks[0].copy()
+        for block in blocks[1:]:
+            xp.maximum(h, block, out=h)
+        hit = xp.stack([b == h for b in blocks], axis=-2).astype(z.dtype)
+        self.weights = hit / hit.sum(axis=-2, keepdims=True)  # (..., pieces, units)
+        return h
+
+    def backward(self, gh):
+        z = self.inputs[0]
+        routed = reshape(gh, gh.shape[:-1] + (1, self.units)) * self.weights
+        return (reshape(routed, z.shape),)
+
+
+def maxout(z, pieces: int):
+    """Maxout over the last axis of ``z`` (pieces-major layout; see ``Maxout``)."""
+    z = as_tensor(z)
+    if pieces < 1 or z.shape[-1] % pieces:
+        raise ValueError(f"maxout: last axis of size {z.shape[-1]} is not a multiple of pieces={pieces}")
+    return Maxout.apply(z, pieces=pieces, units=z.shape[-1] // pieces)
+
+
+# --- the lp norm -------------------------------------------------------------------------
+class LpNorm(Op):
+    """y = ‖x‖ₚ = (Σᵢ|xᵢ|ᵖ)^(1/p) over ``axis``, for p ≥ 1 including p = ∞ (max |xᵢ|).
+
+    ∂y/∂xᵢ = sign(xᵢ)·|xᵢ|ᵖ⁻¹ / yᵖ⁻¹    (p = 1: sign(xᵢ);  p = ∞: sign(xᵢ) on the
+    largest |xᵢ|, ties split evenly).
+
+    Zero-safety (DESIGN.md): at x = 0 the norm has no derivative; we take the
+    minimum-norm subgradient 0, and we write the gradient so that its own derivative
+    there is 0 too.  Likewise a single coordinate xᵢ = 0 contributes 0 for 1 < p < 2,
+    where |xᵢ|ᵖ⁻¹ would otherwise have an infinite derivative.  No NaN or inf comes
+    out, at any order.
+    """
+    def forward(self, x):
+        xp, p, axis = backend.get_array_module(x), self.p, self.axis
+        a = xp.abs(x)
+        if p == 1:
+            y = a.sum(axis=axis, keepdims=True)
+        elif p == 2:
+            y = xp.sqrt((x * x).sum(axis=axis, keepdims=True))
+        else:
+            y = a.max(axis=axis, keepdims=True)
+            if p != np.inf:  # scale by the max so |x|ᵖ cannot overflow for large p
+                m = xp.where(y > 0, y, 1).astype(x.dtype, copy=False)
+                y = m * ((a / m) ** p).sum(axis=axis, keepdims=True) ** (1 / p)
+        self.nonzero = (y > 0).astype(x.dtype)
+        return y if self.keepdims else y.reshape(_reduced_shape(x.shape, axis))
+
+    def backward(self, gy):
+        x, p = self.inputs[0], self.p
+        shape = _keepdims_shape(x.shape, self.axis)
+        gy = reshape(gy, shape)
+        if p == 1:
+            return (gy * x.xp.sign(x.data),)
+        if p == np.inf:
+            a = x.xp.abs(x.data)
+            top = (a == a.max(axis=self.axis, keepdims=True)).astype(x.dtype) * self.nonzero
+            share = top / x.xp.maximum(top.sum(axis=self.axis, keepdims=True), 1)
+            return (gy * (x.xp.sign(x.data) * share),)
+        y = reshape(self.output(), shape) + (1 - self.nonzero)  # y, or 1 where y = 0
+        if p == 2:
+            return (gy * x / y * self.nonzero,)
+        a = abs(x)
+        zero = (a.data == 0).astype(x.dtype)
+        a_pow = (a + zero) ** (p - 1) * (1 - zero)  # |x|^(p−1), with 0 and a 0 derivative at 0
+        return (gy * sign(x) * a_pow / y ** (p - 1) * self.nonzero,)
+
+
+def check_p(p, who="lp_norm"):
+    """Validate a norm exponent: a number in [1, ∞]."""
+    if isinstance(p, str) and p in ("inf", "infinity"):
+        p = np.inf
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: p must be a number >= 1 or inf, got {p!r}") from None
+    if not p >= 1:
+        raise ValueError(f"{who}: p must be >= 1 (or inf), got {p}")
+    return p
+
+
+def lp_norm(x, p=2, axis=None, keepdims=False):
+    """‖x‖ₚ over ``axis`` (all axes by default), zero-safe at every order; see ``LpNorm``."""
+    x = as_tensor(x)
+    p = check_p(p)
+    axis = tuple(axis) if isinstance(axis, list) else axis
+    return LpNorm.apply(x, p=p, axis=axis, keepdims=keepdims)
+
+
+def one_hot(labels, n_classes, dtype=np.float32, like=None):
+    """Constant (batch, n_classes) indicator rows."""
+    xp = like.xp if like is not None else backend.get_array_module(labels)
+    out = xp.zeros((len(labels), n_classes), dtype=dtype)
+    out[xp.arange(len(labels)), labels] = 1
+    return Tensor(out)
+
+
+def kl_divergence(log_p, log_q, axis=-1):
+    """KL(p ‖ q) = Σ p (log p − log q) per row, from log-probabilities."""
+    return sum(exp(log_p) * (log_p - log_q), axis=axis)
+
+
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "np", "backend")]

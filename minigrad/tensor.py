@@ -1,0 +1,310 @@
+"""The engine: Tensor, the recorded graph, and reverse-mode differentiation.
+
+A ``Tensor`` wraps a raw array (NumPy, CuPy, or the strict device double).  When an op
+is applied to tensors that require gradients, the result remembers the op that made
+it (``tensor._op``), and the op remembers its input tensors: that chain *is* the graph.
+
+``grad(outputs, inputs)`` walks the graph backwards.  Each op's ``backward`` returns
+the gradients of its inputs **computed with minigrad ops on Tensors** (see ops.py),
+so the backward pass is itself an ordinary computation.  With ``create_graph=True``
+it is recorded like any forward pass and can be differentiated again: that is all
+double backprop is.  With ``create_graph=False`` the very same code runs under
+``no_grad()``, records nothing, and returns plain constant tensors.
+
+This file knows no op by name; the arithmetic operators of Tensor are attached in
+ops.py, next to the ops that implement them.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from . import backend
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Within this block ops record nothing: results are constants."""
+    previous = is_grad_enabled()
+    _state.enabled = False
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad(enabled: bool = True):
+    previous = is_grad_enabled()
+    _state.enabled = enabled
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+class Tensor:
+    """An array plus what is needed to differentiate through it.
+
+    ``Tensor(data, requires_grad=False, dtype=None)``: Python floats become float32
+    (minigrad trains in float32 by default); arrays keep their dtype exactly.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "name", "__weakref__")
+    __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if not hasattr(data, "dtype") or not hasattr(data, "shape"):
+            data = np.asarray(data)
+            if dtype is None and data.dtype.kind == "f":
+                dtype = np.float32  # Python floats: float32 unless asked otherwise
+        elif isinstance(data, np.generic):
+            data = np.asarray(data)
+        if dtype is not None and data.dtype != dtype:
+            data = data.astype(dtype)
+        if requires_grad and data.dtype.kind not in "fc":
+            raise TypeError(f"Tensor: only floating tensors can require grad, got dtype {data.dtype}")
+        self.data = data
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self._op = None
+        self.name = name
+
+    # -- plain properties -------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    dtype = property(lambda self: self.data.dtype)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    device = property(lambda self: backend.device_of(self.data))
+
+    @property
+    def xp(self):
+        """The array module (numpy / cupy / strict double) that owns this tensor."""
+        return backend.get_array_module(self.data)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        flag = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({backend.as_numpy(self.data)!r}{flag})"
+
+    def item(self) -> float:
+        if self.size != 1:
+            raise ValueError(f"item: only a one-element tensor has an item, got shape {self.shape}")
+        return backend.as_numpy(self.data).reshape(()).item()
+
+    def numpy(self) -> np.ndarray:
+        return backend.as_numpy(self.data)
+
+    def detach(self) -> "Tensor":
+        """The same values as a constant: no graph, no gradient flows through it."""
+        return Tensor(self.data)
+
+    def to(self, device: str) -> "Tensor":
+        """A copy on ``device`` ('cpu', 'cuda', 'strict'); a leaf, like its source."""
+        return Tensor(backend.to_device(self.data, device), requires_grad=self.requires_grad)
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if self._op is not None and not flag:
+            raise RuntimeError("requires_grad_: cannot turn off requires_grad on a non-leaf; use detach()")
+        self.requires_grad = flag
+        return self
+
+    def backward(self, grad_output=None, create_graph: bool = False):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+        leaves = [t for t in _topological_order([self]) if t._op is None and t.requires_grad]
+        grads = grad([self], leaves, None if grad_output is None else [grad_output],
+                     create_graph=create_graph, allow_unused=True)
+        for leaf, g in zip(leaves, grads):
+            if g is not None:
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+
+def as_tensor(x, like: Tensor | None = None) -> Tensor:
+    """Tensor as is; a raw array wrapped; a Python number as an array of ``like``'s dtype
+    on ``like``'s device (so ``x * 2.0`` never promotes float32 to float64)."""
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float, np.generic)) and not isinstance(x, bool):
+        return Tensor(like.xp.asarray(x, dtype=like.dtype))
+    return Tensor(x)
+
+
+class Op:
+    """Base of every primitive op.  A subclass defines
+
+    - ``forward(self, *arrays) -> array`` on raw arrays, and may keep on ``self``
+      whatever backward needs (constant masks as raw arrays);
+    - ``backward(self, grad_output: Tensor) -> tuple`` of input gradients (Tensor or
+      None), computed **only with minigrad ops**.  ``self.inputs`` are the input
+      Tensors and ``self.output()`` rebuilds the output Tensor, so backward can
+      differentiate through either; ``self.needs_grad[i]`` says which are wanted.
+
+    ``Op.apply(*tensors, **params)`` runs forward and, when recording, links the graph.
+    """
+
+    inputs: tuple = ()
+    needs_grad: tuple = ()
+    differentiable = True  # False: backward exists but is not itself differentiable
+
+    def __init__(self, **params):
+        self.__dict__.update(params)
+
+    @classmethod
+    def apply(cls, *inputs, **params) -> Tensor:
+        op = cls(**params)
+        tensors = tuple(as_tensor(t) for t in inputs)
+        arrays = [t.data for t in tensors]
+        backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
+        out = Tensor(op.forward(*arrays))
+        if is_grad_enabled() and any(t.requires_grad for t in tensors):
+            op.inputs = tensors
+            op.needs_grad = tuple(t.requires_grad for t in tensors)
+            op._out = out.data
+            out.requires_grad = True
+            out._op = op
+        return out
+
+    def output(self) -> Tensor:
+        """The op's output as a graph node (made anew, so the op holds no cycle)."""
+        t = Tensor(self._out, requires_grad=True)
+        t._op = self
+        return t
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, grad_output: Tensor):
+        raise NotImplementedError
+
+
+def _topological_order(outputs):
+    """Tensors reachable from ``outputs`` through ops, inputs before users.
+
+    Iterative depth-first search: deep graphs (long chains) hit no recursion limit.
+    """
+    order, seen = [], set()
+    stack = [(t, False) for t in outputs if t.requires_grad]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t._op is not None:
+            stack.extend((i, False) for i in t._op.inputs if i.requires_grad and id(i) not in seen)
+    return order
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph: bool = False,
+         allow_unused: bool = False):
+    """Gradients of ``sum_k <grad_outputs[k], outputs[k]>`` with respect to each input.
+
+    ``outputs``: a Tensor or a sequence of them; ``grad_outputs`` the matching upstream
+    gradients (omitted only for scalar outputs, where it is 1).  Returns a tuple with
+    one Tensor per input (None for an unused input when ``allow_unused``).
+
+    ``create_graph=True`` records the backward pass so the result can be differentiated
+    again (double backprop); otherwise results are constants.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single_input = isinstance(inputs, Tensor)
+    inputs = [inputs] if single_input else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad; create it with requires_grad=True")
+    for k, out in enumerate(outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"grad: output {k} does not require grad, so there is no graph to differentiate: "
+                "it depends on no input with requires_grad=True, or it was computed under no_grad() "
+                "or by a backward pass without create_graph=True")
+
+    seeds = [_seed(out, g, k) for k, (out, g) in enumerate(zip(outputs, grad_outputs))]
+    order = _topological_order(outputs)
+    wanted = _on_a_path_to(order, inputs)
+    grads: dict[int, Tensor] = {}
+    for out, seed in zip(outputs, seeds):
+        _accumulate(grads, out, seed)
+    with_graph = create_graph and is_grad_enabled()
+    with enable_grad(with_graph):
+        for t in reversed(order):
+            g = grads.get(id(t))
+            if g is None or t._op is None or id(t) not in wanted:
+                continue
+            op = t._op
+            if with_graph and not op.differentiable:
+                raise RuntimeError(f"{type(op).__name__} cannot be differentiated twice")
+            op.needs_grad = tuple(x.requires_grad and id(x) in wanted for x in op.inputs)
+            in_grads = op.backward(g)
+            for x, gx in zip(op.inputs, in_grads):
+                if gx is not None and id(x) in wanted:
+                    _check_grad(op, x, gx)
+                    _accumulate(grads, x, gx)
+    result = []
+    for i, t in enumerate(inputs):
+        g = grads.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} (shape {t.shape}) does not reach the outputs; "
+                "pass allow_unused=True to get None for it")
+        if g is not None and not with_graph:
+            g = Tensor(g.data)  # a constant: the caller may not differentiate it again
+        result.append(g)
+    return tuple(result)
+
+
+def _seed(out: Tensor, g, k: int) -> Tensor:
+    if g is None:
+        if out.size != 1:
+            raise RuntimeError(
+                f"grad: output {k} has shape {out.shape}; a non-scalar output needs grad_outputs "
+                "(the upstream gradient, same shape as the output)")
+        return Tensor(out.xp.ones(out.shape, dtype=out.dtype))
+    g = as_tensor(g)
+    if g.shape != out.shape:
+        raise ValueError(f"grad: grad_outputs[{k}] has shape {g.shape}, output has shape {out.shape}")
+    return g
+
+
+def _on_a_path_to(order, inputs) -> set:
+    """ids of the tensors whose gradient leads to some requested input (others are skipped)."""
+    targets = {id(t) for t in inputs}
+    wanted = set()
+    for t in order:  # inputs come before users
+        if id(t) in targets or (t._op is not None and any(id(i) in wanted for i in t._op.inputs)):
+            wanted.add(id(t))
+    return wanted
+
+
+def _check_grad(op, x: Tensor, gx: Tensor):
+    if gx.shape != x.shape or gx.dtype != x.dtype:
+        raise RuntimeError(
+            f"{type(op).__name__}.backward returned a gradient of shape {gx.shape} dtype {gx.dtype} "
+            f"for an input of shape {x.shape} dtype {x.dtype}")
+
+
+def _accumulate(grads: dict, t: Tensor, g: Tensor):
+    # Fan-out: a tensor used twice receives the sum of both gradients.
+    previous = grads.get(id(t))
+    grads[id(t)] = g if previous is None else previous + g

@@ -1,0 +1,211 @@
+"""PyTorch as an independent oracle for the regularizer family.
+
+The same float64 Maxout network is built in PyTorch, and every member with a PyTorch
+counterpart is written here again *from its formula* (PAPERS.md §1–§3), with
+``torch.autograd.grad(..., create_graph=True)`` for the double-backprop members; the
+parameter gradients must agree with minigrad's to ~1e-10 relative.
+
+Layout (see nn.py): minigrad stores a weight as (in, out) so a layer is x @ W + b, and a
+Maxout layer's columns are pieces-major (piece k of unit j is column k·units + j); so the
+torch Linear weight is Wᵀ and the Maxout is ``linear(x).view(B, pieces, units).max(dim=1)``.
+Random inputs and weights: no Maxout ties, no ties in max|gᵢ| for p = 1 (where torch's
+argmax would pick the first index and minigrad split ε evenly) and no zero coordinates of g.
+
+Install the oracle with ``pip install torch==2.13.0`` (the ``oracle`` extra); without torch
+these tests are skipped.
+"""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as TF  # noqa: E402
+
+import minigrad as mg  # noqa: E402
+from minigrad import nn  # noqa: E402
+from minigrad import regularizers as R  # noqa: E402
+from minigrad.backend import as_numpy  # noqa: E402
+
+INF = float("inf")
+UNITS, PIECES, IN, CLASSES, BATCH = 5, 3, 6, 4, 7
+
+
+# --- the network, twice ---------------------------------------------------------------------
+class TorchMaxout(torch.nn.Module):
+    def __init__(self, linear, units, pieces):
+        super().__init__()
+        self.linear, self.units, self.pieces = linear, units, pieces
+
+    def forward(self, x):
+        return self.linear(x).view(len(x), self.pieces, self.units).max(dim=1).values
+
+
+def torch_linear(layer):
+    """A torch Linear holding minigrad's (in, out) weight transposed, in float64."""
+    lin = torch.nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(as_numpy(layer.weight.data).T.copy()))
+        lin.bias.copy_(torch.from_numpy(as_numpy(layer.bias.data).copy()))
+    return lin
+
+
+@pytest.fixture
+def problem():
+    model = nn.maxout_mlp(IN, (UNITS,), PIECES, CLASSES, dtype=np.float64, seed=0)
+    hidden, out = model[0], model[1]
+    net = torch.nn.Sequential(TorchMaxout(torch_linear(hidden), UNITS, PIECES), torch_linear(out))
+    rng = np.random.default_rng(7)
+    x, y = rng.random((BATCH, IN)), rng.integers(0, CLASSES, BATCH)
+    return model, net, x, y, torch.from_numpy(x), torch.from_numpy(y)
+
+
+def torch_grads(loss, modules):
+    """Parameter gradients in minigrad's layout (weights back to (in, out))."""
+    params = [p for m in modules for p in (m.weight, m.bias)]
+    grads = torch.autograd.grad(loss, params)
+    return [g.T.numpy() if g.ndim == 2 else g.numpy() for g in grads]
+
+
+def minigrad_grads(loss, params):
+    return [as_numpy(g.data) for g in mg.grad(loss, params)]
+
+
+def assert_same(mine, theirs, rtol=1e-10):
+    for i, (a, b) in enumerate(zip(mine, theirs)):
+        err = np.linalg.norm(a - b) / np.linalg.norm(b)
+        assert err < rtol, f"parameter {i}: relative error {err:.3g}"
+
+
+def linears(net):
+    return [net[0].linear, net[1]]
+
+
+# --- the members, written from their formulas -------------------------------------------------
+def ce(net, x, y):
+    return TF.cross_entropy(net(x), y)  # mean over the batch
+
+
+def input_grad(net, x, y, create_graph=False):
+    """Per-example ∇ₓLᵢ: the gradient of the *summed* loss (each row sees only its own loss)."""
+    x = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(TF.cross_entropy(net(x), y, reduction="sum"), x, create_graph=create_graph)
+    return g
+
+
+def worst_case(g, eps, p):
+    """argmax_{‖r‖ₚ ≤ ε} gᵀr, row by row (Hölder's equality case)."""
+    if p == INF:
+        return eps * torch.sign(g)
+    if p == 1:
+        k = g.abs().argmax(dim=1)
+        return eps * torch.sign(g) * TF.one_hot(k, g.shape[1]).to(g.dtype)
+    q = p / (p - 1)
+    return eps * torch.sign(g) * g.abs() ** (q - 1) / torch.linalg.vector_norm(g, q, dim=1, keepdim=True) ** (q - 1)
+
+
+def dual(p):
+    return 1.0 if p == INF else INF if p == 1 else p / (p - 1)
+
+
+def adversarial(net, x, y, eps, p, a):
+    r = worst_case(input_grad(net, x, y), eps, p).detach()
+    return a * ce(net, x, y) + (1 - a) * ce(net, x + r, y)
+
+
+def gradient_penalty(net, x, y, eps, p):
+    g = input_grad(net, x, y, create_graph=True)
+    return ce(net, x, y) + eps * torch.linalg.vector_norm(g, dual(p), dim=1).mean()
+
+
+def datagrad_exact(net, x, y, alpha, beta, norm):
+    g = input_grad(net, x, y, create_graph=True)
+    penalty = g.abs().sum(dim=1) if norm == "l1" else (g ** 2).sum(dim=1)
+    return alpha * ce(net, x, y) + beta * penalty.mean()
+
+
+def datagrad_fd(net, x, y, alpha, beta, norm, step):
+    g = input_grad(net, x, y)
+    r = torch.sign(g) if norm == "l1" else 2 * g  # ∇_J of ‖J‖₁, ‖J‖₂²
+    return (alpha - beta / step) * ce(net, x, y) + (beta / step) * ce(net, x + step * r.detach(), y)
+
+
+def double_backprop(net, x, y, lam):
+    g = input_grad(net, x, y, create_graph=True)
+    return ce(net, x, y) + lam * (g ** 2).sum(dim=1).mean()
+
+
+# --- comparisons ----------------------------------------------------------------------------------
+CASES = {
+    "ce": (lambda: R.CrossEntropy(), lambda n, x, y: ce(n, x, y)),
+    "adv-p1": (lambda: R.AdversarialTraining(0.3, 1), lambda n, x, y: adversarial(n, x, y, 0.3, 1, 0.5)),
+    "adv-p2": (lambda: R.AdversarialTraining(0.3, 2, alpha=0.2),
+               lambda n, x, y: adversarial(n, x, y, 0.3, 2, 0.2)),
+    "adv-pinf": (lambda: R.AdversarialTraining(0.1, INF), lambda n, x, y: adversarial(n, x, y, 0.1, INF, 0.5)),
+    "adv-p1.5": (lambda: R.AdversarialTraining(0.3, 1.5, alpha=0.0),
+                 lambda n, x, y: adversarial(n, x, y, 0.3, 1.5, 0.0)),
+    "gp-q1": (lambda: R.GradientPenalty(0.2, INF), lambda n, x, y: gradient_penalty(n, x, y, 0.2, INF)),
+    "gp-q2": (lambda: R.GradientPenalty(0.2, 2), lambda n, x, y: gradient_penalty(n, x, y, 0.2, 2)),
+    "gp-qinf": (lambda: R.GradientPenalty(0.2, 1), lambda n, x, y: gradient_penalty(n, x, y, 0.2, 1)),
+    "gp-q3": (lambda: R.GradientPenalty(0.2, 1.5), lambda n, x, y: gradient_penalty(n, x, y, 0.2, 1.5)),
+    "dbp": (lambda: R.DoubleBackprop(0.3), lambda n, x, y: double_backprop(n, x, y, 0.3)),
+    "datagrad-l1": (lambda: R.DataGrad(0.8, 0.2, "l1"), lambda n, x, y: datagrad_exact(n, x, y, 0.8, 0.2, "l1")),
+    "datagrad-l2": (lambda: R.DataGrad(0.8, 0.2, "l2"), lambda n, x, y: datagrad_exact(n, x, y, 0.8, 0.2, "l2")),
+    "datagrad-l1-fd": (lambda: R.DataGrad(1.0, 0.2, "l1", "finite_difference", step=0.05),
+                       lambda n, x, y: datagrad_fd(n, x, y, 1.0, 0.2, "l1", 0.05)),
+    "datagrad-l2-fd": (lambda: R.DataGrad(1.0, 0.2, "l2", "finite_difference", step=0.05),
+                       lambda n, x, y: datagrad_fd(n, x, y, 1.0, 0.2, "l2", 0.05)),
+}
+
+
+@pytest.mark.parametrize("key", CASES)
+def test_parameter_gradient_matches_pytorch(key, problem):
+    model, net, x, y, tx, ty = problem
+    make, torch_loss = CASES[key]
+    mine = make()(model, x, y)
+    theirs = torch_loss(net, tx, ty)
+    assert mine.item() == pytest.approx(theirs.item(), rel=1e-12)
+    assert_same(minigrad_grads(mine, model.parameters()), torch_grads(theirs, linears(net)))
+
+
+def test_multitask_matches_pytorch(problem):
+    # γ · mean squared error of a linear decoder from the first hidden layer, encoder and
+    # decoder both trained; torch's mse_loss averages over examples and coordinates too.
+    model, net, x, y, tx, ty = problem
+    term = R.Multitask.for_model(model, 0.7, seed=1)
+    decoder = torch_linear(term.decoder)
+    objective = R.CrossEntropy() + term
+    mine = objective(model, x, y)
+    theirs = ce(net, tx, ty) + 0.7 * TF.mse_loss(decoder(net[0](tx)), tx)
+    assert mine.item() == pytest.approx(theirs.item(), rel=1e-12)
+    assert_same(minigrad_grads(mine, model.parameters() + objective.parameters()),
+                torch_grads(theirs, linears(net) + [decoder]))
+
+
+def test_virtual_adversarial_matches_pytorch(problem):
+    # Same start d₀: minigrad documents d₀ = np.random.default_rng(seed).standard_normal(x.shape).
+    # ξ = 1e-3 (not 1e-6) keeps float64 roundoff in the power iteration far below 1e-10.
+    model, net, x, y, tx, ty = problem
+    eps, xi, iterations, seed = 0.5, 1e-3, 2, 3
+    mine = (R.CrossEntropy() + R.VirtualAdversarial(eps, xi, iterations, seed))(model, x, y)
+
+    log_p = TF.log_softmax(net(tx), dim=1).detach()
+    d = torch.from_numpy(np.random.default_rng(seed).standard_normal(x.shape))
+    for _ in range(iterations):
+        probe = (xi * d / d.norm(dim=1, keepdim=True)).requires_grad_(True)
+        kl = TF.kl_div(TF.log_softmax(net(tx + probe), dim=1), log_p, reduction="sum", log_target=True)
+        (d,) = torch.autograd.grad(kl, probe)
+    r = (eps * d / d.norm(dim=1, keepdim=True)).detach()
+    vat = TF.kl_div(TF.log_softmax(net(tx + r), dim=1), log_p, reduction="batchmean", log_target=True)
+    theirs = ce(net, tx, ty) + vat
+    assert mine.item() == pytest.approx(theirs.item(), rel=1e-10)
+    assert_same(minigrad_grads(mine, model.parameters()), torch_grads(theirs, linears(net)))
+
+
+def test_weight_decay_matches_pytorch_sgd_weight_decay(problem):
+    # WeightDecay(l2=λ) has gradient λW, PyTorch SGD's weight_decay=λ; biases are not decayed.
+    model, net, x, y, tx, ty = problem
+    mine = (R.CrossEntropy() + R.WeightDecay(l2=0.3))(model, x, y)
+    theirs = ce(net, tx, ty)
+    grads = torch_grads(theirs, linears(net))
+    weights = [as_numpy(p.data) for n, p in model.named_parameters()]
+    expected = [g + 0.3 * w if g.ndim == 2 else g for g, w in zip(grads, weights)]
+    assert_same(minigrad_grads(mine, model.parameters()), expected)

@@ -159,13 +159,13 @@ class LpNorm(Op):
         a = xp.abs(x)
         if p == 1:
             y = a.sum(axis=axis, keepdims=True)
-        elif p == 2:
-            y = xp.sqrt((x * x).sum(axis=axis, keepdims=True))
         else:
             y = a.max(axis=axis, keepdims=True)
-            if p != np.inf:  # scale by the max so |x|ᵖ cannot overflow for large p
+            if p != np.inf:  # scale by the max so |x|ᵖ can neither overflow nor underflow
                 m = xp.where(y > 0, y, 1).astype(x.dtype, copy=False)
-                y = m * ((a / m) ** p).sum(axis=axis, keepdims=True) ** (1 / p)
+                u = a / m
+                y = m * (xp.sqrt((u * u).sum(axis=axis, keepdims=True)) if p == 2 else
+                         (u ** p).sum(axis=axis, keepdims=True) ** (1 / p))
         self.nonzero = (y > 0).astype(x.dtype)
         return y if self.keepdims else y.reshape(_reduced_shape(x.shape, axis))
 
@@ -185,8 +185,11 @@ class LpNorm(Op):
             return (gy * x / y * self.nonzero,)
         a = abs(x)
         zero = (a.data == 0).astype(x.dtype)
-        a_pow = (a + zero) ** (p - 1) * (1 - zero)  # |x|^(p−1), with 0 and a 0 derivative at 0
-        return (gy * sign(x) * a_pow / y ** (p - 1) * self.nonzero,)
+        # (|x|/y)^(p−1) rather than |x|^(p−1)/y^(p−1): the ratio is in [0, 1], so tiny or huge
+        # x cannot underflow into 0/0.  Where xᵢ = 0 the base is set to 1 and the result
+        # masked: value 0 and derivative 0, instead of the infinite slope of |x|^(p−1), p < 2.
+        ratio = (a / y + zero) ** (p - 1) * (1 - zero)
+        return (gy * sign(x) * ratio * self.nonzero,)
 
 
 def check_p(p, who="lp_norm"):

@@ -93,6 +93,8 @@ class PowScalar(Op):
 
     def backward(self, gy):
         (x,) = self.inputs
+        if self.c == 0:  # x⁰ = 1 is constant; c·x⁻¹ would give 0·∞ = NaN at x = 0
+            return (Tensor(x.xp.zeros(x.shape, dtype=x.dtype)),)
         if self.c == 1:
             return (gy,)
         return (gy * (x ** (self.c - 1) * self.c),)
@@ -367,7 +369,9 @@ def tanh(x): return Tanh.apply(x)
 def sigmoid(x): return Sigmoid.apply(x)
 def softplus(x): return Softplus.apply(x)
 def maximum(a, b): return _binary(Maximum, a, b)
-def minimum(a, b): return -maximum(-as_tensor(a), -as_tensor(b))
+def minimum(a, b):
+    a = as_tensor(a, like=b if isinstance(b, Tensor) else None)
+    return -maximum(-a, -as_tensor(b, like=a))
 
 
 def power(x, c):
@@ -380,12 +384,16 @@ def power(x, c):
 def matmul(a, b):
     """A @ B.  A 1-D operand is treated as a row (left) or column (right) vector."""
     a, b = as_tensor(a), as_tensor(b)
-    if a.ndim == 1:
-        return reshape(matmul(reshape(a, (1,) + a.shape), b), b.shape[:-2] + b.shape[-1:])
-    if b.ndim == 1:
-        return reshape(matmul(a, reshape(b, b.shape + (1,))), a.shape[:-1])
-    if a.shape[-1] != b.shape[-2]:
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least one axis, got {a.shape} @ {b.shape}")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
+    if a.ndim == 1 or b.ndim == 1:  # NumPy's rule: promote to a matrix, then drop that axis
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + a.shape[:-1][-1:] * (a.ndim > 1) \
+            + b.shape[-1:] * (b.ndim > 1)
+        a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
+        b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
+        return reshape(_binary(MatMul, a2, b2), shape)
     return _binary(MatMul, a, b)
 
 
@@ -458,6 +466,9 @@ def getitem(x, index):
 
 def concatenate(xs, axis=0):
     xs = [as_tensor(x) for x in xs]
+    dtypes = sorted({str(x.dtype) for x in xs})
+    if len(dtypes) > 1:
+        raise TypeError(f"concatenate: dtypes differ ({', '.join(dtypes)}); cast explicitly first")
     axis = axis % xs[0].ndim
     return Concatenate.apply(*xs, axis=axis)
 

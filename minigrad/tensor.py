@@ -166,8 +166,11 @@ class Op:
         op = cls(**params)
         tensors = tuple(as_tensor(t) for t in inputs)
         arrays = [t.data for t in tensors]
-        backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
-        out = Tensor(op.forward(*arrays))
+        xp = backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
+        result = op.forward(*arrays)
+        if isinstance(result, np.generic):  # NumPy's scalars (x[0], a full reduction): keep the device
+            result = xp.asarray(result)
+        out = Tensor(result)
         if is_grad_enabled() and any(t.requires_grad for t in tensors):
             op.inputs = tensors
             op.needs_grad = tuple(t.requires_grad for t in tensors)

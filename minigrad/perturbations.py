@@ -20,13 +20,22 @@ the one that keeps r*(p) continuous as p → 1⁺).
 
 ``worst_case`` is written in minigrad ops, so it can be differentiated (PAPERS.md §4
 claim 7); training holds it constant (``.detach()``).
+
+The attacks build on it.  ``fgm`` takes the closed-form step once (``fgsm`` is its
+p = ∞ member, Goodfellow et al. 2015); ``pgd`` iterates steepest-ascent steps and
+projects back onto the ball (``project``, exact for p = 1, 2, ∞); ``sample_ball``
+draws uniform points of the ball for PGD's random start and for tests.  Attacks return
+raw arrays (the adversarial batch), not Tensors: they are data, not part of a graph.
+Evaluate attacks with the model in eval mode (``model.eval()``): in training mode
+dropout makes every gradient, hence every attack, random.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import functional as F
-from .tensor import Tensor, as_tensor, grad
+from .backend import device_of, get_array_module, to_device
+from .tensor import Tensor, as_tensor, enable_grad, grad
 
 
 def dual_exponent(p) -> float:
@@ -98,8 +107,11 @@ def _worst_case_general(flat: Tensor, eps: float, q: float) -> Tensor:
     u = a / (m + (m.data == 0).astype(a.dtype))
     zero = (u.data == 0).astype(a.dtype)
     u_pow = (u + zero) ** (q - 1) * (1 - zero)  # uᵢ^(q−1), and 0 with a 0 derivative at 0
-    n = F.lp_norm(u, q, axis=1, keepdims=True) ** (q - 1)
-    return F.sign(flat) * u_pow * eps / (n + (n.data == 0).astype(a.dtype))
+    # Make the norm safe *before* the power: (0)^(q−1) has an infinite derivative for q < 2,
+    # and ∞·0 would put a NaN into every parameter gradient through r*.
+    norm = F.lp_norm(u, q, axis=1, keepdims=True)
+    n = (norm + (norm.data == 0).astype(a.dtype)) ** (q - 1)
+    return F.sign(flat) * u_pow * eps / n
 
 
 def input_gradient(model, x, y, create_graph: bool = False, loss=F.cross_entropy) -> Tensor:
@@ -110,5 +122,186 @@ def input_gradient(model, x, y, create_graph: bool = False, loss=F.cross_entropy
     the graph, so a penalty on g can be differentiated (double backprop).
     """
     x = Tensor(x.data if isinstance(x, Tensor) else x, requires_grad=True)
-    (g,) = grad(loss(model(x), y, reduction="sum"), x, create_graph=create_graph)
+    with enable_grad():  # an input gradient needs a graph even inside a caller's no_grad()
+        (g,) = grad(loss(model(x), y, reduction="sum"), x, create_graph=create_graph)
     return g
+
+
+# --- attacks -------------------------------------------------------------------------
+def _batch(x, y, who):
+    """x as a raw floating array with a batch axis, and y one label per example."""
+    x = x.data if isinstance(x, Tensor) else x
+    if not hasattr(x, "dtype"):
+        x = np.asarray(x)
+    if x.dtype.kind != "f" or x.ndim < 1:
+        raise ValueError(f"{who}: x must be a floating array with a batch axis, "
+                         f"got dtype {x.dtype} and shape {x.shape}")
+    labels = y.data if isinstance(y, Tensor) else y
+    if getattr(labels, "shape", None) != x.shape[:1]:
+        raise ValueError(f"{who}: y must hold one label per example, shape {x.shape[:1]}, "
+                         f"got shape {getattr(labels, 'shape', type(y).__name__)}")
+    return x
+
+
+def _check_clip(clip, x, who):
+    """(lo, hi) with lo < hi, and x inside the box: then clipping x + r only shrinks
+    every |rᵢ|, so the clipped point stays in the ℓp ball (for any p)."""
+    if clip is None:
+        return None
+    try:
+        lo, hi = (float(c) for c in clip)
+    except (TypeError, ValueError):
+        raise ValueError(f"{who}: clip must be a pair (lo, hi) of numbers, got {clip!r}") from None
+    if not lo < hi:
+        raise ValueError(f"{who}: clip needs lo < hi, got ({lo}, {hi})")
+    if x.size and (float(x.min()) < lo or float(x.max()) > hi):
+        raise ValueError(f"{who}: x has values in [{float(x.min())}, {float(x.max())}], outside the "
+                         f"clip box [{lo}, {hi}]; clipping could then move a point more than eps from x")
+    return lo, hi
+
+
+def _clip(x, box):
+    return x if box is None else get_array_module(x).clip(x, box[0], box[1])
+
+
+def fgm(model, x, y, eps, p, clip=None, loss=F.cross_entropy):
+    """The fast gradient method: one closed-form step  x_adv = clip(x + r*(g, ε, p)).
+
+    r* = argmax_{‖r‖ₚ ≤ ε} gᵀr with g = ∇ₓL per example (``worst_case``), the exact
+    maximiser of the linearised loss (Lyu et al. 2015, eq. 4–6).  ``clip=(lo, hi)``
+    keeps the result in the data box (x itself must lie in it).  Returns a raw array on
+    x's device with x's dtype.  The model runs in whatever mode the caller set: use
+    ``model.eval()`` to evaluate.
+    """
+    p, eps = F.check_p(p, "fgm"), check_eps(eps, "fgm")
+    x = _batch(x, y, "fgm")
+    box = _check_clip(clip, x, "fgm")
+    with enable_grad():  # an attack needs gradients even inside a caller's no_grad()
+        g = input_gradient(model, x, y, loss=loss)
+    return _clip(x + worst_case(g, eps, p).data, box)
+
+
+def fgsm(model, x, y, eps, clip=None, loss=F.cross_entropy):
+    """The fast gradient sign method (Goodfellow et al. 2015): x + ε·sign(∇ₓL), the p = ∞
+    member of ``fgm``."""
+    return fgm(model, x, y, eps, np.inf, clip=clip, loss=loss)
+
+
+def project(r, eps, p):
+    """Euclidean projection of every example's r onto the ball ‖r‖ₚ ≤ ε:
+    argmin_{‖v‖ₚ ≤ ε} ‖v − r‖₂, exact for p ∈ {1, 2, ∞}.
+
+    p = ∞: clip each coordinate to [−ε, ε];  p = 2: r·min(1, ε/‖r‖₂);
+    p = 1: soft-thresholding vᵢ = sign(rᵢ)·max(|rᵢ| − θ, 0), with θ ≥ 0 chosen so that
+    ‖v‖₁ = ε, found by sorting (Duchi, Shalev-Shwartz, Singer & Chandra 2008, Fig. 1).
+    An example already in the ball is returned unchanged.  Other p have no closed-form
+    projection and raise ValueError.  Takes and returns a raw array (or a Tensor's data).
+    """
+    p, eps = F.check_p(p, "project"), check_eps(eps, "project")
+    r = r.data if isinstance(r, Tensor) else r
+    if not hasattr(r, "dtype") or r.dtype.kind != "f" or r.ndim < 1:
+        raise ValueError(f"project: r must be a floating array with a batch axis, got {type(r).__name__} "
+                         f"{getattr(r, 'dtype', '')} {getattr(r, 'shape', '')}")
+    xp, flat = get_array_module(r), r.reshape(len(r), -1)
+    if p == np.inf:
+        out = xp.clip(flat, -eps, eps)
+    elif p == 2:
+        n = xp.sqrt((flat * flat).sum(axis=1, keepdims=True))
+        # Outside: scale to the sphere; inside (or r = 0): multiply by exactly 1.
+        out = flat * xp.where(n > eps, eps / xp.where(n > 0, n, 1), 1).astype(r.dtype)
+    elif p == 1:
+        out = _project_l1(flat, eps, xp)
+    else:
+        raise ValueError(f"project: exact projection is implemented for p = 1, 2 or inf, got p = {p} "
+                         "(the lp ball for other p has no closed-form projection)")
+    return out.reshape(r.shape)
+
+
+def _project_l1(flat, eps, xp):
+    a = xp.abs(flat)
+    outside = a.sum(axis=1, keepdims=True) > eps
+    u = -xp.sort(-a, axis=1)  # |r| in decreasing order
+    css = xp.cumsum(u, axis=1)
+    j = xp.arange(1, flat.shape[1] + 1, dtype=flat.dtype)
+    # ρ = the largest j with u_j > (Σ_{i≤j} u_i − ε)/j: the coordinates that survive
+    # thresholding.  j = 1 always qualifies (u₁ > u₁ − ε), which rounding can hide when
+    # ε ≪ u₁, so it is set explicitly.
+    alive = u - (css - eps) / j > 0
+    alive[:, 0] = True
+    rho = flat.shape[1] - xp.argmax(alive[:, ::-1], axis=1)
+    theta = (xp.take_along_axis(css, (rho - 1)[:, None], axis=1) - eps) / rho[:, None]
+    shrunk = xp.sign(flat) * xp.maximum(a - theta.astype(flat.dtype), 0)
+    # θ is a difference of sums, so ‖shrunk‖₁ may exceed ε by a few ulps of max|r| (a lot
+    # relative to a tiny ε): scale that excess away, so the result is always feasible.
+    n1 = xp.abs(shrunk).sum(axis=1, keepdims=True)
+    shrunk = shrunk * xp.minimum(1, eps / xp.where(n1 > 0, n1, 1)).astype(flat.dtype)
+    return xp.where(outside, shrunk, flat)
+
+
+def sample_ball(shape, eps, p, rng=None, surface=False) -> np.ndarray:
+    """Random points of the ℓp ball {‖r‖ₚ ≤ ε}, one per example: a float64 host array of
+    ``shape`` (batch, ...), norms over all axes but the first.
+
+    Uniform in the ball (``surface=False``):
+    - p = ∞: a uniform box, rᵢ ~ U(−ε, ε);
+    - p = 2: r = ε·U^(1/D)·z/‖z‖₂ with z Gaussian: a uniform direction, and the radius law
+      P(‖r‖ ≤ tε) = t^D of the D-dimensional ball;
+    - other p (p = 1 included): Barthe, Guédon, Mendelson & Naor (2005): with zᵢ i.i.d. of
+      density ∝ exp(−|t|ᵖ) and w ~ Exp(1), r = ε·z/(‖z‖ₚᵖ + w)^(1/p) is uniform in the
+      ball.  |zᵢ| is drawn as Gamma(1 + 1/p)^(1/p)·U, which equals Gamma(1/p)^(1/p) in law
+      and cannot underflow for large p.  (p = 1: z is Laplace, "Laplace direction".)
+    ``surface=True`` gives points on the sphere ‖r‖ₚ = ε instead (p = ∞: one coordinate
+    at ±ε; finite p: ε·z/‖z‖ₚ, the cone measure) — in any case feasible points.
+    """
+    p, eps = F.check_p(p, "sample_ball"), check_eps(eps, "sample_ball")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    n, d = shape[0], int(np.prod(shape[1:], dtype=np.int64))
+    if p == np.inf:
+        r = rng.uniform(-1.0, 1.0, (n, d))
+        if surface:
+            r[np.arange(n), rng.integers(d, size=n)] = rng.choice([-1.0, 1.0], size=n)
+    elif p == 2:
+        z = rng.standard_normal((n, d))
+        radius = 1.0 if surface else rng.random((n, 1)) ** (1.0 / d)
+        r = radius * z / np.linalg.norm(z, axis=1, keepdims=True)
+    else:
+        z = rng.gamma(1 + 1 / p, size=(n, d)) ** (1 / p) * rng.random((n, d))
+        z *= rng.choice([-1.0, 1.0], size=(n, d))
+        w_root = 0.0 if surface else rng.exponential(size=(n, 1)) ** (1 / p)
+        m = np.maximum(np.abs(z).max(axis=1, keepdims=True), w_root)  # scale by m: no under/overflow
+        r = z / (m * (((np.abs(z) / m) ** p).sum(axis=1, keepdims=True) + (w_root / m) ** p) ** (1 / p))
+    return (eps * r).reshape(shape)
+
+
+def pgd(model, x, y, eps, p, steps, step_size, random_start=False, clip=None, seed=None,
+        loss=F.cross_entropy):
+    """Projected gradient ascent on the loss over the ℓp ball around x (Madry et al. 2018):
+
+        x_{t+1} = clip( x + Proj_{‖·‖ₚ ≤ ε}( x_t + r*(g_t, step_size, p) − x ) ),
+
+    each step the steepest-ascent direction for the norm (``worst_case`` with budget
+    ``step_size``; for p = 1 that moves one coordinate per step — correct, but slow),
+    then the exact projection (``project``) and the box.  Clipping after projecting stays
+    in the ball because x is in the box (see ``clip``).  p must be 1, 2 or ∞.
+    ``random_start``: x₀ uniform in the ball (``sample_ball``, drawn with ``seed``).
+    The whole batch moves at once: no loop over examples.  Returns a raw array on x's
+    device with x's dtype; the model runs in the mode the caller set (use eval).
+    """
+    p, eps = F.check_p(p, "pgd"), check_eps(eps, "pgd")
+    if p not in (1, 2, np.inf):
+        raise ValueError(f"pgd: p must be 1, 2 or inf (the norms with an exact projection), got {p}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"pgd: steps must be an int >= 1, got {steps!r}")
+    if not (isinstance(step_size, (int, float, np.floating)) and np.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"pgd: step_size must be a finite number > 0, got {step_size!r}")
+    x = _batch(x, y, "pgd")
+    box = _check_clip(clip, x, "pgd")
+    x_adv = x
+    if random_start:
+        start = sample_ball(x.shape, eps, p, np.random.default_rng(seed)).astype(x.dtype)
+        x_adv = _clip(x + to_device(start, device_of(x)), box)
+    for _ in range(steps):
+        with enable_grad():
+            g = input_gradient(model, x_adv, y, loss=loss)
+        x_adv = _clip(x + project(x_adv + worst_case(g, step_size, p).data - x, eps, p), box)
+    return x_adv

@@ -1,0 +1,471 @@
+"""The nine numerically checkable claims of PAPERS.md §4, one public function each.
+
+Each function measures its claim on a model and a batch (or on a gradient vector g)
+and returns the numbers, so a tutorial can print them and a test can assert them.
+A claim "X = Y + O(hᵏ)" is measured as errors |X − Y| over a decreasing sequence of h
+(ε, φ or s) with the least-squares slope of log error on log h, which should be ≈ k
+(``Convergence``).  Conventions follow PAPERS.md §1–2: per-example norms, input
+gradients from the summed loss (``input_gradient``), batch-mean training objectives.
+
+Why float64, and why one linear region.  At ε = 1e-3 an O(ε²) effect is 1e-6 of the
+loss: float32 (7 digits) cannot see it, so the model-based claims refuse float32.  A
+Maxout network is piecewise linear in x; its only curvature in x is the softmax's
+(claim 9).  If a perturbed point crosses a kink, the logits change by a different
+linear map there and the asymptotics break (a bent log-log line), so every claim that
+perturbs x reports ``same_region``: whether all perturbed points kept x's pattern of
+winning pieces.  ``region_radius`` gives the exact distance to the nearest kink, which
+``run_all`` uses to pick a batch that no perturbation takes out of its region.
+
+    python -m minigrad.verify         # prints a table of all nine claims
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import functional as F
+from .backend import as_numpy, to_device
+from .nn import Dropout, Linear, Maxout, Sequential, maxout_mlp
+from .perturbations import dual_exponent, fgsm, input_gradient, lp_norm, sample_ball, worst_case
+from .tensor import Tensor, grad
+
+# O(ε²) at ε = 1e-3 is ~1e-7 of the loss, far above float64 rounding (1e-16); ε = 0.1 keeps
+# ℓ∞ steps inside demo_problem's regions (ℓ∞ radius ≥ 0.3).  A forward difference at
+# φ = 1e-4 has rounding error ~1e-12, below its O(φ) truncation error.
+EPS_VALUES = tuple(np.geomspace(1e-1, 1e-3, 7))
+PHI_VALUES = tuple(np.geomspace(1e-1, 1e-4, 7))
+
+
+@dataclass
+class Convergence:
+    """errors[i] measured at h[i]; ``slope`` fits log errors = slope·log h + c (least
+    squares) and should be ≈ ``expected_slope``; ``same_region``: no kink was crossed
+    (None when the model is not a Maxout Sequential)."""
+    claim: str
+    h: np.ndarray
+    errors: np.ndarray
+    slope: float
+    expected_slope: float
+    same_region: bool | None
+    details: dict = field(default_factory=dict)
+
+
+@dataclass
+class Holder:
+    """Claim 1, relative to ε or ε‖g‖_q; all ≈ 0 (``excess`` ≤ 0 up to rounding)."""
+    norm_error: float    # max |‖r*‖ₚ − ε| / ε
+    value_error: float   # max |gᵀr* − ε‖g‖_q| / (ε‖g‖_q)
+    excess: float        # max over random feasible r of (gᵀr − gᵀr*) / (ε‖g‖_q)
+    n_random: int
+
+
+@dataclass
+class Limits:
+    """Claim 2: distances (max |·|) of r*(p) to the p = ∞ and p = 1 members."""
+    sign_exact: bool             # r*(∞) == ε·sign(g), bitwise
+    large_p: np.ndarray
+    dist_to_inf: np.ndarray      # ≈ (q − 1)·coef_inf: first order in q − 1 = 1/(p − 1)
+    slope_inf: float             # slope of dist_to_inf on q − 1, ≈ 1
+    coef_inf: float              # predicted ε·max|log uᵢ − log Σⱼuⱼ|, u = |g|/max|g|
+    near_one: np.ndarray
+    dist_to_one: np.ndarray      # ≤ bound_one: geometric in q − 1 = 1/(p − 1)
+    bound_one: np.ndarray        # ε·(D − 1)·ρ^(q−1), ρ = second-largest |gᵢ| / largest
+
+
+@dataclass
+class Identity:
+    """Claim 5: two routes to one parameter gradient."""
+    max_abs_diff: float
+    rel_diff: float              # max_abs_diff / max |gradient|
+
+
+@dataclass
+class LocalHessian:
+    """Claim 9, worst example of the batch."""
+    max_abs_diff: float          # |∇²ₓL (double backprop) − Aᵀ(diag p − ppᵀ)A|
+    max_asymmetry: float
+    min_eigenvalue: float
+    max_rank: int
+    n_classes: int
+
+
+# --- helpers ----------------------------------------------------------------------------
+def _slope(h, errors) -> float:
+    h, e = np.asarray(h, dtype=float), np.asarray(errors, dtype=float)
+    return float(np.polyfit(np.log(h), np.log(e), 1)[0]) if (e > 0).all() else float("nan")
+
+
+def _prepare(model, x, who) -> Tensor:
+    """x as a float64 constant on the model's device, after checking the model can resolve
+    O(ε²): float64 parameters, and no dropout mask drawn (eval mode)."""
+    x = x.data if isinstance(x, Tensor) else x
+    if x.dtype != np.float64 or any(q.dtype != np.float64 for q in model.parameters()):
+        dts = sorted({str(q.dtype) for q in model.parameters()} | {str(x.dtype)})
+        raise TypeError(f"{who}: needs a float64 model and x, got {dts}; float32 resolves ~1e-7 of the "
+                        "loss, and O(eps^2) effects at eps = 1e-3 are ~1e-6 of it. Build the model with "
+                        "dtype=np.float64")
+    if any(isinstance(m, Dropout) and m.training and m.p > 0 for m in model.modules()):
+        raise ValueError(f"{who}: the model is in training mode with dropout; call model.eval() first")
+    return Tensor(to_device(x, model.device))
+
+
+def _loss(model, x, y, reduction="mean") -> Tensor:
+    return F.cross_entropy(model(x if isinstance(x, Tensor) else Tensor(x)), y, reduction=reduction)
+
+
+def _param_grad(model, objective) -> np.ndarray:
+    """∇θ objective, all parameters flattened into one vector."""
+    params = model.parameters()
+    gs = grad(objective, params, allow_unused=True)
+    return np.concatenate([np.zeros(q.size) if g is None else as_numpy(g.data).ravel()
+                           for q, g in zip(params, gs)])
+
+
+def _maxout_layers(model):
+    ok = isinstance(model, Sequential) and all(isinstance(m, (Linear, Dropout)) for m in model.layers)
+    return [m for m in model.layers if not isinstance(m, Dropout)] if ok else None
+
+
+def activation_pattern(model, x):
+    """The winning piece of every Maxout unit, per example: a list of (batch, units) int
+    arrays, one per Maxout layer (None if the model is not a Sequential of Linear, Maxout
+    and Dropout layers).  Two points with equal patterns lie in one linear region."""
+    layers = _maxout_layers(model)
+    if layers is None:
+        return None
+    h, pattern = as_numpy(x.data if isinstance(x, Tensor) else x), []
+    for layer in layers:
+        z = h @ as_numpy(layer.weight.data) + as_numpy(layer.bias.data)
+        if isinstance(layer, Maxout):
+            z = z.reshape(len(z), layer.pieces, layer.units)  # pieces-major columns
+            pattern.append(z.argmax(axis=1))
+            z = z.max(axis=1)
+        h = z
+    return pattern
+
+
+def _same_region(model, x, *perturbed):
+    # A region (fixed pattern) is a convex polytope: if x + ε_max·d is in x's region, so is
+    # x + ε·d for every ε ≤ ε_max; checking the largest perturbation suffices.
+    base = activation_pattern(model, x)
+    if base is None:
+        return None
+    return all(all(np.array_equal(a, b) for a, b in zip(base, activation_pattern(model, xp)))
+               for xp in perturbed)
+
+
+def _local_maps(model, x):
+    """Per example, the Jacobian of each layer's input w.r.t. x with the active pieces held
+    fixed; yields (layer, M (batch, D, in), z (batch, out) pre-activations)."""
+    layers, h = _maxout_layers(model), as_numpy(x.data if isinstance(x, Tensor) else x)
+    M = np.broadcast_to(np.eye(h.shape[1]), (len(h),) + (h.shape[1],) * 2)
+    for layer in layers:
+        W, z = as_numpy(layer.weight.data), h @ as_numpy(layer.weight.data) + as_numpy(layer.bias.data)
+        yield layer, M, z
+        if isinstance(layer, Maxout):
+            k = z.reshape(len(z), layer.pieces, layer.units).argmax(axis=1)
+            cols = k * layer.units + np.arange(layer.units)    # the winning columns
+            W = np.transpose(W[:, cols], (1, 0, 2))            # (batch, in, units)
+            h = np.take_along_axis(z, cols, axis=1)
+        else:
+            h = z
+        M = M @ W
+
+
+def local_jacobian(model, x) -> np.ndarray:
+    """A = ∂logits/∂x (batch, K, D) inside x's linear region, from the active pieces."""
+    *_, (layer, M, _) = _local_maps(model, x)
+    return np.transpose(M @ as_numpy(layer.weight.data), (0, 2, 1))
+
+
+def region_radius(model, x, p) -> np.ndarray:
+    """Per example, the ℓp distance from x to the boundary of its linear region.
+
+    With the pattern fixed every pre-activation is affine in x, so the region is the
+    polytope {z_win(x) ≥ z_a(x) for every unit and losing piece a}; the distance to one
+    face is the margin z_win − z_a over the dual norm ‖∇ₓ(z_win − z_a)‖_q.
+    """
+    q, radius = dual_exponent(p), np.full(len(x), np.inf)
+    for layer, M, z in _local_maps(model, x):
+        if not isinstance(layer, Maxout):
+            continue
+        P, U = layer.pieces, layer.units
+        z = z.reshape(len(z), P, U)
+        k = z.argmax(axis=1)
+        W = as_numpy(layer.weight.data).reshape(-1, P, U)
+        w_win = np.take_along_axis(W[None], k[:, None, None, :], axis=2)   # (batch, in, 1, units)
+        normal = np.einsum("bdi,bipu->bdpu", M, w_win - W[None])
+        margin = np.take_along_axis(z, k[:, None, :], axis=1) - z
+        dist = margin / np.maximum(np.linalg.norm(normal, ord=q, axis=1), 1e-300)
+        dist[np.broadcast_to(np.arange(P)[None, :, None] == k[:, None, :], dist.shape)] = np.inf
+        radius = np.minimum(radius, dist.reshape(len(z), -1).min(axis=1))
+    return radius
+
+
+def input_hessians(model, x, y) -> np.ndarray:
+    """∇²ₓLᵢ for every example (batch, D, D) by double backprop: D Hessian-vector
+    products, each for the whole batch (the summed loss's Hessian is block diagonal)."""
+    xt = Tensor(x.data, requires_grad=True)
+    (g,) = grad(_loss(model, xt, y, "sum"), xt, create_graph=True)
+    cols = []
+    for j in range(xt.shape[1]):
+        e = xt.xp.zeros(xt.shape, dtype=xt.dtype)
+        e[:, j] = 1
+        cols.append(as_numpy(grad(g, xt, grad_outputs=Tensor(e))[0].data))   # Hᵢeⱼ for all i
+    return np.stack(cols, axis=-1)
+
+
+# --- the claims -------------------------------------------------------------------------
+def _as_batch(g) -> np.ndarray:
+    """g as (batch, coordinates): a 1-D vector is one example, not a batch of scalars."""
+    g = as_numpy(g.data if isinstance(g, Tensor) else g)
+    return g.reshape(1, -1) if g.ndim == 1 else g.reshape(len(g), -1)
+
+
+def claim1_holder_optimality(g, eps, p, n_random=2000, seed=0) -> Holder:
+    """Claim 1 (Hölder): ‖r*‖ₚ = ε and gᵀr* = ε‖g‖_q = max_{‖r‖ₚ ≤ ε} gᵀr, for g ≠ 0.
+
+    Checked against ``n_random`` random points of the sphere ‖r‖ₚ = ε per example
+    (the linear maximum over the ball lies on the sphere)."""
+    g = _as_batch(g)
+    r, q = as_numpy(worst_case(g, eps, p).data), dual_exponent(p)
+    value, bound = (g * r).sum(axis=1), eps * as_numpy(lp_norm(g, q).data)
+    live = bound > 0
+    samples = sample_ball((n_random * len(g), g.shape[1]), eps, p, seed, surface=True)
+    best = np.einsum("nbd,bd->nb", samples.reshape(n_random, *g.shape), g).max(axis=0)
+    return Holder(norm_error=float(np.max(np.abs(as_numpy(lp_norm(r, p).data)[live] - eps)) / eps),
+                  value_error=float(np.max(np.abs(value - bound)[live] / bound[live])),
+                  excess=float(np.max((best - value)[live] / bound[live])), n_random=n_random)
+
+
+def claim2_limits(g, eps, large_p=(1e1, 1e2, 1e3, 1e4, 1e5),
+                  near_one=(2.0, 1.5, 1.2, 1.1, 1.05, 1.02, 1.01, 1.003, 1.001)) -> Limits:
+    """Claim 2: r*(∞) = ε·sign(g) exactly; r*(p) → r*(∞) as p → ∞, to first order in
+    q − 1 (uᵢ^(q−1) = 1 + (q−1)·log uᵢ + ...), and r*(p) → r*(1) as p → 1⁺, geometrically
+    (non-maximal coordinates shrink like (|gᵢ|/max|g|)^(q−1)).  ``bound_one`` holds for g
+    without ties at the maximum; with t tied maxima the approach to the even split is only
+    O(p − 1) (the tied entries are ε·t^(−1/p))."""
+    g = _as_batch(g)
+    r_inf, r_one = (as_numpy(worst_case(g, eps, p).data) for p in (np.inf, 1))
+
+    def dist(p, ref):
+        return float(np.abs(as_numpy(worst_case(g, eps, p).data) - ref).max())
+
+    u = np.abs(g) / np.maximum(np.abs(g).max(axis=1, keepdims=True), 1e-300)
+    logs = np.where(u > 0, np.log(np.where(u > 0, u, 1)) - np.log(u.sum(axis=1, keepdims=True)), 0)
+    rho = np.where(u < 1, u, 0).max()
+    qm1_inf = np.array([dual_exponent(p) - 1 for p in large_p])
+    d_inf = np.array([dist(p, r_inf) for p in large_p])
+    return Limits(sign_exact=r_inf.tobytes() == (eps * np.sign(g)).tobytes(), large_p=np.array(large_p),
+                  dist_to_inf=d_inf, slope_inf=_slope(qm1_inf, d_inf), coef_inf=eps * float(np.abs(logs).max()),
+                  near_one=np.array(near_one), dist_to_one=np.array([dist(p, r_one) for p in near_one]),
+                  bound_one=np.array([eps * (g.shape[1] - 1) * rho ** (dual_exponent(p) - 1)
+                                      for p in near_one]))
+
+
+def claim3_linearization(model, x, y, p, eps_values=EPS_VALUES) -> Convergence:
+    """Claim 3: L(x + r*) − L(x) − ε‖g‖_q = O(ε²), summed over the batch.
+
+    Inside one linear region r* = ε·d with d fixed, so the ε² coefficient is
+    ½ Σᵢ dᵢᵀ∇²ₓLᵢ dᵢ (for p = 2, d = ĝ: ½ĝᵀ∇²ₓLĝ), here by a Hessian-vector product;
+    ``details['coef_measured']`` is residual/ε², which tends to it."""
+    x = _prepare(model, x, "claim3_linearization")
+    g = input_gradient(model, x, y)
+    base = _loss(model, x, y, "sum").item() + np.array(eps_values) * lp_norm(g, dual_exponent(p)).sum().item()
+    rs = [worst_case(g, e, p) for e in eps_values]
+    res = np.array([_loss(model, x + r, y, "sum").item() for r in rs]) - base
+    d = worst_case(g, 1.0, p)
+    xt = Tensor(x.data, requires_grad=True)
+    (gx,) = grad(_loss(model, xt, y, "sum"), xt, create_graph=True)
+    coef = 0.5 * float(np.sum(as_numpy(grad(gx, xt, grad_outputs=d)[0].data * d.data)))
+    measured = res / np.array(eps_values) ** 2
+    return Convergence("3: L(x+r*) - L(x) - eps*||g||_q = O(eps^2)", np.array(eps_values), np.abs(res),
+                       _slope(eps_values, np.abs(res)), 2.0, _same_region(model, x, x + rs[0]),
+                       dict(coef_hvp=coef, coef_measured=measured,
+                            coef_rel_error=abs(measured[-1] - coef) / abs(coef)))
+
+
+def claim4_datagrad_fd(model, x, y, norm="l1", phis=PHI_VALUES) -> Convergence:
+    """Claim 4: for R = ‖J‖₁ (``norm='l1'``) or ‖J‖₂² ('l2') of J = ∇ₓL, per example,
+    averaged over the batch, the DataGrad finite difference along r = ∇_J R (held fixed)
+
+        ∇θR ≈ [∇θL(x + φr) − ∇θL(x)] / φ          error O(φ)
+
+    converges to the exact double-backprop gradient.  ``errors``: relative error
+    ‖fd − exact‖/‖exact‖; ``details`` has the central difference (error O(φ²))."""
+    x = _prepare(model, x, "claim4_datagrad_fd")
+    if norm not in ("l1", "l2"):
+        raise ValueError(f"claim4_datagrad_fd: norm must be 'l1' or 'l2', got {norm!r}")
+    J = input_gradient(model, x, y, create_graph=True)
+    R = lp_norm(J, 1) if norm == "l1" else (J * J).reshape(len(J), -1).sum(axis=1)
+    exact = _param_grad(model, R.mean())
+    r = np.sign(as_numpy(J.data)) if norm == "l1" else 2 * as_numpy(J.data)   # ∇_J R
+    r = to_device(r, model.device)
+    at = lambda s: _param_grad(model, _loss(model, x + s * r, y))  # noqa: E731
+    g0, size = at(0.0), np.linalg.norm(exact)
+    plus, minus = [at(f) for f in phis], [at(-f) for f in phis]
+    fwd = np.array([np.linalg.norm((gp - g0) / f - exact) for gp, f in zip(plus, phis)]) / size
+    cen = np.array([np.linalg.norm((gp - gm) / (2 * f) - exact)
+                    for gp, gm, f in zip(plus, minus, phis)]) / size
+    return Convergence(f"4: DataGrad-{norm} finite difference -> exact, error O(phi)", np.array(phis), fwd,
+                       _slope(phis, fwd), 1.0, _same_region(model, x, x + phis[0] * r, x - phis[0] * r),
+                       dict(central_errors=cen, central_slope=_slope(phis, cen)))
+
+
+def claim5_goodfellow_equals_datagrad(model, x, y, eps=0.1, a=0.5) -> Identity:
+    """Claim 5: ∇θ[a·L(x) + (1−a)·L(x + ε·sign g)] (Goodfellow et al. 2015, via ``fgsm``)
+    equals the DataGrad-L1 update (α − β/φ)∇θL(x) + (β/φ)∇θL(x + φr) with α = 1,
+    β = (1−a)ε, φ = ε and r = ∇_J‖J‖₁ obtained by differentiating the penalty."""
+    x = _prepare(model, x, "claim5_goodfellow_equals_datagrad")
+    adv = Tensor(fgsm(model, x, y, eps))
+    goodfellow = _param_grad(model, a * _loss(model, x, y) + (1 - a) * _loss(model, adv, y))
+    J = Tensor(input_gradient(model, x, y).data, requires_grad=True)
+    (r,) = grad(lp_norm(J, 1).sum(), J)
+    alpha, beta, phi = 1.0, (1 - a) * eps, eps
+    datagrad = ((alpha - beta / phi) * _param_grad(model, _loss(model, x, y))
+                + (beta / phi) * _param_grad(model, _loss(model, x + phi * r, y)))
+    diff = float(np.abs(goodfellow - datagrad).max())
+    return Identity(max_abs_diff=diff, rel_diff=diff / float(np.abs(goodfellow).max()))
+
+
+def claim6_perturbed_vs_penalty(model, x, y, p, eps_values=EPS_VALUES) -> Convergence:
+    """Claim 6: ∇θ mean L(x + r*) (r* held constant) and ∇θ mean[L(x) + ε‖g‖_q] (double
+    backprop) differ by O(ε²), not 0: the first-order terms agree because ∇_g‖g‖_q = r*/ε,
+    the second-order term ½ε²∇θ(dᵀ∇²ₓL d) does not cancel.  ``details['ratios']`` =
+    ‖difference‖/ε² settles to a constant."""
+    x = _prepare(model, x, "claim6_perturbed_vs_penalty")
+    g = input_gradient(model, x, y, create_graph=True)
+    gq = lp_norm(g, dual_exponent(p)).mean()
+    errors, rs = [], []
+    for e in eps_values:
+        rs.append(worst_case(g, e, p).detach())
+        perturbed = _param_grad(model, _loss(model, x + rs[-1], y))
+        penalty = _param_grad(model, _loss(model, x, y) + e * gq)
+        errors.append(np.linalg.norm(perturbed - penalty))
+    errors, eps_values = np.array(errors), np.array(eps_values)
+    return Convergence("6: perturbed-point vs explicit-penalty gradient = O(eps^2)", eps_values, errors,
+                       _slope(eps_values, errors), 2.0, _same_region(model, x, x + rs[0]),
+                       dict(ratios=errors / eps_values ** 2))
+
+
+def claim7_stop_gradient(model, x, y, p, eps_values=EPS_VALUES) -> Convergence:
+    """Claim 7: ∇θ mean L(x + r*(θ)) differentiated through r* = worst_case(g(θ)) minus the
+    stop-gradient version is O(ε²) (the O(ε) term (∂r*/∂g)ᵀg vanishes: ‖g‖_q is
+    1-homogeneous) for 1 < p < ∞, and exactly 0 for p = ∞ (sign has derivative 0)."""
+    x = _prepare(model, x, "claim7_stop_gradient")
+    g = input_gradient(model, x, y, create_graph=True)
+    errors, rs = [], []
+    for e in eps_values:
+        rs.append(worst_case(g, e, p))
+        through = _param_grad(model, _loss(model, x + rs[-1], y))
+        stopped = _param_grad(model, _loss(model, x + rs[-1].detach(), y))
+        errors.append(np.linalg.norm(through - stopped))
+    errors, eps_values = np.array(errors), np.array(eps_values)
+    return Convergence("7: through r*(theta) vs stop-gradient = O(eps^2); 0 for p=inf", eps_values,
+                       errors, _slope(eps_values, errors), 2.0, _same_region(model, x, x + rs[0]),
+                       dict(max_abs=float(errors.max()), ratios=errors / eps_values ** 2))
+
+
+def claim8_gaussian_noise(model, x, y, sigmas=(0.1, 0.05, 0.025, 0.0125), n_samples=4000,
+                          seed=0) -> Convergence:
+    """Claim 8: E L(x + n) − L(x) = (s²/2)·tr∇²ₓL + O(s⁴), n ~ N(0, s²I), batch summed.
+
+    Antithetic pairs ½[L(x+n) + L(x−n)] − L(x) cancel every odd order, leaving
+    ½nᵀHn + O(s⁴); its mean over ``n_samples`` gives ``ratio`` → 1 (with ``ratio_se``).
+    The residual E[...] − (s²/2)trH is estimated with the control variate ½nᵀHn, whose
+    mean (s²/2)trH is known exactly: ``errors`` = |residual|, slope ≈ 4, and
+    ``residual_se`` its standard error.  The same draws z are reused for every s = σ
+    (n = s·z), so the slope compares like with like.  H by double backprop."""
+    x = _prepare(model, x, "claim8_gaussian_noise")
+    H, (B, D), x0 = input_hessians(model, x, y), x.shape, as_numpy(x.data)
+    tr, L0 = float(np.trace(H, axis1=1, axis2=2).sum()), _loss(model, x, y, "sum").item()
+    z = np.random.default_rng(seed).standard_normal((n_samples, B, D))
+    quad = 0.5 * np.einsum("nbi,bij,nbj->n", z, H, z)  # ½zᵀHz: ½nᵀHn = s²·quad
+    labels = to_device(np.tile(as_numpy(y.data if isinstance(y, Tensor) else y), n_samples), model.device)
+
+    def batch_loss(points):  # Σ over the batch of L, for each of the n_samples noisy batches
+        losses = _loss(model, Tensor(to_device(points.reshape(-1, D), model.device)), labels, "none")
+        return as_numpy(losses.data).reshape(n_samples, B).sum(axis=1)
+
+    rows, same, root_n = [], True, np.sqrt(n_samples)
+    for s in sigmas:
+        anti = 0.5 * (batch_loss(x0 + s * z) + batch_loss(x0 - s * z)) - L0
+        resid, expected = anti - s ** 2 * quad, 0.5 * s ** 2 * tr
+        rows.append((anti.mean() / expected, anti.std() / root_n / expected, resid.mean(), resid.std() / root_n))
+        same = same and _same_region(model, np.tile(x0, (n_samples, 1)), (x0 + s * z).reshape(-1, D),
+                                     (x0 - s * z).reshape(-1, D)) is not False
+    ratio, ratio_se, resid, resid_se = (np.array(c) for c in zip(*rows))
+    return Convergence("8: E L(x+n) - L(x) - (s^2/2) tr H = O(s^4)", np.array(sigmas), np.abs(resid),
+                       _slope(sigmas, np.abs(resid)), 4.0, same if _maxout_layers(model) else None,
+                       dict(trace=tr, ratio=ratio, ratio_se=ratio_se, residual=resid, residual_se=resid_se))
+
+
+def claim9_local_hessian(model, x, y) -> LocalHessian:
+    """Claim 9: inside one linear region of a Maxout network with softmax cross-entropy,
+    ∇²ₓLᵢ = Aᵢᵀ(diag pᵢ − pᵢpᵢᵀ)Aᵢ with Aᵢ = ∂logits/∂x from the active pieces:
+    symmetric, positive semi-definite, rank ≤ K − 1 (diag p − ppᵀ annihilates 1)."""
+    x = _prepare(model, x, "claim9_local_hessian")
+    if _maxout_layers(model) is None:
+        raise TypeError("claim9_local_hessian: needs a Sequential of Linear/Maxout layers (e.g. maxout_mlp)")
+    H, A = input_hessians(model, x, y), local_jacobian(model, x)
+    p = as_numpy(F.softmax(model(x)).data)
+    S = np.einsum("bk,kl->bkl", p, np.eye(p.shape[1])) - p[:, :, None] * p[:, None, :]
+    H_A = np.transpose(A, (0, 2, 1)) @ S @ A
+    return LocalHessian(max_abs_diff=float(np.abs(H - H_A).max()),
+                        max_asymmetry=float(np.abs(H - np.transpose(H, (0, 2, 1))).max()),
+                        min_eigenvalue=float(np.linalg.eigvalsh(0.5 * (H + np.transpose(H, (0, 2, 1)))).min()),
+                        max_rank=int(max(np.linalg.matrix_rank(h) for h in H)), n_classes=p.shape[1])
+
+
+# --- all at once ----------------------------------------------------------------------------
+def demo_problem(seed=0, batch=4, in_features=6, units=(5, 5), pieces=3, n_classes=4, min_radius=0.3):
+    """A float64 Maxout net (random biases, so kinks do not all meet at 0) and a batch of
+    points whose ℓ∞ distance to a kink is ≥ ``min_radius`` (largest ε·‖d‖∞ used is 0.1),
+    the best ``batch`` of 400 random candidates.  Returns (model, x, y)."""
+    rng = np.random.default_rng(seed)
+    model = maxout_mlp(in_features, units, pieces, n_classes, seed=rng, dtype=np.float64).eval()
+    for layer in model.layers:
+        layer.bias.data = rng.normal(0, 0.5, layer.bias.shape)
+    pool = Tensor(rng.normal(0, 2, (400, in_features)))
+    radius = region_radius(model, pool, np.inf)
+    best = np.argsort(-radius)[:batch]
+    if radius[best].min() < min_radius:
+        raise RuntimeError(f"demo_problem: only found l-inf radius {radius[best].min():.3g} < {min_radius}")
+    return model, pool.data[best], rng.integers(0, n_classes, batch)
+
+
+def run_all(seed=0) -> dict:
+    """All nine claims on ``demo_problem(seed)``; {name: result}."""
+    model, x, y = demo_problem(seed)
+    g = np.random.default_rng(seed).standard_normal((4, 10))
+    return {"1 Holder p=1.5": claim1_holder_optimality(g, 0.3, 1.5),
+            "2 limits": claim2_limits(g, 0.3),
+            "3 linearization p=2": claim3_linearization(model, x, y, 2),
+            "4 DataGrad FD l1": claim4_datagrad_fd(model, x, y, "l1"),
+            "5 Goodfellow = DataGrad": claim5_goodfellow_equals_datagrad(model, x, y),
+            "6 perturbed vs penalty p=2": claim6_perturbed_vs_penalty(model, x, y, 2),
+            "7 stop-gradient p=2": claim7_stop_gradient(model, x, y, 2),
+            "8 Gaussian noise": claim8_gaussian_noise(model, x, y),
+            "9 local Hessian": claim9_local_hessian(model, x, y)}
+
+
+def _row(result) -> str:
+    if isinstance(result, Convergence):
+        return (f"slope {result.slope:6.3f} (expected {result.expected_slope:g}); errors "
+                f"{result.errors[0]:.2e} -> {result.errors[-1]:.2e}; same region: {result.same_region}")
+    if isinstance(result, Holder):
+        return (f"|‖r*‖-eps|/eps {result.norm_error:.1e}; |gᵀr*-eps‖g‖q| rel {result.value_error:.1e}; "
+                f"best random - gᵀr* rel {result.excess:.2e}")
+    if isinstance(result, Limits):
+        return (f"sign exact {result.sign_exact}; p->inf slope {result.slope_inf:.3f}, dist "
+                f"{result.dist_to_inf[-1]:.1e}; p->1 dist {result.dist_to_one[-1]:.1e}")
+    if isinstance(result, Identity):
+        return f"max |difference| {result.max_abs_diff:.1e} (relative {result.rel_diff:.1e})"
+    return (f"|H - AᵀSA| {result.max_abs_diff:.1e}; asym {result.max_asymmetry:.1e}; min eig "
+            f"{result.min_eigenvalue:.1e}; rank {result.max_rank} <= K-1 = {result.n_classes - 1}")
+
+
+if __name__ == "__main__":
+    for name, result in run_all().items():
+        print(f"{name:28s} {_row(result)}")

@@ -1,0 +1,148 @@
+"""The nine claims of PAPERS.md §4, asserted through minigrad.verify's public functions.
+
+Convergence claims assert the fitted log-log slope (O(ε²): [1.8, 2.2]; O(φ): [0.9, 1.1];
+O(s⁴): [3.8, 4.2]) and that no perturbed point left its linear region (a kink crossing
+would bend the line).  Every assertion can fail: a wrong exponent in worst_case, a wrong
+second derivative in the engine, or a sum/mean mix-up breaks the slopes or the identities.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minigrad import nn, verify
+from minigrad.perturbations import dual_exponent, sample_ball
+from minigrad.tensor import Tensor
+
+ORDER2 = (1.8, 2.2)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return verify.demo_problem(0)
+
+
+def in_range(value, bounds):
+    return bounds[0] <= value <= bounds[1]
+
+
+@pytest.mark.parametrize("p", [1, 1 + 1e-3, 1.5, 2, 3, 1e4, np.inf])
+def test_claim1_holder_optimality(p):
+    g = np.random.default_rng(0).standard_normal((4, 10))
+    g[0, :5] = 0  # sign(0) = 0 coordinates
+    res = verify.claim1_holder_optimality(g, 0.3, p, n_random=2000)
+    assert res.norm_error < 1e-12 and res.value_error < 1e-12 and res.excess <= 1e-12
+
+
+def test_claim2_limits():
+    g = np.random.default_rng(1).standard_normal((4, 10))
+    res = verify.claim2_limits(g, 0.3)
+    assert res.sign_exact
+    assert in_range(res.slope_inf, (0.9, 1.1)) and np.all(np.diff(res.dist_to_inf) < 0)
+    qm1 = dual_exponent(res.large_p[-1]) - 1  # first order: dist ≈ (q − 1)·coef_inf
+    np.testing.assert_allclose(res.dist_to_inf[-1] / qm1, res.coef_inf, rtol=1e-3)
+    assert np.all(res.dist_to_one <= res.bound_one * (1 + 1e-9) + 1e-15)
+    assert np.all(np.diff(res.dist_to_one) < 0) and res.dist_to_one[-1] < 1e-12
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, np.inf])
+def test_claim3_linearization_is_second_order(problem, p):
+    res = verify.claim3_linearization(*problem, p)
+    assert res.same_region and in_range(res.slope, ORDER2), res
+    # The ε² coefficient ½dᵀ∇²ₓL d (p = 2: ½ĝᵀ∇²ₓLĝ) from a Hessian-vector product.
+    assert res.details["coef_rel_error"] < 1e-4 and res.details["coef_hvp"] > 0
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+def test_claim4_datagrad_finite_difference_is_first_order(problem, norm):
+    res = verify.claim4_datagrad_fd(*problem, norm)
+    assert res.same_region and in_range(res.slope, (0.9, 1.1)), res
+    assert res.errors[-1] < 1e-4
+    central = res.details["central_errors"][:5]  # before the 1e-11 rounding floor
+    assert in_range(verify._slope(res.h[:5], central), ORDER2)
+
+
+@pytest.mark.parametrize("eps, a", [(0.1, 0.5), (0.07, 0.3), (0.25, 0.9)])
+def test_claim5_goodfellow_equals_datagrad(problem, eps, a):
+    res = verify.claim5_goodfellow_equals_datagrad(*problem, eps=eps, a=a)
+    assert res.max_abs_diff < 1e-10 and res.rel_diff < 1e-12
+
+
+@pytest.mark.parametrize("p", [1, 2, np.inf])
+def test_claim6_perturbed_point_vs_penalty_differ_at_second_order(problem, p):
+    res = verify.claim6_perturbed_vs_penalty(*problem, p)
+    assert res.same_region and in_range(res.slope, ORDER2), res
+    ratios = res.details["ratios"]  # ‖difference‖/ε² settles to a non-zero constant
+    assert abs(ratios[-1] - ratios[-2]) < 1e-3 * ratios[-1] and ratios[-1] > 1e-4
+
+
+def test_claim7_stop_gradient(problem):
+    res = verify.claim7_stop_gradient(*problem, 2)
+    assert res.same_region and in_range(res.slope, ORDER2), res
+    for p in (np.inf, 1):  # sign and argmax have derivative 0: nothing changes, exactly
+        assert verify.claim7_stop_gradient(*problem, p).details["max_abs"] == 0.0
+
+
+def test_claim8_gaussian_noise(problem):
+    res = verify.claim8_gaussian_noise(*problem)
+    d = res.details
+    assert res.same_region
+    assert np.all(np.abs(d["ratio"] - 1) < 4 * d["ratio_se"])  # within its Monte Carlo error
+    assert np.all(np.abs(d["residual"]) > 5 * d["residual_se"])  # the O(s⁴) term is resolved ...
+    assert in_range(res.slope, (3.8, 4.2)), res  # ... and is fourth order
+
+
+def test_claim9_local_hessian(problem):
+    res = verify.claim9_local_hessian(*problem)
+    assert res.max_abs_diff < 1e-8 and res.max_asymmetry < 1e-12
+    assert res.min_eigenvalue > -1e-12 and res.max_rank <= res.n_classes - 1
+
+
+CLAIMS = [lambda m, x, y: verify.claim3_linearization(m, x, y, 2),
+          lambda m, x, y: verify.claim4_datagrad_fd(m, x, y),
+          lambda m, x, y: verify.claim5_goodfellow_equals_datagrad(m, x, y),
+          lambda m, x, y: verify.claim6_perturbed_vs_penalty(m, x, y, 2),
+          lambda m, x, y: verify.claim7_stop_gradient(m, x, y, 2),
+          lambda m, x, y: verify.claim8_gaussian_noise(m, x, y, n_samples=10),
+          verify.claim9_local_hessian]
+
+
+@pytest.mark.parametrize("claim", CLAIMS)
+def test_model_claims_refuse_float32(problem, claim):
+    model, x, y = problem
+    m32 = nn.maxout_mlp(6, (5, 5), 3, 4, dtype=np.float32)
+    with pytest.raises(TypeError, match="needs a float64 model and x"):
+        claim(m32, x.astype(np.float32), y)
+    with pytest.raises(TypeError, match="float32"):
+        claim(model, x.astype(np.float32), y)
+
+
+def test_dropout_in_training_mode_is_refused(problem):
+    _, x, y = problem
+    model = nn.maxout_mlp(6, (5, 5), 3, 4, hidden_dropout=0.5, dtype=np.float64)
+    with pytest.raises(ValueError, match="model.eval()"):
+        verify.claim9_local_hessian(model, x, y)
+    verify.claim9_local_hessian(model.eval(), x, y)
+
+
+@pytest.mark.parametrize("p", [1, 2, np.inf])
+def test_region_radius_is_a_safe_radius(problem, p):
+    model, x, _ = problem
+    radius = verify.region_radius(model, x, p)
+    base = verify.activation_pattern(model, x)
+    for scale, stays in ((0.999, True), (3.0, False)):
+        pts = Tensor(np.repeat(x, 4000, axis=0)
+                     + sample_ball((4000 * len(x), x.shape[1]), 1.0, p, 0, surface=True)
+                     * np.repeat(scale * radius, 4000)[:, None])
+        same = np.all([np.all(np.repeat(b, 4000, axis=0) == a, axis=1)
+                       for a, b in zip(verify.activation_pattern(model, pts), base)], axis=0)
+        assert same.all() if stays else not same.all()
+
+
+def test_run_all_and_the_table():
+    results = verify.run_all(seed=0)
+    assert len(results) == 9
+    out = subprocess.run([sys.executable, "-m", "minigrad.verify"], capture_output=True, text=True,
+                         check=True).stdout
+    assert len(out.strip().splitlines()) == 9 and "slope" in out

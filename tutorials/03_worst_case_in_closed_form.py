@@ -1,0 +1,134 @@
+# %% [markdown]
+# # 03 · The worst case in closed form
+#
+# Adversarial robustness asks for the worst perturbation r inside a budget:
+# max over ‖r‖ₚ ≤ ε of L(x + r).  To first order L(x + r) ≈ L(x) + gᵀr with g = ∇ₓL, and
+# the inner problem becomes *linear*: maximise gᵀr over a ball.  Hölder's inequality
+# solves it exactly (Lyu, Huang & Liang 2015):
+#
+#     max_{‖r‖ₚ ≤ ε} gᵀr = ε‖g‖_q,        1/p + 1/q = 1,
+#
+#     r*ᵢ = ε · sign(gᵢ) · |gᵢ|^(q−1) / ‖g‖_q^(q−1).
+#
+# Why: gᵀr ≤ ‖g‖_q‖r‖ₚ ≤ ε‖g‖_q for every feasible r (Hölder), and the r* above is
+# feasible (‖r*‖ₚ = ε, because (q−1)p = q) and reaches the bound (gᵀr* = ε‖g‖_q^q/‖g‖_q^(q−1)).
+# Three members have names:
+#
+# * p = ∞ (q = 1): r* = ε·sign(g), the **fast gradient sign method** of Goodfellow et al.;
+# * p = 2 (q = 2): r* = ε·g/‖g‖₂, the scaled gradient;
+# * p = 1 (q = ∞): all of ε on the coordinate with the largest |gᵢ| (ties: split evenly).
+
+# %%
+import os
+import sys
+
+import numpy as np
+
+import minigrad as mg
+from minigrad import datasets, nn, optim, perturbations as P, regularizers as R, train, verify
+
+QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
+FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
+
+# %% [markdown]
+# ## 1. The closed form on a random gradient, for several p
+
+# %%
+rng = np.random.default_rng(0)
+g = rng.standard_normal((1, 10))
+eps = 0.5
+print(f"{'p':>6} {'q':>6} {'‖r*‖_p':>8} {'gᵀr*':>9} {'ε‖g‖_q':>9}")
+for p in [1, 1.5, 2, 4, np.inf]:
+    q = P.dual_exponent(p)
+    r = P.worst_case(g, eps, p).numpy()
+    print(f"{p:>6} {q:>6.3g} {P.lp_norm(r, p).item():8.4f} {float((g * r).sum()):9.4f} "
+          f"{eps * P.lp_norm(g, q).item():9.4f}")
+
+# %% [markdown]
+# ## 2. No feasible perturbation does better (PAPERS.md §4, claim 1)
+# `verify.claim1_holder_optimality` draws thousands of random points of the ℓp ball and
+# reports the best gᵀr among them next to the closed form's.
+
+# %%
+for p in [1, 2, np.inf]:
+    result = verify.claim1_holder_optimality(g[0], eps, p, n_random=500 if QUICK else 5000)
+    print(f"p = {p}: {result}")
+
+# %% [markdown]
+# ## 3. FGSM is the p = ∞ member, exactly
+
+# %%
+assert np.array_equal(P.worst_case(g, eps, np.inf).numpy(), eps * np.sign(g))
+print("worst_case(g, ε, ∞) == ε·sign(g): bit for bit")
+
+# %% [markdown]
+# ## 4. Between the named members: r*(p) moves continuously from p = 1 to p = ∞
+# As p → 1⁺ the budget concentrates on the largest coordinate; as p → ∞ it spreads to
+# ±ε on every coordinate (claim 2).
+
+# %%
+limits = verify.claim2_limits(g[0], eps)
+print("exactly ε·sign(g) at p = ∞:", limits.sign_exact)
+for p, d in zip(limits.large_p, limits.dist_to_inf):
+    print(f"  p = {p:8.0f}:  max |r*(p) − r*(∞)| = {d:.2e}")
+print(f"  log-log slope against q − 1: {limits.slope_inf:.3f} (first order)")
+for p, d in zip(limits.near_one, limits.dist_to_one):
+    print(f"  p = {p:6.3f}:  max |r*(p) − r*(1)| = {d:.2e}")
+
+# %% [markdown]
+# ## 5. On real digits: train a small Maxout network, then look at r* per p
+
+# %%
+train_set, test_set = datasets.load_digits()
+model = nn.maxout_mlp(64, (64,), 3, 10, seed=0)
+optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+train.fit(model, R.CrossEntropy(), optimizer, train_set, epochs=5 if QUICK else 20,
+          batch_size=32, progress=False)
+print("clean test error:", train.evaluate(model, test_set).error)
+
+x, y = test_set.x[:6], test_set.y[:6]
+model.eval()
+grads = P.input_gradient(model, x, y).numpy()
+budgets = {1: 2.0, 2: 1.0, np.inf: 0.1}  # comparable sizes on 64 pixels in [0, 1]
+perturbations = {p: P.worst_case(grads, e, p).numpy() for p, e in budgets.items()}
+for p, e in budgets.items():
+    x_adv = P.fgm(model, x, y, e, p, clip=(0, 1))
+    print(f"FGM p = {p} (ε = {e}): error on these 6 digits {train.evaluate(model, datasets.Dataset(x_adv, y, 10, (8, 8), 'adv')).error:.2f}")
+
+# %% [markdown]
+# ## 6. Figure: the worst case for each p
+# Rows: the digit, then r* for p = 1, 2, ∞ (red raises a pixel, blue lowers it).  p = 1
+# spends everything on one pixel, p = ∞ touches every pixel by ±ε, p = 2 in between,
+# following the gradient's shape.
+
+# %%
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    plt = None
+    print("matplotlib not installed: skipping the figure")
+
+if plt is not None:
+    os.makedirs(FIGURES, exist_ok=True)
+    rows = [("digit", x)] + [(f"r*, p = {p}", perturbations[p]) for p in budgets]
+    fig, axes = plt.subplots(len(rows), len(x), figsize=(1.4 * len(x), 1.5 * len(rows)))
+    for i, (name, images) in enumerate(rows):
+        for j in range(len(x)):
+            ax = axes[i, j]
+            img = images[j].reshape(8, 8)
+            if i == 0:
+                ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+            else:
+                m = np.abs(img).max() or 1
+                ax.imshow(img, cmap="RdBu_r", vmin=-m, vmax=m)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+    fig.suptitle("Closed-form worst-case perturbations on digits", fontsize=10)
+    fig.tight_layout()
+    path = os.path.join(FIGURES, "03_worst_case_per_p.png")
+    fig.savefig(path, dpi=110)
+    print("saved", path)

@@ -1,0 +1,289 @@
+"""Optimisers (SGD with momentum, Adam), schedules, and the max column-norm constraint.
+
+An optimiser holds a list of Parameters and updates their arrays in place:
+
+    opt = SGD(model.parameters(), lr=0.1, momentum=LinearRamp(0.5, 0.7, length=10),
+              max_col_norm=1.9365)
+    grads = minigrad.grad(loss, model.parameters())
+    opt.step(grads)               # or loss.backward(); opt.step(); opt.zero_grad()
+
+Any hyperparameter that may change during training (lr, momentum) is a number or a
+*schedule*: a callable t ↦ value, where t counts either steps taken or epochs completed
+(``schedule.per``).  ``fit`` sets ``optimizer.epoch`` at the start of every epoch.
+
+State (momentum buffers, Adam moments, counters) is created lazily on the first step, on
+the parameter's own device, so a model may be moved with ``model.to('cuda')`` after its
+optimiser is built.  ``state_dict()`` copies it to host NumPy arrays for a checkpoint and
+``load_state_dict`` puts it back bit for bit.
+
+Updates keep the parameter dtype: scalars are Python floats (NumPy 2 treats those as weak,
+so float32 stays float32), and every update writes through ``out=`` into one scratch buffer
+per parameter rather than allocating temporaries each step.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .backend import as_numpy, get_array_module, to_device
+from .tensor import Tensor
+
+MAXOUT_MAX_COL_NORM = 1.9365  # Goodfellow et al. 2013, permutation-invariant MNIST
+
+
+# --- schedules ------------------------------------------------------------------------
+class Schedule:
+    """A hyperparameter as a function of t (steps taken, or epochs completed: ``per``)."""
+
+    per = "step"
+
+    def __call__(self, t: int) -> float:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """JSON-ready description, stored in checkpoint metadata."""
+        return {"schedule": type(self).__name__, **vars(self)}
+
+
+def _check_per(per):
+    if per not in ("step", "epoch"):
+        raise ValueError(f"schedule: per must be 'step' or 'epoch', got {per!r}")
+    return per
+
+
+class ExponentialDecay(Schedule):
+    """v(t) = max(start · factorᵗ, minimum).  The Maxout recipe decays the learning rate
+    by a factor slightly below 1 each step (pylearn2's ExponentialDecay divides by 1.000004)."""
+
+    def __init__(self, start: float, factor: float, per: str = "epoch", minimum: float = 0.0):
+        if not 0 < factor <= 1:
+            raise ValueError(f"ExponentialDecay: factor must be in (0, 1], got {factor}")
+        self.start, self.factor, self.minimum = float(start), float(factor), float(minimum)
+        self.per = _check_per(per)
+
+    def __call__(self, t):
+        return max(self.start * self.factor ** t, self.minimum)
+
+
+class LinearRamp(Schedule):
+    """v(t) = start for t ≤ delay, then linear to ``end`` at t = delay + length, then ``end``.
+
+    The Maxout recipe ramps momentum 0.5 → 0.7: ``LinearRamp(0.5, 0.7, length=N)``; a
+    linear learning-rate decay is ``LinearRamp(lr, lr_final, length=N)``."""
+
+    def __init__(self, start: float, end: float, length: int, per: str = "epoch", delay: int = 0):
+        if length < 1 or delay < 0:
+            raise ValueError(f"LinearRamp: need length >= 1 and delay >= 0, got length={length}, delay={delay}")
+        self.start, self.end, self.length, self.delay = float(start), float(end), int(length), int(delay)
+        self.per = _check_per(per)
+
+    def __call__(self, t):
+        fraction = min(max(t - self.delay, 0) / self.length, 1.0)
+        return self.start + fraction * (self.end - self.start)
+
+
+class Constant(Schedule):
+    def __init__(self, value: float):
+        self.value = float(value)
+
+    def __call__(self, t):
+        return self.value
+
+
+def as_schedule(value) -> Schedule:
+    """A Schedule as is; a plain number as a Constant."""
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+        return Constant(value)
+    raise TypeError(f"expected a number or a Schedule, got {value!r}")
+
+
+# --- the max column-norm constraint ---------------------------------------------------------
+def max_norm_(weight, max_norm: float):
+    """Rescale, in place, each column of ``weight`` (in, out) whose L2 norm exceeds ``max_norm``
+    to norm exactly ``max_norm``; shorter columns are left bit-for-bit untouched.
+
+    Column j holds the incoming weights of output unit (or Maxout piece) j, so this bounds
+    ‖wⱼ‖₂ ≤ c for every unit (Srebro & Shraibman 2005; Hinton et al. 2012; Maxout uses
+    c = 1.9365).  The scale is c / max(‖wⱼ‖, c): exactly 1 for a short column, and no
+    division by a zero norm.  Returns the array.
+    """
+    w = weight.data if isinstance(weight, Tensor) else weight
+    if w.ndim != 2:
+        raise ValueError(f"max_norm_: expected a weight matrix (in, out), got shape {w.shape}")
+    if not max_norm > 0:
+        raise ValueError(f"max_norm_: max_norm must be > 0, got {max_norm}")
+    xp = get_array_module(w)
+    norms = xp.sqrt((w * w).sum(axis=0))
+    w *= max_norm / xp.maximum(norms, max_norm)
+    return w
+
+
+# --- optimisers -------------------------------------------------------------------------------
+class Optimizer:
+    """Base: parameters, step/epoch counters, lazily created per-parameter buffers.
+
+    A subclass names its buffers in ``buffers`` and implements ``_update(i, p, g)`` on raw
+    arrays; ``step`` feeds it and then applies the max-norm constraint.
+    """
+
+    buffers: tuple = ()
+
+    def __init__(self, params, lr, max_col_norm: float | None = None):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.requires_grad:
+                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad")
+        if max_col_norm is not None and not max_col_norm > 0:
+            raise ValueError(f"{type(self).__name__}: max_col_norm must be > 0 or None, got {max_col_norm}")
+        self.lr, self.max_col_norm = as_schedule(lr), max_col_norm
+        self.steps, self.epoch = 0, 0
+        self.state: dict[str, dict[int, object]] = {name: {} for name in self.buffers + ("scratch",)}
+
+    def value(self, schedule: Schedule) -> float:
+        """A schedule's value now (at this step or epoch)."""
+        return float(schedule(self.epoch if schedule.per == "epoch" else self.steps))
+
+    def _buffer(self, name: str, i: int):
+        buf = self.state[name].get(i)
+        if buf is None:
+            buf = self.state[name][i] = get_array_module(self.params[i].data).zeros_like(self.params[i].data)
+        return buf
+
+    def step(self, grads=None):
+        """Apply one update.  ``grads``: one gradient (Tensor, array or None to skip) per
+        parameter, as returned by ``minigrad.grad(loss, params)``; default: each ``p.grad``."""
+        if grads is None:
+            grads = [p.grad for p in self.params]
+        grads = list(grads)
+        if len(grads) != len(self.params):
+            raise ValueError(f"{type(self).__name__}.step: {len(grads)} gradients for "
+                             f"{len(self.params)} parameters")
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if g is None:
+                continue
+            g = g.data if isinstance(g, Tensor) else g
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise ValueError(f"{type(self).__name__}.step: gradient {i} is {g.dtype}{list(g.shape)}, "
+                                 f"parameter is {p.dtype}{list(p.shape)}")
+            self._update(i, p.data, g)
+        self.steps += 1
+        if self.max_col_norm is not None:
+            for p in self.params:
+                if p.ndim == 2:
+                    max_norm_(p.data, self.max_col_norm)
+
+    def _update(self, i, p, g):
+        raise NotImplementedError
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def config(self) -> dict:
+        """Hyperparameters, JSON-ready (for checkpoint metadata)."""
+        out = {"type": type(self).__name__, "max_col_norm": self.max_col_norm}
+        for name, value in vars(self).items():
+            if isinstance(value, Schedule):
+                out[name] = value.value if isinstance(value, Constant) else value.config()
+        return out
+
+    def state_dict(self) -> dict:
+        """{name: host NumPy array}: counters and every buffer (``velocity.3``: buffer of parameter 3)."""
+        out = {"steps": np.array(self.steps, dtype=np.int64), "epoch": np.array(self.epoch, dtype=np.int64)}
+        for name in self.buffers:
+            for i, buf in sorted(self.state[name].items()):
+                out[f"{name}.{i}"] = as_numpy(buf).copy()
+        return out
+
+    def load_state_dict(self, state: dict):
+        """Restore what ``state_dict`` returned, after checking it fits these parameters."""
+        who = f"{type(self).__name__}.load_state_dict"
+        if "steps" not in state or "epoch" not in state:
+            raise ValueError(f"{who}: the state has no 'steps'/'epoch' counters; is it an optimizer state?")
+        buffers = {}
+        for key, value in state.items():
+            if key in ("steps", "epoch"):
+                continue
+            name, _, index = key.partition(".")
+            if name not in self.buffers or not index.isdigit() or int(index) >= len(self.params):
+                raise ValueError(f"{who}: unexpected entry {key!r}; {type(self).__name__} keeps buffers "
+                                 f"{list(self.buffers)} for parameters 0..{len(self.params) - 1}")
+            p, value = self.params[int(index)], np.asarray(value)
+            if value.shape != p.shape or value.dtype != p.dtype:
+                raise ValueError(f"{who}: {key} is {value.dtype}{list(value.shape)}, its parameter "
+                                 f"is {p.dtype}{list(p.shape)}")
+            buffers[name, int(index)] = to_device(np.array(value), p.device)
+        self.steps, self.epoch = int(state["steps"]), int(state["epoch"])
+        self.state = {name: {} for name in self.buffers + ("scratch",)}
+        for (name, i), buf in buffers.items():
+            self.state[name][i] = buf
+        return self
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (classical) momentum, as in the Maxout recipe:
+
+        v ← μ·v − η·g,      θ ← θ + v
+
+    (Sutskever et al. 2013, eq. 1).  η = ``lr`` and μ = ``momentum`` may be schedules;
+    the Maxout paper ramps μ from 0.5 to 0.7.  momentum=0 is plain SGD, θ ← θ − η·g.
+    """
+
+    buffers = ("velocity",)
+
+    def __init__(self, params, lr=0.01, momentum=0.0, max_col_norm: float | None = None):
+        super().__init__(params, lr, max_col_norm)
+        self.momentum = as_schedule(momentum)
+
+    def _update(self, i, p, g):
+        lr, mu = self.value(self.lr), self.value(self.momentum)
+        scaled = get_array_module(g).multiply(g, lr, out=self._buffer("scratch", i))
+        if mu == 0 and i not in self.state["velocity"]:  # plain SGD needs no velocity buffer
+            p -= scaled
+            return
+        v = self._buffer("velocity", i)
+        v *= mu
+        v -= scaled
+        p += v
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, Algorithm 1), with t the step number starting at 1:
+
+        m ← β₁m + (1−β₁)g,   v ← β₂v + (1−β₂)g²,
+        θ ← θ − η · m̂ / (√v̂ + ε),   m̂ = m/(1−β₁ᵗ),  v̂ = v/(1−β₂ᵗ).
+    """
+
+    buffers = ("m", "v")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 max_col_norm: float | None = None):
+        super().__init__(params, lr, max_col_norm)
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or not eps > 0:
+            raise ValueError(f"Adam: need betas in [0, 1) and eps > 0, got betas={betas}, eps={eps}")
+        self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
+
+    def config(self) -> dict:
+        return {**super().config(), "betas": list(self.betas), "eps": self.eps}
+
+    def _update(self, i, p, g):
+        (b1, b2), t = self.betas, self.steps + 1
+        xp, m, v, tmp = get_array_module(g), self._buffer("m", i), self._buffer("v", i), self._buffer("scratch", i)
+        m *= b1
+        m += xp.multiply(g, 1 - b1, out=tmp)
+        v *= b2
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        # √v̂ + ε = √v / √(1−β₂ᵗ) + ε; bias corrections are Python floats: float32 stays float32.
+        xp.sqrt(v, out=tmp)
+        tmp *= 1 / math.sqrt(1 - b2 ** t)
+        tmp += self.eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= self.value(self.lr) / (1 - b1 ** t)
+        p -= tmp

@@ -205,8 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_command(commands, "train", "train a Maxout network; write a checkpoint and metrics",
                 add_train_arguments, run_train)
     add_command(commands, "evaluate", "test error of a saved checkpoint", add_evaluate_arguments, run_evaluate)
-    # ---- register further subcommands here, one line each, e.g. (with `from . import compare`):
-    # add_command(commands, "compare", "compare training objectives", compare.add_arguments, compare.run)
+    from . import compare  # here, not at the top: compare builds on this module's argument types
+    add_command(commands, "compare", "train every member of the regularizer family on the same network "
+                "and compare clean and adversarial test error", compare.add_arguments, compare.run)
     return parser
 
 

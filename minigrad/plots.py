@@ -1,0 +1,112 @@
+"""Figures for ``compare`` (matplotlib, imported only here and only when a figure is drawn)."""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from . import perturbations as P
+from .backend import as_numpy, to_device
+
+_ATTACK_TITLES = {"fgm-inf": "FGSM (FGM, p = ∞)", "fgm-2": "FGM, p = 2", "pgd-inf": "PGD, p = ∞"}
+
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("plots: matplotlib is not installed, so no figures were drawn "
+              "(pip install 'minigrad[tutorials]')", file=sys.stderr)
+        return None
+    return plt
+
+
+def compare_figures(results, grid, models, test_set, budgets, out) -> list:
+    """Draw robustness.png, clean_vs_fgsm.png and perturbations.png; return the names written."""
+    plt = _pyplot()
+    if plt is None:
+        return []
+    written = [robustness(plt, results, grid, out), clean_vs_attack(plt, results, grid, out)]
+    model = models.get("plain") or next(iter(models.values()))
+    written.append(worst_cases(plt, model, test_set, budgets, out))
+    return written
+
+
+def _styles(n):
+    cmap = __import__("matplotlib").colormaps["tab20"]
+    return [dict(color=cmap(i % 20), ls=("-", "--", ":")[i // 7 % 3], marker="o", ms=3) for i in range(n)]
+
+
+def robustness(plt, results, grid, out) -> str:
+    """Test error against attack budget ε (ε = 0 is the clean error), one line per member."""
+    fig, axes = plt.subplots(1, len(grid), figsize=(4.2 * len(grid), 3.8), squeeze=False)
+    for ax, (attack, eps_list) in zip(axes[0], grid.items()):
+        for r, style in zip(results, _styles(len(results))):
+            errors = [r["clean_error"]] + [r["attacks"][attack][str(e)] for e in eps_list]
+            ax.plot([0] + list(eps_list), errors, label=r["member"], **style)
+        ax.set_title(_ATTACK_TITLES.get(attack, attack))
+        ax.set_xlabel("ε")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("test error")
+    axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle("Adversarial test error against the attack budget")
+    fig.tight_layout()
+    return _save(fig, out, "robustness.png")
+
+
+def clean_vs_attack(plt, results, grid, out) -> str:
+    """Clean error and FGSM error (middle budget) per member, as paired bars."""
+    attack = "fgm-inf"
+    eps = grid[attack][len(grid[attack]) // 2]
+    names = [r["member"] for r in results]
+    clean = [r["clean_error"] for r in results]
+    adv = [r["attacks"][attack][str(eps)] for r in results]
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 3.6))
+    pos = np.arange(len(names))
+    ax.bar(pos - 0.2, clean, 0.4, label="clean", color="tab:blue")
+    ax.bar(pos + 0.2, adv, 0.4, label=f"FGSM ε = {eps}", color="tab:red")
+    ax.set_xticks(pos, names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("test error")
+    ax.set_title("Clean and adversarial test error per member")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out, "clean_vs_fgsm.png")
+
+
+def worst_cases(plt, model, test_set, budgets, out, n_images: int = 6) -> str:
+    """The digits, then r*(p) for p = 1, 2, ∞ under the model's own input gradient."""
+    model.eval()
+    x = to_device(test_set.x[:n_images], model.device)
+    y = to_device(test_set.y[:n_images], model.device)
+    g = P.input_gradient(model, x, y)
+    rows = [("image", as_numpy(x))]
+    for key, p in (("1", 1), ("2", 2), ("inf", np.inf)):
+        rows.append((f"r*, p = {key}\nε = {budgets[key]:.3g}", as_numpy(P.worst_case(g, budgets[key], p).data)))
+    shape = test_set.image_shape
+    fig, axes = plt.subplots(len(rows), n_images, figsize=(1.5 * n_images, 1.55 * len(rows)), squeeze=False)
+    for i, (name, images) in enumerate(rows):
+        for j in range(n_images):
+            ax, img = axes[i, j], images[j].reshape(shape)
+            if i == 0:
+                ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+            else:
+                m = float(np.abs(img).max()) or 1.0
+                ax.imshow(img, cmap="RdBu_r", vmin=-m, vmax=m)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=7)
+    fig.suptitle("Closed-form worst cases r* (red raises a pixel, blue lowers it)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out, "perturbations.png")
+
+
+def _save(fig, out, name) -> str:
+    fig.savefig(os.path.join(out, name), dpi=110, bbox_inches="tight")
+    __import__("matplotlib.pyplot").pyplot.close(fig)
+    return name

@@ -1,0 +1,121 @@
+# %% [markdown]
+# # 04 · One objective, two faces
+#
+# Tutorial 03 found the worst case in closed form.  Plug it back in:
+#
+#     max_{‖r‖ₚ ≤ ε} L(x + r)  =  L(x) + ε‖∇ₓL‖_q + O(ε²).
+#
+# So the robust objective can be trained in two ways (Lyu et al. 2015; Ororbia et al. 2017):
+#
+# * **perturbed point** (adversarial training): take the gradient at x + r*, with r* held
+#   constant;
+# * **explicit penalty**: minimise L(x) + ε‖∇ₓL‖_q, whose parameter gradient is a mixed
+#   second derivative: that is what double backprop is for.
+#
+# DataGrad adds a third: the penalty's gradient by a *finite difference* along r, which
+# is a perturbed point again.  This tutorial measures how these agree, with the public
+# functions of `minigrad.verify` (each one a numbered claim of PAPERS.md §4), in float64.
+
+# %%
+import os
+import sys
+
+import numpy as np
+
+from minigrad import regularizers as R, verify
+
+QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
+FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
+
+# A small float64 Maxout network and a batch lying well inside one linear region
+# (Maxout nets are piecewise linear; crossing a kink would break the asymptotics).
+model, x, y = verify.demo_problem(seed=0)
+print(model.config)
+
+# %% [markdown]
+# ## 1. The linearisation is second-order accurate (claim 3)
+# L(x + r*) − L(x) − ε‖g‖_q = O(ε²): the log-log slope is 2.  For p = 2 the ε² coefficient
+# is ½ĝᵀ∇²ₓLĝ, computed here by a Hessian-vector product.
+
+# %%
+lin = {p: verify.claim3_linearization(model, x, y, p) for p in (1, 2, np.inf)}
+for p, c in lin.items():
+    print(f"p = {p}: slope {c.slope:.4f} (expected {c.expected_slope}), same region: {c.same_region}")
+
+# %% [markdown]
+# ## 2. Perturbed point and penalty differ at O(ε²), not zero (claim 6)
+# ‖∇θL(x + r*) − ∇θ(L + ε‖g‖_q)‖ / ε² settles to a constant as ε → 0.
+
+# %%
+faces = {p: verify.claim6_perturbed_vs_penalty(model, x, y, p) for p in (1, 2, np.inf)}
+for p, c in faces.items():
+    print(f"p = {p}: slope {c.slope:.4f};  ‖difference‖/ε² = {np.round(c.errors / c.h ** 2, 5)}")
+
+# %% [markdown]
+# ## 3. Holding r* constant is allowed, at O(ε²) (claim 7)
+# The perturbed-point gradient treats r*(θ) as a constant.  Differentiating through it
+# changes the update only at O(ε²) for p = 2, and not at all for p = ∞ (sign(g) is
+# piecewise constant in θ).
+
+# %%
+stop = {p: verify.claim7_stop_gradient(model, x, y, p) for p in (2, np.inf)}
+print("p = 2: slope", round(stop[2].slope, 4), "  p = ∞: largest difference", stop[np.inf].errors.max())
+
+# %% [markdown]
+# ## 4. DataGrad's finite difference converges to double backprop at O(φ) (claim 4)
+# ∇θR ≈ [∇θL(x + φr) − ∇θL(x)]/φ with r = ∇_J R.  Forward difference: slope 1.
+
+# %%
+fd = {norm: verify.claim4_datagrad_fd(model, x, y, norm) for norm in ("l1", "l2")}
+for norm, c in fd.items():
+    print(f"DataGrad-{norm.upper()}: slope {c.slope:.4f} (expected {c.expected_slope})")
+
+# %% [markdown]
+# ## 5. Goodfellow's adversarial training *is* finite-difference DataGrad-L1 (claim 5)
+# a·L(x) + (1−a)·L(x + ε sign g) has the gradient of the DataGrad update with α = 1,
+# β = (1−a)ε, φ = ε.  Not approximately: to rounding.
+
+# %%
+same = verify.claim5_goodfellow_equals_datagrad(model, x, y, eps=0.1, a=0.5)
+print(same)
+print("as objectives:", R.AdversarialTraining(0.1, np.inf, alpha=0.5), "≡",
+      R.DataGrad(1.0, 0.05, norm="l1", method="finite_difference", step=0.1))
+
+# %% [markdown]
+# ## 6. Figure: the convergence plots
+# Left: the linearisation residual and the perturbed-point/penalty gap, slope 2.
+# Right: the DataGrad finite-difference error, slope 1.
+
+# %%
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    plt = None
+    print("matplotlib not installed: skipping the figure")
+
+if plt is not None:
+    os.makedirs(FIGURES, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for p, c in lin.items():
+        axes[0].loglog(c.h, c.errors, "o-", label=f"claim 3, linearisation, p = {p}")
+    for p, c in faces.items():
+        axes[0].loglog(c.h, c.errors, "s--", label=f"claim 6, perturbed vs penalty, p = {p}")
+    h = lin[2].h
+    axes[0].loglog(h, lin[2].errors[0] * (h / h[0]) ** 2, "k:", label="slope 2")
+    axes[0].set_xlabel("ε")
+    axes[0].set_title("O(ε²): one objective, two faces")
+    for norm, c in fd.items():
+        axes[1].loglog(c.h, c.errors, "o-", label=f"claim 4, DataGrad-{norm.upper()} FD error")
+    phi = fd["l1"].h
+    axes[1].loglog(phi, fd["l1"].errors[0] * phi / phi[0], "k:", label="slope 1")
+    axes[1].set_xlabel("φ (finite-difference step)")
+    axes[1].set_title("O(φ): DataGrad's perturbed point → double backprop")
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.path.join(FIGURES, "04_convergence.png")
+    fig.savefig(path, dpi=110)
+    print("saved", path)

@@ -73,7 +73,7 @@ def attack_grid(n_features: int, quick: bool) -> dict:
     s = math.sqrt(n_features) / 8
     if quick:
         return {"fgm-inf": [0.1], "fgm-2": [round(1.0 * s, 3)], "pgd-inf": [0.1]}
-    return {"fgm-inf": [0.05, 0.1, 0.2], "fgm-2": [round(e * s, 3) for e in (0.5, 1.0, 2.0)],
+    return {"fgm-inf": [0.05, 0.1, 0.2], "fgm-2": [round(e * s, 3) for e in (0.25, 0.5, 1.0)],
             "pgd-inf": [0.05, 0.1, 0.2]}
 
 
@@ -130,13 +130,13 @@ def run(args) -> int:
 
 def _run(args) -> int:
     if args.quick:
-        args.epochs = min(args.epochs, 2)
-        args.members = args.members or ["plain", "adv-pinf", "gp-q2", "datagrad-l1-fd", "multitask+datagrad"]
+        args.epochs = min(args.epochs, 5)
+        args.members = args.members or ["plain", "adv-pinf", "gp-q1", "datagrad-l1-fd", "multitask+datagrad"]
     members = args.members or list(MEMBERS)
     train_set, test_set = datasets.load(args.data, args.data_dir)
-    if args.quick:
-        train_set = datasets.Dataset(train_set.x[:512], train_set.y[:512], train_set.n_classes,
-                                     train_set.image_shape, train_set.name)
+    if args.train_size and args.train_size < len(train_set):
+        train_set = datasets.Dataset(train_set.x[:args.train_size], train_set.y[:args.train_size],
+                                     train_set.n_classes, train_set.image_shape, train_set.name)
     grid = attack_grid(train_set.x.shape[1], args.quick)
     os.makedirs(args.out, exist_ok=True)
     stream = sys.stderr if args.progress else None
@@ -208,5 +208,7 @@ def add_arguments(p):
                    help="BLAS threads (default 1: for these small matrices a second thread only adds "
                         "synchronisation; raise it for MNIST-sized runs on an idle machine)")
     p.add_argument("--out", default="runs/compare", help="output directory (default runs/compare)")
-    p.add_argument("--quick", action="store_true", help="a smoke run: 5 members, 2 epochs, 512 examples")
+    p.add_argument("--train-size", type=positive_int, default=None,
+                   help="train on the first N training examples only (default: all)")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 5 members, at most 5 epochs, one attack budget each")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")

@@ -1,0 +1,68 @@
+"""The main job, `python -m minigrad compare`, end to end in quick mode."""
+import json
+import os
+
+import pytest
+
+from minigrad import cli
+
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("compare")
+    status = cli.main(["compare", "--quick", "--no-progress", "--out", str(out),
+                       "--members", "plain", "adv-pinf", "datagrad-l1-fd", "gp-q2"])
+    assert status == 0
+    with open(out / "results.json") as f:
+        return out, json.load(f)
+
+
+@pytest.mark.slow
+def test_writes_every_output(quick_run):
+    out, run = quick_run
+    expected = ["results.json", "results.md"]
+    if pytest.importorskip("matplotlib"):
+        expected += ["robustness.png", "clean_vs_fgsm.png", "perturbations.png"]
+    for name in expected:
+        assert os.path.getsize(out / name) > 0, name
+    assert [r["member"] for r in run["results"]] == ["plain", "adv-pinf", "datagrad-l1-fd", "gp-q2"]
+    table = (out / "results.md").read_text()
+    assert "| adv-pinf |" in table and "fgm-inf" in table
+
+
+@pytest.mark.slow
+def test_results_are_sane(quick_run):
+    _, run = quick_run
+    for r in run["results"]:
+        assert 0 <= r["clean_error"] < 0.5, r  # five epochs on digits learn something
+        for attack, by_eps in r["attacks"].items():
+            for eps, error in by_eps.items():
+                assert error >= r["clean_error"] - 0.02, (r["member"], attack, eps)  # attacks do not help
+
+
+@pytest.mark.slow
+def test_goodfellow_and_finite_difference_datagrad_train_identically(quick_run):
+    # PAPERS.md claim 5, end to end: a·L(x) + (1−a)·L(x + ε sign g) and the DataGrad-L1
+    # perturbed-point update with α = 1, β = (1−a)ε, φ = ε give the same parameter updates.
+    _, run = quick_run
+    results = {r["member"]: r for r in run["results"]}
+    adv, fd = results["adv-pinf"], results["datagrad-l1-fd"]
+    assert adv["clean_error"] == pytest.approx(fd["clean_error"], abs=1e-9)
+    for attack, by_eps in adv["attacks"].items():
+        assert by_eps == pytest.approx(fd["attacks"][attack], abs=0.01), attack
+
+
+def test_unknown_member_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compare", "--members", "nonsense"])
+    assert e.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_negative_budget_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compare", "--eps", "-0.1"])
+    assert e.value.code == 2
+    assert "--eps" in capsys.readouterr().err

@@ -134,9 +134,7 @@ def _run(args) -> int:
         args.members = args.members or ["plain", "adv-pinf", "gp-q1", "datagrad-l1-fd", "multitask+datagrad"]
     members = args.members or list(MEMBERS)
     train_set, test_set = datasets.load(args.data, args.data_dir)
-    if args.train_size and args.train_size < len(train_set):
-        train_set = datasets.Dataset(train_set.x[:args.train_size], train_set.y[:args.train_size],
-                                     train_set.n_classes, train_set.image_shape, train_set.name)
+    train_set, test_set = _head(train_set, args.train_size), _head(test_set, args.test_size)
     grid = attack_grid(train_set.x.shape[1], args.quick)
     os.makedirs(args.out, exist_ok=True)
     stream = sys.stderr if args.progress else None
@@ -149,7 +147,7 @@ def _run(args) -> int:
     table = markdown_table(results, grid)
     print(table)
     print(f"\ntotal {total:.1f} s for {len(members)} members")
-    meta = {"data": args.data, "n_train": len(train_set), "n_test": len(test_set),
+    meta = {"data": args.data, "n_train": len(train_set), "n_test": len(test_set), "threads": args.threads,
             "budgets": budgets(args, train_set.x.shape[1]), "attacks": grid, "total_seconds": total,
             "config": {k: v for k, v in vars(args).items() if k not in ("func", "command")}}
     with open(os.path.join(args.out, "results.json"), "w") as f:
@@ -160,6 +158,13 @@ def _run(args) -> int:
     written = plots.compare_figures(results, grid, models, test_set, meta["budgets"], args.out)
     print("wrote", ", ".join(["results.json", "results.md"] + written), "to", args.out)
     return 0
+
+
+def _head(data, n):
+    """The first ``n`` examples (all if n is None)."""
+    if not n or n >= len(data):
+        return data
+    return datasets.Dataset(data.x[:n], data.y[:n], data.n_classes, data.image_shape, data.name)
 
 
 def markdown_table(results: list, grid: dict) -> str:
@@ -210,5 +215,7 @@ def add_arguments(p):
     p.add_argument("--out", default="runs/compare", help="output directory (default runs/compare)")
     p.add_argument("--train-size", type=positive_int, default=None,
                    help="train on the first N training examples only (default: all)")
+    p.add_argument("--test-size", type=positive_int, default=None,
+                   help="evaluate on the first N test examples only (default: all)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 5 members, at most 5 epochs, one attack budget each")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")

@@ -12,7 +12,8 @@ from .backend import as_numpy, to_device
 _ATTACK_TITLES = {"fgm-inf": "FGSM (FGM, p = ∞)", "fgm-2": "FGM, p = 2", "pgd-inf": "PGD, p = ∞"}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with a file-only backend, or None (with a message) if not installed."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -26,7 +27,7 @@ def _pyplot():
 
 def compare_figures(results, grid, models, test_set, budgets, out) -> list:
     """Draw robustness.png, clean_vs_fgsm.png and perturbations.png; return the names written."""
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return []
     written = [robustness(plt, results, grid, out), clean_vs_attack(plt, results, grid, out)]
@@ -78,7 +79,7 @@ def clean_vs_attack(plt, results, grid, out) -> str:
     return _save(fig, out, "clean_vs_fgsm.png")
 
 
-def worst_cases(plt, model, test_set, budgets, out, n_images: int = 6) -> str:
+def worst_cases(plt, model, test_set, budgets, out, n_images: int = 6, name: str = "perturbations.png") -> str:
     """The digits, then r*(p) for p = 1, 2, ∞ under the model's own input gradient."""
     model.eval()
     x = to_device(test_set.x[:n_images], model.device)
@@ -89,7 +90,7 @@ def worst_cases(plt, model, test_set, budgets, out, n_images: int = 6) -> str:
         rows.append((f"r*, p = {key}\nε = {budgets[key]:.3g}", as_numpy(P.worst_case(g, budgets[key], p).data)))
     shape = test_set.image_shape
     fig, axes = plt.subplots(len(rows), n_images, figsize=(1.5 * n_images, 1.55 * len(rows)), squeeze=False)
-    for i, (name, images) in enumerate(rows):
+    for i, (label, images) in enumerate(rows):
         for j in range(n_images):
             ax, img = axes[i, j], images[j].reshape(shape)
             if i == 0:
@@ -100,13 +101,20 @@ def worst_cases(plt, model, test_set, budgets, out, n_images: int = 6) -> str:
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
-                ax.set_ylabel(name, fontsize=7)
+                ax.set_ylabel(label, fontsize=7)
     fig.suptitle("Closed-form worst cases r* (red raises a pixel, blue lowers it)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, out, "perturbations.png")
+    return _save(fig, out, name)
+
+
+def save(fig, path: str) -> str:
+    """Write ``fig`` to ``path`` (folders made as needed), close it, and return the path."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    __import__("matplotlib.pyplot").pyplot.close(fig)
+    return path
 
 
 def _save(fig, out, name) -> str:
-    fig.savefig(os.path.join(out, name), dpi=110, bbox_inches="tight")
-    __import__("matplotlib.pyplot").pyplot.close(fig)
+    save(fig, os.path.join(out, name))
     return name

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from minigrad import functional as F
+from minigrad import functional as F, plots
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
 FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
@@ -149,16 +149,9 @@ except mg.GradcheckError as e:
 # ## 5. A picture: tanh and its derivatives by repeated autodiff
 
 # %%
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    plt = None
-    print("matplotlib not installed: skipping the figure (pip install 'minigrad[tutorials]')")
+plt = plots.pyplot()  # None, with a message, if matplotlib is not installed
 
 if plt is not None:
-    os.makedirs(FIGURES, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = ["tanh x", "1st derivative", "2nd derivative", "3rd derivative"]
     for d, name in zip(derivatives, names):
@@ -168,6 +161,4 @@ if plt is not None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = os.path.join(FIGURES, "01_tanh_derivatives.png")
-    fig.savefig(path, dpi=110)
-    print("saved", path)
+    print("saved", plots.save(fig, os.path.join(FIGURES, "01_tanh_derivatives.png")))

@@ -20,7 +20,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import functional as F
-from minigrad import nn
+from minigrad import nn, plots
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
 FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
@@ -106,16 +106,9 @@ print("eigenvalues:", np.round(np.linalg.eigvalsh(H), 8))
 # ## 6. Figure: a Maxout unit and its derivative
 
 # %%
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    plt = None
-    print("matplotlib not installed: skipping the figure (pip install 'minigrad[tutorials]')")
+plt = plots.pyplot()  # None, with a message, if matplotlib is not installed
 
 if plt is not None:
-    os.makedirs(FIGURES, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
     for k in range(3):
         axes[0].plot(xs, slopes[k] * xs + offsets[k], "--", lw=1, label=f"piece {k + 1}")
@@ -129,6 +122,4 @@ if plt is not None:
         ax.set_xlabel("x")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    path = os.path.join(FIGURES, "02_maxout_unit.png")
-    fig.savefig(path, dpi=110)
-    print("saved", path)
+    print("saved", plots.save(fig, os.path.join(FIGURES, "02_maxout_unit.png")))

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 import minigrad as mg
-from minigrad import datasets, nn, optim, perturbations as P, regularizers as R, train, verify
+from minigrad import datasets, nn, optim, perturbations as P, plots, regularizers as R, train, verify
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
 FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
@@ -88,47 +88,21 @@ print("clean test error:", train.evaluate(model, test_set).error)
 
 x, y = test_set.x[:6], test_set.y[:6]
 model.eval()
-grads = P.input_gradient(model, x, y).numpy()
 budgets = {1: 2.0, 2: 1.0, np.inf: 0.1}  # comparable sizes on 64 pixels in [0, 1]
-perturbations = {p: P.worst_case(grads, e, p).numpy() for p, e in budgets.items()}
 for p, e in budgets.items():
     x_adv = P.fgm(model, x, y, e, p, clip=(0, 1))
     print(f"FGM p = {p} (ε = {e}): error on these 6 digits {train.evaluate(model, datasets.Dataset(x_adv, y, 10, (8, 8), 'adv')).error:.2f}")
 
 # %% [markdown]
 # ## 6. Figure: the worst case for each p
-# Rows: the digit, then r* for p = 1, 2, ∞ (red raises a pixel, blue lowers it).  p = 1
+# Rows: the digit, then r* for p = 1, 2, ∞ (red raises a pixel, blue lowers it), drawn by
+# `minigrad.plots.worst_cases`, the same function `compare` uses.  p = 1
 # spends everything on one pixel, p = ∞ touches every pixel by ±ε, p = 2 in between,
 # following the gradient's shape.
 
 # %%
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    plt = None
-    print("matplotlib not installed: skipping the figure")
-
+plt = plots.pyplot()  # None, with a message, if matplotlib is not installed
 if plt is not None:
-    os.makedirs(FIGURES, exist_ok=True)
-    rows = [("digit", x)] + [(f"r*, p = {p}", perturbations[p]) for p in budgets]
-    fig, axes = plt.subplots(len(rows), len(x), figsize=(1.4 * len(x), 1.5 * len(rows)))
-    for i, (name, images) in enumerate(rows):
-        for j in range(len(x)):
-            ax = axes[i, j]
-            img = images[j].reshape(8, 8)
-            if i == 0:
-                ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
-            else:
-                m = np.abs(img).max() or 1
-                ax.imshow(img, cmap="RdBu_r", vmin=-m, vmax=m)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j == 0:
-                ax.set_ylabel(name, fontsize=8)
-    fig.suptitle("Closed-form worst-case perturbations on digits", fontsize=10)
-    fig.tight_layout()
-    path = os.path.join(FIGURES, "03_worst_case_per_p.png")
-    fig.savefig(path, dpi=110)
-    print("saved", path)
+    name = plots.worst_cases(plt, model, test_set, {"1": budgets[1], "2": budgets[2], "inf": budgets[np.inf]},
+                             FIGURES, name="03_worst_case_per_p.png")
+    print("saved", os.path.join(FIGURES, name))

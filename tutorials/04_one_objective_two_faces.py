@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from minigrad import regularizers as R, verify
+from minigrad import plots, regularizers as R, verify
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
 FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
@@ -87,16 +87,9 @@ print("as objectives:", R.AdversarialTraining(0.1, np.inf, alpha=0.5), "≡",
 # Right: the DataGrad finite-difference error, slope 1.
 
 # %%
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    plt = None
-    print("matplotlib not installed: skipping the figure")
+plt = plots.pyplot()  # None, with a message, if matplotlib is not installed
 
 if plt is not None:
-    os.makedirs(FIGURES, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for p, c in lin.items():
         axes[0].loglog(c.h, c.errors, "o-", label=f"claim 3, linearisation, p = {p}")
@@ -116,6 +109,4 @@ if plt is not None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = os.path.join(FIGURES, "04_convergence.png")
-    fig.savefig(path, dpi=110)
-    print("saved", path)
+    print("saved", plots.save(fig, os.path.join(FIGURES, "04_convergence.png")))

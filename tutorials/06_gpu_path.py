@@ -22,7 +22,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import functional as F
-from minigrad import nn
+from minigrad import nn, plots
 from minigrad.backend import cuda_available
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
@@ -100,22 +100,13 @@ except TypeError as e:
 # on the strict double they are CPU times, shown only so the tutorial has the same shape.
 
 # %%
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    plt = None
-    print("matplotlib not installed: skipping the figure")
+plt = plots.pyplot()  # None, with a message, if matplotlib is not installed
 
 if plt is not None:
-    os.makedirs(FIGURES, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.bar(range(len(times)), np.array(times) * 1000, color="tab:green")
     ax.set_xlabel("step")
     ax.set_ylabel("ms")
     ax.set_title(f"Gradient-penalty step time on '{DEVICE}' (batch 64)")
     fig.tight_layout()
-    path = os.path.join(FIGURES, "06_step_times.png")
-    fig.savefig(path, dpi=110)
-    print("saved", path)
+    print("saved", plots.save(fig, os.path.join(FIGURES, "06_step_times.png")))

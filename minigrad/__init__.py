@@ -9,9 +9,11 @@ Maxout networks, and the unified gradient regularization family of adversarial t
 Importing minigrad imports NumPy only; CuPy, matplotlib and torch are imported when used.
 """
 from . import functional, ops
-from .backend import as_numpy, get_array_module, to_device
+from .backend import as_numpy, get_array_module, keep_freed_memory, to_device
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import Op, Tensor, enable_grad, grad, is_grad_enabled, no_grad
+
+keep_freed_memory()  # no page faults for re-allocated arrays (see its docstring)
 
 __version__ = "0.1.0"
 

@@ -123,8 +123,14 @@ class Maxout(Op):
         h = blocks[0].copy()
         for block in blocks[1:]:
             xp.maximum(h, block, out=h)
-        hit = xp.stack([b == h for b in blocks], axis=-2).astype(z.dtype)
-        self.weights = hit / hit.sum(axis=-2, keepdims=True)  # (..., pieces, units)
+        hit = z.reshape(z.shape[:-1] + (self.pieces, u)) == h[..., None, :]  # (..., pieces, units)
+        # No ties (the usual case): route by the 0/1 mask.  Checked on the host only: on a GPU the
+        # check would cost a device sync per layer, so there the even split is always computed.
+        if backend.device_of(z) != "cuda" and int(xp.count_nonzero(hit)) == h.size:
+            self.weights = hit
+        else:  # ties: split evenly among the tied pieces
+            hit = hit.astype(z.dtype)
+            self.weights = hit / hit.sum(axis=-2, keepdims=True)
         return h
 
     def backward(self, gh):

@@ -15,6 +15,8 @@ live in functional.py.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import backend
@@ -113,15 +115,31 @@ class Pow(Op):
 
 
 class MatMul(Op):
-    """Y = A @ B (batched over leading axes);  ∂L/∂A = G Bᵀ, ∂L/∂B = Aᵀ G."""
+    """Y = A @ B (batched over leading axes);  ∂L/∂A = G Bᵀ, ∂L/∂B = Aᵀ G.
+
+    Each gradient is made in its input's memory layout: for an input that is a transposed
+    view (a weight W used as Wᵀ, as in a backward pass) we form the transpose of the
+    gradient, (Aᵀ G)ᵀ = Gᵀ A, contiguous, and return its transposed view, so the weight's
+    gradient arrives contiguous and summing it with another stays a contiguous pass."""
     def forward(self, a, b):
+        if a.shape[-1] == 1:  # a product over a length-1 axis is an outer product: one multiply
+            return a * b      # (NumPy's matmul does k = 1 in a scalar loop without BLAS: 4× slower)
         return a @ b
 
     def backward(self, gy):
         a, b = self.inputs
-        ga = sum_to(gy @ swapaxes(b), a.shape) if self.needs_grad[0] else None
-        gb = sum_to(swapaxes(a) @ gy, b.shape) if self.needs_grad[1] else None
+        ga = gb = None
+        if self.needs_grad[0]:
+            ga = swapaxes(b @ swapaxes(gy)) if _transposed(a, gy) else sum_to(gy @ swapaxes(b), a.shape)
+        if self.needs_grad[1]:
+            gb = swapaxes(swapaxes(gy) @ a) if _transposed(b, gy) else sum_to(swapaxes(a) @ gy, b.shape)
         return ga, gb
+
+
+def _transposed(t, gy):
+    """t is the transpose of a contiguous matrix (e.g. Wᵀ), in an unbatched product."""
+    flags = getattr(t.data, "flags", None)
+    return gy.ndim == t.ndim == 2 and flags is not None and flags.f_contiguous and not flags.c_contiguous
 
 
 # --- elementwise functions ----------------------------------------------------------
@@ -243,7 +261,9 @@ class Where(Op):
 
 # --- reductions ---------------------------------------------------------------------
 def _reduced_axes(shape, axis):
-    return set(range(len(shape))) if axis is None else {int(a) % len(shape) for a in np.atleast_1d(axis)}
+    if axis is None:
+        return set(range(len(shape)))
+    return {int(a) % len(shape) for a in (axis if isinstance(axis, (tuple, list)) else np.atleast_1d(axis))}
 
 
 def _keepdims_shape(shape, axis):
@@ -410,7 +430,7 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001
 def mean(x, axis=None, keepdims=False):
     """Σx / n over ``axis``."""
     x = as_tensor(x)
-    n = x.size if axis is None else int(np.prod([x.shape[a] for a in np.atleast_1d(axis)]))
+    n = x.size if axis is None else math.prod(x.shape[a] for a in np.atleast_1d(axis))
     return sum(x, axis, keepdims) / n
 
 
@@ -426,9 +446,9 @@ def reshape(x, shape):
     x = as_tensor(x)
     shape = tuple(shape) if not isinstance(shape, int) else (shape,)
     if -1 in shape:
-        known = int(np.prod([n for n in shape if n != -1]))
+        known = math.prod(n for n in shape if n != -1)
         shape = tuple(x.size // known if n == -1 else n for n in shape)
-    if int(np.prod(shape)) != x.size:
+    if math.prod(shape) != x.size:
         raise ValueError(f"reshape: cannot reshape {x.shape} ({x.size} elements) to {shape}")
     return x if shape == x.shape else Reshape.apply(x, shape=shape)
 

@@ -64,7 +64,9 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
         if isinstance(data, Tensor):
             data = data.data
-        if not hasattr(data, "dtype") or not hasattr(data, "shape"):
+        if type(data) is np.ndarray and dtype is None:  # the common case: an op's result
+            pass
+        elif not hasattr(data, "dtype") or not hasattr(data, "shape"):
             data = np.asarray(data)
             if dtype is None and data.dtype.kind == "f":
                 dtype = np.float32  # Python floats: float32 unless asked otherwise
@@ -164,7 +166,7 @@ class Op:
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
         op = cls(**params)
-        tensors = tuple(as_tensor(t) for t in inputs)
+        tensors = tuple([t if isinstance(t, Tensor) else as_tensor(t) for t in inputs])
         arrays = [t.data for t in tensors]
         xp = backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
         result = op.forward(*arrays)

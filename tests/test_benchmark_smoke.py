@@ -1,0 +1,81 @@
+"""Smoke test of benchmarks/step_time.py: the objectives it times are the ones it claims.
+
+No timing is asserted.  What is checked: minigrad and PyTorch compute the same loss and parameter
+gradients in float64 for every objective (skipped without torch), no float64 array appears in a
+float32 step, the analytic FLOP counts, and that ``--quick`` runs end to end.
+"""
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "step_time.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("step_time", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_float64_agreement_with_pytorch(bench):
+    pytest.importorskip("torch")
+    for batch in (5, 1):
+        report = bench.check_agreement(batch=batch)
+        assert set(report) == set(bench.OBJECTIVES)
+        for name, (loss_err, grad_err) in report.items():
+            assert loss_err < 1e-10 and grad_err < 1e-10, (name, batch, loss_err, grad_err)
+
+
+def test_objectives_differ_from_each_other(bench):
+    # each objective really is a different training direction (no silent fallback to plain)
+    from minigrad.nn import maxout_mlp
+    model = maxout_mlp(seed=0, dtype=np.float64)
+    params = model.parameters()
+    x, y = bench.data(6, np.float64)
+    first = {}
+    for name in bench.OBJECTIVES:
+        _, terms = bench.mg_objective(name, model, params, x, y)
+        first[name] = bench.combined_grads([(w, [g.data for g in gs]) for w, gs in terms])[0]
+    names = list(first)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not np.allclose(first[a], first[b], rtol=1e-9, atol=0), (a, b)
+
+
+def test_no_float64_in_a_float32_step(bench):
+    report = bench.check_dtypes(batch=4)
+    assert set(report) == set(bench.OBJECTIVES) and all(n > 0 for n in report.values())
+
+
+def test_dtype_check_catches_a_leak(bench, monkeypatch):
+    from minigrad import ops
+    forward = ops.Neg.forward
+    monkeypatch.setattr(ops.Neg, "forward", lambda self, x: forward(self, x).astype(np.float64))
+    with pytest.raises(AssertionError, match="Neg.forward: output 0 is a float64"):
+        bench.check_dtypes(["plain"], batch=2)
+
+
+def test_flop_counts(bench):
+    f1, f2, f3 = (2 * 128 * i * o for i, o in bench.LAYERS)
+    fwd = f1 + f2 + f3
+    assert bench.flops("plain", 128) == 2 * fwd + f2 + f3  # fwd, dW of all, dX of the hidden layers
+    for name in ("fgsm", "datagrad", "gp2", "gp1"):
+        assert bench.flops(name, 128) == 5 * fwd + f2 + f3
+    # PERFORMANCE-NOTES.md: at ~207 GFLOP/s the products alone take 3.4 ms (plain), 7.9 ms (others)
+    assert abs(bench.flops("plain", 128) / 207e9 * 1e3 - 3.4) < 0.05
+    assert abs(bench.flops("gp2", 128) / 207e9 * 1e3 - 7.95) < 0.05
+    for name in bench.OBJECTIVES:
+        ops = bench.gemm_operands(name, 3, np.float32)
+        assert sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in ops) == bench.flops(name, 3)
+
+
+def test_quick_run(bench, capsys):
+    assert bench.main(["--quick", "--objectives", "plain,gp1", "--rounds", "1", "--steps", "1",
+                       "--threads", "1", "--check-dtypes"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split()[0] for line in out.splitlines() if line.split()[:1] in (["plain"], ["gp1"])]
+    assert "plain" in rows and "gp1" in rows

@@ -28,9 +28,15 @@ def _binary(cls, a, b, **params):
     refusing float32 meeting float64 (no silent up- or down-cast)."""
     a = as_tensor(a, like=b if isinstance(b, Tensor) else None)
     b = as_tensor(b, like=a)
-    if a.dtype != b.dtype and a.dtype.kind == "f" and b.dtype.kind == "f":
+    floats = [t.dtype for t in (a, b) if t.dtype.kind == "f"]
+    if len(floats) == 2 and floats[0] != floats[1]:
         raise TypeError(f"{cls.__name__.lower()}: dtypes differ ({a.dtype} and {b.dtype}); "
                         "cast one explicitly with Tensor(x.data.astype(...))")
+    # float32 meeting an int64 array would promote to float64: refused too.  A bool mask, or an
+    # integer type the float dtype holds exactly, keeps the float dtype and is fine.
+    if floats and np.result_type(a.dtype, b.dtype) != floats[0]:
+        raise TypeError(f"{cls.__name__.lower()}: {a.dtype} meeting {b.dtype} would promote to "
+                        f"{np.result_type(a.dtype, b.dtype)}; cast one explicitly with Tensor(x.data.astype(...))")
     return cls.apply(a, b, **params)
 
 
@@ -249,7 +255,7 @@ class Maximum(Op):
 class Where(Op):
     """y = cond ? a : b for a constant boolean ``cond``;  gradients routed by ``cond``."""
     def forward(self, a, b):
-        return backend.get_array_module(a, b).where(self.cond, a, b)
+        return backend.get_array_module(self.cond, a, b).where(self.cond, a, b)
 
     def backward(self, gy):
         a, b = self.inputs

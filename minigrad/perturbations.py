@@ -38,6 +38,11 @@ from .backend import device_of, get_array_module, to_device
 from .tensor import Tensor, as_tensor, enable_grad, grad
 
 
+class NonFiniteGradient(ValueError):
+    """An input gradient holds NaN or inf: the model or the loss has diverged
+    (``train.fit`` reports it as the step where training diverged)."""
+
+
 def dual_exponent(p) -> float:
     """q with 1/p + 1/q = 1:  q = p/(p − 1);  p = 1 ↔ q = ∞,  p = ∞ ↔ q = 1."""
     p = F.check_p(p, "dual_exponent")
@@ -81,7 +86,7 @@ def worst_case(g, eps, p) -> Tensor:
     if g.dtype.kind != "f":
         raise TypeError(f"worst_case: g must be floating point, got dtype {g.dtype}")
     if not bool(g.xp.isfinite(g.data).all()):
-        raise ValueError("worst_case: g contains NaN or inf; the loss or its gradient has diverged")
+        raise NonFiniteGradient("worst_case: g contains NaN or inf; the loss or its gradient has diverged")
     flat = _flat(g)
     xp = g.xp
     if p == np.inf:

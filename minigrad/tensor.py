@@ -287,8 +287,9 @@ def _seed(out: Tensor, g, k: int) -> Tensor:
                 "(the upstream gradient, same shape as the output)")
         return Tensor(out.xp.ones(out.shape, dtype=out.dtype))
     g = as_tensor(g)
-    if g.shape != out.shape:
-        raise ValueError(f"grad: grad_outputs[{k}] has shape {g.shape}, output has shape {out.shape}")
+    if g.shape != out.shape or g.dtype != out.dtype:
+        raise ValueError(f"grad: grad_outputs[{k}] has shape {g.shape} and dtype {g.dtype}; the output "
+                         f"has shape {out.shape} and dtype {out.dtype}: they must match")
     return g
 
 

@@ -36,6 +36,7 @@ from . import functional as F
 from . import nn
 from .backend import to_device
 from .datasets import minibatches
+from .perturbations import NonFiniteGradient
 from .tensor import Tensor, grad, no_grad
 
 FORMAT = "minigrad-checkpoint"
@@ -277,7 +278,10 @@ def _train_epoch(model, objective, optimizer, data, valid, batch_size, rng, epoc
     for b, (xb, yb) in enumerate(minibatches(data, batch_size, shuffle=True, seed=rng), start=1):
         x, y, outputs = Tensor(to_device(xb, device)), to_device(yb, device), []
         with _watch_outputs(model, x.data, outputs):
-            loss = objective(model, x, y)
+            try:
+                loss = objective(model, x, y)
+            except NonFiniteGradient:  # a perturbation from a diverged gradient: the same failure
+                raise TrainingDiverged(math.nan, epoch, b, optimizer.steps + 1) from None
         if not isinstance(loss, Tensor) or loss.size != 1:
             raise TypeError(f"fit: the objective must return a scalar loss Tensor, got {loss!r:.80}")
         value = loss.item()

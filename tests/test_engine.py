@@ -396,3 +396,12 @@ def test_to_and_back():
     with pytest.raises(ValueError, match="device must be one of"):
         x.to("tpu")
     assert mg.as_numpy(s.data).__class__ is np.ndarray
+
+
+def test_an_int64_array_does_not_promote_float32():
+    # NumPy would silently make float32 * int64 a float64; minigrad refuses, naming both dtypes.
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match="float32 meeting int64"):
+        x * np.arange(3)
+    assert (x * np.array([True, False, True])).dtype == np.float32  # a mask keeps the dtype
+    assert (x * 2).dtype == np.float32  # a Python int takes the tensor's dtype

@@ -262,3 +262,15 @@ def test_progress_on_a_terminal_uses_tqdm_when_installed():
     model = _model()
     _fit(model, _sgd(model), epochs=1, batch_size=8, progress=tty)
     assert "epoch 1/1" in tty.getvalue() and "batch" in tty.getvalue()
+
+
+def test_divergence_inside_adversarial_training_is_reported_as_a_diverged_step():
+    # With NaN parameters the perturbation is computed from a NaN gradient before the loss exists;
+    # fit still reports the step, not a ValueError from deep inside the objective.
+    from minigrad import regularizers as R
+    data = datasets.synthetic(n=64, n_features=6, n_classes=3, seed=0)
+    model = nn.maxout_mlp(6, (4,), 2, 3, seed=0)
+    model.parameters()[0].data[...] = np.nan
+    with pytest.raises(train.TrainingDiverged, match="epoch 1, batch 1"):
+        train.fit(model, R.AdversarialTraining(0.1), optim.SGD(model.parameters(), lr=0.1), data,
+                  epochs=1, batch_size=32, progress=False)

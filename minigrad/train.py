@@ -341,6 +341,11 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
         raise ValueError(f"fit: need integers 0 <= initial_epoch <= epochs, got {initial_epoch}, {epochs}")
     if patience is not None and (valid is None or patience < 1):
         raise ValueError(f"fit: patience={patience} needs a validation set and must be >= 1")
+    owned = getattr(objective, "parameters", lambda: [])()
+    missing = [p for p in owned if not any(p is q for q in optimizer.params)]
+    if missing:  # they would silently never train (e.g. the multitask decoder)
+        raise ValueError(f"fit: the objective owns {len(missing)} parameters that the optimizer does not "
+                         "update; build it with model.parameters() + objective.parameters()")
     stream = sys.stderr if progress is True else (progress or None)
     bar, history, modes = _Progress(stream, epochs), list(history or []), _modes(model)
     stopper, saved, meta = _EarlyStopping(patience) if patience else None, None, dict(metadata or {})

@@ -264,6 +264,7 @@ def test_progress_on_a_terminal_uses_tqdm_when_installed():
     assert "epoch 1/1" in tty.getvalue() and "batch" in tty.getvalue()
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # NaN parameters, on purpose
 def test_divergence_inside_adversarial_training_is_reported_as_a_diverged_step():
     # With NaN parameters the perturbation is computed from a NaN gradient before the loss exists;
     # fit still reports the step, not a ValueError from deep inside the objective.
@@ -274,3 +275,14 @@ def test_divergence_inside_adversarial_training_is_reported_as_a_diverged_step()
     with pytest.raises(train.TrainingDiverged, match="epoch 1, batch 1"):
         train.fit(model, R.AdversarialTraining(0.1), optim.SGD(model.parameters(), lr=0.1), data,
                   epochs=1, batch_size=32, progress=False)
+
+
+def test_objective_parameters_missing_from_the_optimizer_are_refused():
+    from minigrad import regularizers as R
+    data = datasets.synthetic(n=32, n_features=6, n_classes=3, seed=0)
+    model = nn.maxout_mlp(6, (4,), 2, 3, seed=0)
+    objective = R.CrossEntropy() + R.Multitask.for_model(model, 1.0)
+    with pytest.raises(ValueError, match="objective owns 2 parameters"):
+        train.fit(model, objective, optim.SGD(model.parameters(), lr=0.1), data, epochs=1, progress=False)
+    train.fit(model, objective, optim.SGD(model.parameters() + objective.parameters(), lr=0.1), data,
+              epochs=1, progress=False)

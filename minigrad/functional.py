@@ -182,13 +182,15 @@ class LpNorm(Op):
         x, p = self.inputs[0], self.p
         shape = _keepdims_shape(x.shape, self.axis)
         gy = reshape(gy, shape)
+        # sign(x) as the op (derivative exactly 0), not a raw array: the result keeps its graph,
+        # so differentiating it again gives zeros rather than "no graph" (worst_case relies on it).
         if p == 1:
-            return (gy * x.xp.sign(x.data),)
+            return (gy * sign(x),)
         if p == np.inf:
             a = x.xp.abs(x.data)
             top = (a == a.max(axis=self.axis, keepdims=True)).astype(x.dtype) * self.nonzero
             share = top / x.xp.maximum(top.sum(axis=self.axis, keepdims=True), 1)
-            return (gy * (x.xp.sign(x.data) * share),)
+            return (gy * sign(x) * share,)
         y = reshape(self.output(), shape) + (1 - self.nonzero)  # y, or 1 where y = 0
         if p == 2:
             return (gy * x / y * self.nonzero,)

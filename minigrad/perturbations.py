@@ -87,36 +87,21 @@ def worst_case(g, eps, p) -> Tensor:
         raise TypeError(f"worst_case: g must be floating point, got dtype {g.dtype}")
     if not bool(g.xp.isfinite(g.data).all()):
         raise NonFiniteGradient("worst_case: g contains NaN or inf; the loss or its gradient has diverged")
-    flat = _flat(g)
-    xp = g.xp
-    if p == np.inf:
-        r = F.sign(flat) * eps
-    elif p == 1:
-        a = xp.abs(flat.data)
-        top = ((a == a.max(axis=1, keepdims=True)) & (a > 0)).astype(g.dtype)
-        share = top / xp.maximum(top.sum(axis=1, keepdims=True), 1)  # ties: an even split
-        r = F.sign(flat) * (share * g.dtype.type(eps))
-    elif p == 2:
-        n = F.lp_norm(flat, 2, axis=1, keepdims=True)
-        r = flat * eps / (n + (n.data == 0).astype(g.dtype))  # g = 0 gives 0, not 0/0
-    else:
-        r = _worst_case_general(flat, eps, dual_exponent(p))
-    return F.reshape(r, g.shape)
+    # Hölder's equality case: r* = ε·∇_g‖g‖_q, the gradient of the dual norm (per example).  So the
+    # engine computes r* itself, by differentiating LpNorm (functional.py), whose zero-safe,
+    # scale-safe, tie-splitting derivative *is* the closed form for every p:
+    #   q = 1 (p = ∞): sign(g);  q = 2: g/‖g‖₂;  q = ∞ (p = 1): sign on the largest |gᵢ|, ties split evenly;
+    #   otherwise sign(gᵢ)·(|gᵢ|/‖g‖_q)^(q−1).
+    direction = _dual_norm_gradient(_flat(g), dual_exponent(p))
+    return F.reshape(direction * eps, g.shape)
 
 
-def _worst_case_general(flat: Tensor, eps: float, q: float) -> Tensor:
-    # Divide by m = max|g| first: r* is scale-invariant in g, and |g/m|^(q−1) cannot
-    # overflow or underflow to all-zero however large q is (p close to 1).
-    a = F.abs(flat)
-    m = F.max(a, axis=1, keepdims=True)
-    u = a / (m + (m.data == 0).astype(a.dtype))
-    zero = (u.data == 0).astype(a.dtype)
-    u_pow = (u + zero) ** (q - 1) * (1 - zero)  # uᵢ^(q−1), and 0 with a 0 derivative at 0
-    # Make the norm safe *before* the power: (0)^(q−1) has an infinite derivative for q < 2,
-    # and ∞·0 would put a NaN into every parameter gradient through r*.
-    norm = F.lp_norm(u, q, axis=1, keepdims=True)
-    n = (norm + (norm.data == 0).astype(a.dtype)) ** (q - 1)
-    return F.sign(flat) * u_pow * eps / n
+def _dual_norm_gradient(flat: Tensor, q: float) -> Tensor:
+    """∇‖·‖_q of each row, kept differentiable when ``flat`` is part of a graph (claim 7)."""
+    x = flat if flat.requires_grad else Tensor(flat.data, requires_grad=True)
+    with enable_grad():
+        (d,) = grad(F.sum(F.lp_norm(x, q, axis=1)), x, create_graph=flat.requires_grad)
+    return d
 
 
 def input_gradient(model, x, y, create_graph: bool = False, loss=F.cross_entropy) -> Tensor:

@@ -104,17 +104,20 @@ def _dual_norm_gradient(flat: Tensor, q: float) -> Tensor:
     return d
 
 
-def input_gradient(model, x, y, create_graph: bool = False, loss=F.cross_entropy) -> Tensor:
+def input_gradient(model, x, y, create_graph: bool = False, loss=F.cross_entropy,
+                   return_loss: bool = False):
     """gᵢ = ∇ₓᵢ L(xᵢ, yᵢ) for every example of the batch, shape of x.
 
     Taken from the *summed* loss: the gradient of a batch-mean loss is gᵢ/B, the right
     direction but a norm B times too small (PAPERS.md §1).  ``create_graph=True`` keeps
     the graph, so a penalty on g can be differentiated (double backprop).
+    ``return_loss=True`` returns (g, summed loss) so a caller needs no second forward pass.
     """
     x = Tensor(x.data if isinstance(x, Tensor) else x, requires_grad=True)
     with enable_grad():  # an input gradient needs a graph even inside a caller's no_grad()
-        (g,) = grad(loss(model(x), y, reduction="sum"), x, create_graph=create_graph)
-    return g
+        summed = loss(model(x), y, reduction="sum")
+        (g,) = grad(summed, x, create_graph=create_graph)
+    return (g, summed) if return_loss else g
 
 
 # --- attacks -------------------------------------------------------------------------

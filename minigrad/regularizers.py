@@ -80,16 +80,9 @@ def _loss(model, x, y) -> Tensor:
 
 def _clean_loss_and_gradient(model, x, y, create_graph: bool):
     """One forward pass gives both the batch-mean loss L(x), a graph over θ, and the
-    per-example input gradients g (``perturbations.input_gradient``, whose loss hook
-    hands us the summed loss it builds, so no second forward is needed)."""
-    kept = []
-
-    def summed(logits, labels, reduction):
-        kept.append(F.cross_entropy(logits, labels, reduction=reduction))
-        return kept[-1]
-
-    g = P.input_gradient(model, x, y, create_graph=create_graph, loss=summed)
-    return kept[0] / len(y), g
+    per-example input gradients g."""
+    g, summed = P.input_gradient(model, x, y, create_graph=create_graph, return_loss=True)
+    return summed / len(y), g
 
 
 def _per_example_sq(g: Tensor) -> Tensor:

@@ -67,7 +67,9 @@ def exponent(p, who: str, what: str = "p") -> float:
     """A norm exponent: a number in [1, ∞] (the strings 'inf' and 'infinity' mean ∞)."""
     if isinstance(p, str) and p.lower() in ("inf", "infinity"):
         return math.inf
-    return number(p, what, who, low=1, finite=False)
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not float(p) >= 1:
+        raise ValueError(f"{who}: {what} must be a number >= 1 or inf, got {p!r}")
+    return float(p)
 
 
 def eps(value, who: str, what: str = "eps") -> float:

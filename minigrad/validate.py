@@ -1,7 +1,7 @@
 """Validators: the one place where an argument is checked and its error message is worded.
 
 Every public function of minigrad that takes a number, a count, a choice or a norm exponent checks it
-here, before any work is spent, and a bad value gets one ``ValueError`` that names the function, the
+here, before any work is spent, and a bad value gets one ``InvalidArgument`` (a ValueError) that names the function, the
 argument, what was expected and what was given:
 
     worst_case: p must be a number >= 1 or inf, got 0.5
@@ -16,6 +16,8 @@ import math
 import numbers
 
 import numpy as np
+
+from .errors import InvalidArgument
 
 
 def _fmt(v) -> str:
@@ -40,26 +42,26 @@ def number(value, what: str, who: str, low=-math.inf, high=math.inf, open_low=Fa
     bound = _bounds(low, high, open_low, open_high)
     kind = "a finite number" if finite else "a number"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{who}: {what} must be {kind}{bound}, got {value!r}")
+        raise InvalidArgument(f"{who}: {what} must be {kind}{bound}, got {value!r}")
     v = float(value)
     ok = (not math.isnan(v) and (math.isfinite(v) or not finite)
           and (v > low if open_low else v >= low) and (v < high if open_high else v <= high))
     if not ok:
-        raise ValueError(f"{who}: {what} must be {kind}{bound}, got {value!r}")
+        raise InvalidArgument(f"{who}: {what} must be {kind}{bound}, got {value!r}")
     return v
 
 
 def integer(value, what: str, who: str, low=-math.inf, high=math.inf) -> int:
     """An int (a Python or NumPy integer, not a bool and not a float) in [low, high]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise ValueError(f"{who}: {what} must be an integer{_bounds(low, high, False, False)}, got {value!r}")
+        raise InvalidArgument(f"{who}: {what} must be an integer{_bounds(low, high, False, False)}, got {value!r}")
     return int(value)
 
 
 def choice(value, options, what: str, who: str):
     """One of ``options`` (compared with ==)."""
     if not any(value == o and type(value) is type(o) for o in options):
-        raise ValueError(f"{who}: {what} must be one of {', '.join(map(repr, options))}; got {value!r}")
+        raise InvalidArgument(f"{who}: {what} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value
 
 
@@ -68,7 +70,7 @@ def exponent(p, who: str, what: str = "p") -> float:
     if isinstance(p, str) and p.lower() in ("inf", "infinity"):
         return math.inf
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real) or not float(p) >= 1:
-        raise ValueError(f"{who}: {what} must be a number >= 1 or inf, got {p!r}")
+        raise InvalidArgument(f"{who}: {what} must be a number >= 1 or inf, got {p!r}")
     return float(p)
 
 
@@ -86,9 +88,9 @@ def sizes(values, what: str, who: str, low=1) -> tuple:
     """A non-empty sequence of integers >= low (layer widths, kernel sizes); a lone int is refused,
     so ``units=240`` is an error naming the fix rather than a confusing iteration over an int."""
     if isinstance(values, (numbers.Number, str, bytes)) or not hasattr(values, "__iter__"):
-        raise ValueError(f"{who}: {what} must be a sequence of integers >= {low}, e.g. ({values!r},), "
+        raise InvalidArgument(f"{who}: {what} must be a sequence of integers >= {low}, e.g. ({values!r},), "
                          f"got {values!r}")
     out = tuple(integer(v, f"every entry of {what}", who, low=low) for v in values)
     if not out:
-        raise ValueError(f"{who}: {what} must not be empty")
+        raise InvalidArgument(f"{who}: {what} must not be empty")
     return out

@@ -1,4 +1,4 @@
-"""Training: ``fit``, ``evaluate``, and checkpoints that survive a crash.
+"""Training: ``fit`` and ``evaluate``.
 
 An *objective* is any callable ``objective(model, x, y) -> scalar loss Tensor``, where x is a
 constant float batch Tensor and y the int64 labels, both on the model's device.  Plain
@@ -8,24 +8,13 @@ signature and computes whatever input gradients it needs itself, so ``fit`` only
 optimiser updates (``model.parameters()``, plus ``objective.parameters()`` for an objective
 that owns some, such as the multitask decoder).
 
-A checkpoint is one ``.npz`` file (no pickle: ``np.load(..., allow_pickle=False)`` reads it):
-
-    param/<name>   every parameter (host NumPy, exact dtype)
-    optim/<name>   the optimiser's counters and buffers (momentum, Adam moments)
-    meta           a JSON string: format, model config, optimiser config, epoch, seed,
-                   history, and the dropout generators' states
-
-It is written to a temporary file in the target directory and moved into place with
-``os.replace``, which is atomic: a crash mid-write leaves the previous checkpoint intact.
+Checkpoints (their format, and why they cannot lie) are ``checkpoint.py``'s; the progress bar is
+``progress.py``'s.  This module is the loop: validate everything first, then step, check, save.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -33,15 +22,15 @@ from typing import NamedTuple
 import numpy as np
 
 from . import functional as F
-from . import nn
-from .backend import to_device
+from . import validate
+from .backend import get_array_module, to_device
+from .checkpoint import Checkpoint, Checkpointing, NonFiniteState, last_good
 from .datasets import minibatches
+from .errors import DataError, Diverged, InvalidArgument
 from .perturbations import NonFiniteGradient
+from .progress import Progress, epoch_summary
 from .regularizers import CrossEntropy
 from .tensor import Tensor, grad, no_grad
-
-FORMAT = "minigrad-checkpoint"
-FORMAT_VERSION = 1
 
 
 # The plain objective, the mean cross-entropy of the logits: the family's first member.
@@ -53,17 +42,25 @@ class Evaluation(NamedTuple):
     loss: float  # mean cross-entropy
 
 
-class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite.  Names the step; the parameters are those before it."""
+class TrainingDiverged(Diverged):
+    """The loss, a perturbation or the parameters became NaN or infinite.  Names the step, and
+    the last good checkpoint only if one exists on disk and holds finite parameters.
 
-    def __init__(self, value: float, epoch: int, batch: int, step: int):
+    what: "loss" (the loss of this step; the parameters are those before it) or "parameters"
+    (the loss stayed finite but an update made the parameters non-finite during the epoch)."""
+
+    def __init__(self, value: float, epoch: int, batch: int, step: int, what: str = "loss"):
         super().__init__(value, epoch, batch, step)
-        self.value, self.epoch, self.batch, self.step = value, epoch, batch, step
-        self.checkpoint, self.checkpoint_epoch = None, None  # filled in by fit
+        self.value, self.epoch, self.batch, self.step, self.what = value, epoch, batch, step, what
+        self.checkpoint, self.checkpoint_epoch = None, None  # filled in by fit, from last_good()
 
     def __str__(self):
         where = (f"the last good checkpoint is {self.checkpoint} (end of epoch {self.checkpoint_epoch})"
-                 if self.checkpoint else "no checkpoint was written before it")
+                 if self.checkpoint else "no good checkpoint is on disk")
+        if self.what == "parameters":
+            return (f"fit: the parameters became NaN or inf during epoch {self.epoch} (the loss stayed finite, "
+                    f"so an update diverged); nothing of this epoch was saved, and {where}.  "
+                    "Try a smaller learning rate.")
         return (f"fit: the loss is {self.value} at epoch {self.epoch}, batch {self.batch} (step {self.step}); "
                 f"training stopped before that update, and {where}.  Try a smaller learning rate.")
 
@@ -78,14 +75,30 @@ def _restore_modes(model, modes):
         m.training = mode
 
 
+def _check_data(model, data, who: str):
+    """Refuse, before any work, a dataset that is empty or that the model cannot take."""
+    if len(data) == 0:
+        raise DataError(f"{who}: the dataset {data.name or ''} is empty".replace("  ", " "))
+    modes = _modes(model)
+    model.eval()
+    try:
+        with no_grad():
+            model(Tensor(to_device(data.x[:1], model.device)))
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{who}: the model does not take {data.name or 'this dataset'}'s examples "
+                        f"(shape {data.x.shape[1:]}): {e}") from None
+    finally:
+        _restore_modes(model, modes)
+
+
 # --- evaluation -------------------------------------------------------------------------------
 def evaluate(model, data, batch_size: int = 1000) -> Evaluation:
     """Error rate and mean cross-entropy of ``model`` on ``data`` (a Dataset: x, y).
 
     Runs in eval mode (dropout off) under ``no_grad``, then puts every module back in the
     mode it was in."""
-    if len(data) == 0:
-        raise ValueError("evaluate: the dataset is empty")
+    _check_data(model, data, "evaluate")
+    batch_size = validate.integer(batch_size, "batch_size", "evaluate", low=1)
     modes, device = _modes(model), model.device
     model.eval()
     wrong, loss_sum = 0, 0.0
@@ -100,172 +113,25 @@ def evaluate(model, data, batch_size: int = 1000) -> Evaluation:
     return Evaluation(error=wrong / len(data), loss=loss_sum / len(data))
 
 
-# --- checkpoints ------------------------------------------------------------------------------
-def write_atomically(path, write) -> Path:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then move it onto
-    ``path`` with ``os.replace``.  On any error the temporary file is removed and ``path`` is
-    left as it was; readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _rngs(model) -> list:
-    # Dropout's generators: restoring them makes a resumed run draw the same masks.
-    return [m.rng for m in model.modules() if isinstance(getattr(m, "rng", None), np.random.Generator)]
-
-
-def save_checkpoint(path, model, optimizer=None, **metadata) -> Path:
-    """Write parameters, optimiser state and metadata (JSON-ready keyword arguments such as
-    epoch, seed, history) to ``path`` atomically.  Returns the path."""
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, "config": getattr(model, "config", None),
-            "optimizer": None if optimizer is None else optimizer.config(),
-            "rng": [g.bit_generator.state for g in _rngs(model)], **metadata}
-    arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
-    if optimizer is not None:
-        arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
-    arrays["meta"] = np.array(json.dumps(meta))
-    return write_atomically(path, lambda f: np.savez(f, **arrays))
-
-
-class Checkpoint(NamedTuple):
-    model: nn.Module
-    meta: dict  # config, optimizer, epoch, seed, history, ...
-
-
-def load_checkpoint(path, model=None, optimizer=None) -> Checkpoint:
-    """Read a checkpoint written by ``save_checkpoint``/``fit``.
-
-    model: load into this model (its architecture must match), or None to rebuild one on the
-    CPU from the stored config.  optimizer: if given, its state is restored too (same kind,
-    same parameters).  Values come back bit for bit.  Raises ValueError on a mismatch.
-    """
-    with np.load(path, allow_pickle=False) as z:
-        if "meta" not in z.files:
-            raise ValueError(f"load_checkpoint: {path} is not a minigrad checkpoint (no 'meta' entry)")
-        meta = json.loads(str(z["meta"]))
-        params = {k[len("param/"):]: z[k] for k in z.files if k.startswith("param/")}
-        optim = {k[len("optim/"):]: z[k] for k in z.files if k.startswith("optim/")}
-    if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-        raise ValueError(f"load_checkpoint: {path} has format {meta.get('format')!r} version "
-                         f"{meta.get('version')!r}; expected {FORMAT!r} version {FORMAT_VERSION}")
-    saved_optimizer = (meta.get("optimizer") or {}).get("type")
-    if optimizer is not None and saved_optimizer != type(optimizer).__name__:  # checked before anything changes
-        raise ValueError(f"load_checkpoint: {path} holds {saved_optimizer or 'no'} optimizer state, "
-                         f"not {type(optimizer).__name__}")
-    if model is None:
-        if meta.get("config") is None:
-            raise ValueError(f"load_checkpoint: {path} stores no model config; pass the model to load into")
-        model = nn.build(meta["config"])
-    try:
-        model.load_state_dict(params)
-    except ValueError as e:
-        raise ValueError(f"load_checkpoint: {path} holds a different architecture (config {meta.get('config')}) "
-                         f"than the model (config {getattr(model, 'config', None)}): {e}") from None
-    for g, state in zip(_rngs(model), meta.get("rng", [])):
-        g.bit_generator.state = state
-    if optimizer is not None:
-        optimizer.load_state_dict(optim)
-    return Checkpoint(model, meta)
-
-
-# --- progress ---------------------------------------------------------------------------------
-def _import_tqdm():
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm
-
-
-class _Progress:
-    """Per-batch bar and one summary line per epoch on ``stream`` (None: silent).
-
-    On a terminal the bar is tqdm's if installed, else a single line redrawn in place at most
-    5 times a second.  Off a terminal (a log file, a pipe, CI) there is no bar at all, only the
-    epoch lines: a bar redrawn with '\\r' would write thousands of lines into a log.
-    """
-
-    def __init__(self, stream, epochs: int):
-        self.stream, self.epochs, self.bar, self.drawn = stream, epochs, None, False
-        self.live = stream is not None and getattr(stream, "isatty", lambda: False)()
-        self.tqdm = _import_tqdm() if self.live else None
-
-    def start(self, epoch: int, n_batches: int):
-        self.desc, self.n, self.last_draw = f"epoch {epoch}/{self.epochs}", n_batches, 0.0
-        if self.tqdm is not None:
-            self.bar = self.tqdm(total=n_batches, desc=self.desc, file=self.stream, leave=False, unit="batch")
-
-    def update(self, batch: int, loss: float, error: float | None):
-        if not self.live:
-            return
-        stats = f"loss {loss:.4f}" + ("" if error is None else f", acc {1 - error:.2%}")
-        if self.bar is not None:
-            self.bar.set_postfix_str(stats, refresh=False)
-            self.bar.update(1)
-        elif batch in (1, self.n) or time.monotonic() - self.last_draw > 0.2:
-            self.last_draw, self.drawn = time.monotonic(), True
-            filled = 20 * batch // self.n
-            self.stream.write(f"\r{self.desc} [{'#' * filled}{'.' * (20 - filled)}] {batch}/{self.n} {stats}")
-            self.stream.flush()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        elif self.drawn:
-            self.stream.write("\r\033[K")  # erase the fallback bar's line
-            self.drawn = False
-
-    def line(self, text: str):
-        if self.stream is not None:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-
-
-def _summary(record: dict, epochs: int) -> str:
-    def part(name, loss, error):
-        return f"{name} loss {loss:.4f}" + ("" if error is None else f", error {error:.2%}")
-    parts = [part("train", record["train_loss"], record["train_error"])]
-    if "valid_error" in record:
-        parts.append(part("valid", record["valid_loss"], record["valid_error"]))
-    parts.append(f"lr {record['lr']:.4g} | {record['seconds']:.2f} s")
-    return f"epoch {record['epoch']}/{epochs}: " + " | ".join(parts)
-
-
 # --- training ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _watch_outputs(model, x, outputs: list):
-    """Record the model's output whenever it is called on the batch array ``x`` itself.
+class _Recorder:
+    """The model as an objective sees it inside ``fit``: every call passes through, and the output
+    for the clean batch ``x`` is kept, so the objective's own forward pass gives the training
+    accuracy for free while the objective keeps its simple signature.  (A perturbed input is a
+    different array and is ignored; an objective that never evaluates the clean batch yields no
+    accuracy.)  Everything else (parameters, layers, device) is the model's own."""
 
-    The objective's own forward pass on the clean batch gives the training accuracy for free,
-    and the objective keeps its simple signature.  (A perturbed input is a different array and
-    is ignored; an objective that never evaluates the clean batch yields no accuracy.)"""
-    forward = model.forward
+    def __init__(self, model, x):
+        self.model, self.x, self.outputs = model, x, []
 
-    def watched(inp, *args, **kwargs):
-        out = forward(inp, *args, **kwargs)
-        if (inp.data if isinstance(inp, Tensor) else inp) is x:
-            outputs.append(out)
+    def __call__(self, inp, *args, **kwargs):
+        out = self.model(inp, *args, **kwargs)
+        if (inp.data if isinstance(inp, Tensor) else inp) is self.x:
+            self.outputs.append(out)
         return out
 
-    model.forward = watched  # an instance attribute shadows the method while the objective runs
-    try:
-        yield
-    finally:
-        del model.forward
+    def __getattr__(self, name):
+        return getattr(self.model, name)
 
 
 def _train_epoch(model, objective, optimizer, data, valid, batch_size, rng, epoch, bar) -> dict:
@@ -276,12 +142,12 @@ def _train_epoch(model, objective, optimizer, data, valid, batch_size, rng, epoc
     model.train()
     bar.start(epoch, -(-len(data) // batch_size))
     for b, (xb, yb) in enumerate(minibatches(data, batch_size, shuffle=True, seed=rng), start=1):
-        x, y, outputs = Tensor(to_device(xb, device)), to_device(yb, device), []
-        with _watch_outputs(model, x.data, outputs):
-            try:
-                loss = objective(model, x, y)
-            except NonFiniteGradient:  # a perturbation from a diverged gradient: the same failure
-                raise TrainingDiverged(math.nan, epoch, b, optimizer.steps + 1) from None
+        x, y = Tensor(to_device(xb, device)), to_device(yb, device)
+        recorder = _Recorder(model, x.data)
+        try:
+            loss = objective(recorder, x, y)
+        except NonFiniteGradient:  # a perturbation from a diverged gradient: the same failure
+            raise TrainingDiverged(math.nan, epoch, b, optimizer.steps + 1) from None
         if not isinstance(loss, Tensor) or loss.size != 1:
             raise TypeError(f"fit: the objective must return a scalar loss Tensor, got {loss!r:.80}")
         value = loss.item()
@@ -289,8 +155,8 @@ def _train_epoch(model, objective, optimizer, data, valid, batch_size, rng, epoc
             raise TrainingDiverged(value, epoch, b, optimizer.steps + 1)
         optimizer.step(grad(loss, params, allow_unused=True))
         loss_sum, seen = loss_sum + value * len(yb), seen + len(yb)
-        if outputs:
-            wrong += int((outputs[-1].data.argmax(axis=1) != y).sum())
+        if recorder.outputs:
+            wrong += int((recorder.outputs[-1].data.argmax(axis=1) != y).sum())
             scored += len(yb)
         bar.update(b, loss_sum / seen, wrong / scored if scored else None)
     bar.close()
@@ -316,53 +182,70 @@ class _EarlyStopping:
 
 def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_size: int = 100, *,
         seed: int = 0, patience: int | None = None, checkpoint=None, progress=True,
-        initial_epoch: int = 0, history: list | None = None, metadata: dict | None = None) -> list:
-    """Train ``model`` for epochs ``initial_epoch + 1 … epochs``; return the history.
+        resume: Checkpoint | None = None) -> list:
+    """Train ``model`` for epochs ``1 … epochs`` (or, resuming, the ones after the checkpoint's);
+    return the history.
 
-    Each step: ``loss = objective(model, x, y)`` on a minibatch moved to the model's device,
-    its gradient with respect to ``optimizer.params``, ``optimizer.step``.  The loss is checked
-    first: NaN or ±inf raises TrainingDiverged naming the epoch, batch and step, with the
-    parameters as they were before it and the last good checkpoint left on disk.
+    Each step: ``loss = objective(model, x, y)`` on a minibatch moved to the model's device, its
+    gradient with respect to ``optimizer.params``, ``optimizer.step``.  The loss is checked first:
+    NaN or ±inf raises TrainingDiverged naming the epoch, batch and step, with the parameters as
+    they were before it.  At the end of each epoch the parameters are checked too (an update can
+    make them non-finite while the loss was finite); a non-finite state is never saved, and the
+    error names the last good checkpoint on disk, if there is one.
 
-    train, valid: Datasets (x float32 (N, D), y int64 (N,)).
+    Everything is validated before the first step: the sizes, the data (non-empty, shaped as the
+    model takes it), the optimizer (it must update the objective's own parameters).
+
+    train, valid: Datasets (x float32 (N, ...), y int64 (N,)).
     seed: epoch e visits the examples in an order drawn from ``default_rng([seed, e])``, so a
     rerun, or a resumed run, sees the same batches.
     patience: with ``valid``, stop once the validation error has not improved for this many
     epochs, and give back the parameters of the best epoch.
-    checkpoint: a path, written atomically after every epoch (``save_checkpoint``) with the
-    epoch, seed, history and the JSON-ready ``metadata``.
+    checkpoint: a path, or a ``checkpoint.Checkpointing`` (path, metadata, a hook for files that
+    must agree with it); saved after every epoch with the epoch, seed and history.
     progress: True (stderr), a text stream, or False.
-    initial_epoch, history: to resume, the checkpoint's ``epoch`` and ``history``.
+    resume: a ``Checkpoint`` loaded (with this model and optimizer) from a run of the same
+    objective and seed: training continues after its epoch, bit for bit as if never stopped.
     Returns one dict per epoch: epoch, lr, train_loss, train_error (running, in training mode,
     from the objective's own forward pass; None if it never evaluates the clean batch),
     valid_loss and valid_error (given ``valid``), seconds.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= initial_epoch <= epochs:
-        raise ValueError(f"fit: need integers 0 <= initial_epoch <= epochs, got {initial_epoch}, {epochs}")
-    if patience is not None and (valid is None or patience < 1):
-        raise ValueError(f"fit: patience={patience} needs a validation set and must be >= 1")
+    epochs = validate.integer(epochs, "epochs", "fit", low=0)
+    batch_size = validate.integer(batch_size, "batch_size", "fit", low=1)
+    first = 0 if resume is None else validate.integer(resume.meta.get("epoch"), "the resumed epoch", "fit", 0)
+    if first > epochs:
+        raise InvalidArgument(f"fit: the checkpoint is at epoch {first}, past epochs={epochs}; "
+                              "ask for more epochs to continue it")
+    if patience is not None and (valid is None or validate.integer(patience, "patience", "fit", low=1) < 1):
+        raise InvalidArgument(f"fit: patience={patience} needs a validation set")
+    _check_data(model, train, "fit")
+    if valid is not None:
+        _check_data(model, valid, "fit (validation set)")
     owned = getattr(objective, "parameters", lambda: [])()
     missing = [p for p in owned if not any(p is q for q in optimizer.params)]
     if missing:  # they would silently never train (e.g. the multitask decoder)
-        raise ValueError(f"fit: the objective owns {len(missing)} parameters that the optimizer does not "
-                         "update; build it with model.parameters() + objective.parameters()")
+        raise InvalidArgument(f"fit: the objective owns {len(missing)} parameters that the optimizer does not "
+                              "update; build it with model.parameters() + objective.parameters()")
+    saver = checkpoint if isinstance(checkpoint, Checkpointing) or checkpoint is None \
+        else Checkpointing(Path(checkpoint))
     stream = sys.stderr if progress is True else (progress or None)
-    bar, history, modes = _Progress(stream, epochs), list(history or []), _modes(model)
-    stopper, saved, meta = _EarlyStopping(patience) if patience else None, None, dict(metadata or {})
+    bar, modes = Progress(stream, epochs), _modes(model)
+    history = list(resume.meta.get("history", [])) if resume is not None else []
+    stopper = _EarlyStopping(patience) if patience else None
     try:
-        for epoch in range(initial_epoch + 1, epochs + 1):
+        for epoch in range(first + 1, epochs + 1):
             optimizer.epoch = epoch - 1  # epoch schedules count completed epochs
             try:
                 record = _train_epoch(model, objective, optimizer, train, valid, batch_size,
                                       np.random.default_rng([seed, epoch]), epoch, bar)
+                _check_finite(model, optimizer, epoch)
             except TrainingDiverged as e:
-                e.checkpoint, e.checkpoint_epoch = (checkpoint, saved) if saved else (None, None)
+                e.checkpoint, e.checkpoint_epoch = last_good(saver.path) if saver else (None, None)
                 raise
             history.append(record)
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, optimizer, **meta, epoch=epoch, seed=seed, history=history)
-                saved = epoch
-            bar.line(_summary(record, epochs))
+            if saver is not None:
+                saver.save(model, optimizer, epoch=epoch, seed=seed, history=history)
+            bar.line(epoch_summary(record, epochs))
             if stopper and stopper.stop(model, epoch, record["valid_error"]):
                 bar.line(f"early stop: no better validation error for {patience} epochs")
                 break
@@ -372,7 +255,15 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
     if stopper and stopper.epoch is not None and stopper.epoch != history[-1]["epoch"]:
         model.load_state_dict(stopper.state)
         bar.line(f"restored the parameters of epoch {stopper.epoch} (validation error {stopper.error:.2%})")
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, **meta, epoch=history[-1]["epoch"], seed=seed,
-                            history=history, best_epoch=stopper.epoch)
+        if saver is not None:
+            saver.save(model, optimizer, epoch=history[-1]["epoch"], seed=seed, history=history,
+                       best_epoch=stopper.epoch)
     return history
+
+
+def _check_finite(model, optimizer, epoch: int):
+    """An update can make the parameters NaN while the loss was finite (the loss is computed
+    before the update): look once per epoch, before anything is saved."""
+    for p in optimizer.params:
+        if not bool(get_array_module(p.data).isfinite(p.data).all()):
+            raise TrainingDiverged(math.nan, epoch, -1, optimizer.steps, what="parameters")

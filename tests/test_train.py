@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad import datasets, nn, optim, train
+from minigrad import datasets, nn, optim, progress, train
 from minigrad import functional as F
+from minigrad.checkpoint import Checkpointing, load_checkpoint, save_checkpoint
 
 DATA = datasets.synthetic(n=96, n_features=6, n_classes=3, seed=0)
 VALID = datasets.synthetic(n=48, n_features=6, n_classes=3, seed=0)  # same blobs: same class means
@@ -123,19 +124,19 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     model = _model(dropout=0.3)
     opt = _sgd(model)
     path = tmp_path / "ckpt.npz"
-    history = _fit(model, opt, epochs=2, checkpoint=path, seed=7, metadata={"data": "synthetic"})
+    history = _fit(model, opt, epochs=2, checkpoint=Checkpointing(path, {"data": "synthetic"}), seed=7)
     with np.load(path, allow_pickle=False) as z:  # loadable without pickle
         assert "meta" in z.files and any(k.startswith("optim/velocity.") for k in z.files)
     clone = _model(seed=1, dropout=0.3)
     clone_opt = _sgd(clone)
-    ckpt = train.load_checkpoint(path, clone, clone_opt)
+    ckpt = load_checkpoint(path, clone, clone_opt)
     _assert_same(_params(model), _params(clone))
     for i, v in opt.state["velocity"].items():  # momentum buffers, bit for bit
         np.testing.assert_array_equal(v, clone_opt.state["velocity"][i])
     assert (clone_opt.steps, clone_opt.epoch) == (opt.steps, opt.epoch)
     assert ckpt.meta["epoch"] == 2 and ckpt.meta["seed"] == 7 and ckpt.meta["data"] == "synthetic"
     assert ckpt.meta["history"] == json.loads(json.dumps(history)) and ckpt.meta["config"] == model.config
-    rebuilt = train.load_checkpoint(path).model  # no model given: rebuilt from the stored config
+    rebuilt = load_checkpoint(path).model  # no model given: rebuilt from the stored config
     _assert_same(_params(model), _params(rebuilt))
 
 
@@ -146,28 +147,28 @@ def test_resume_from_a_checkpoint_equals_training_straight_through(tmp_path):
     _fit(first, _sgd(first), epochs=2, seed=5, checkpoint=tmp_path / "c.npz")
     resumed = _model(seed=9, dropout=0.3)  # different init and dropout state: all of it is restored
     opt = _sgd(resumed)
-    meta = train.load_checkpoint(tmp_path / "c.npz", resumed, opt).meta
-    _fit(resumed, opt, epochs=3, seed=5, initial_epoch=meta["epoch"], history=meta["history"])
+    ckpt = load_checkpoint(tmp_path / "c.npz", resumed, opt)
+    _fit(resumed, opt, epochs=3, seed=5, resume=ckpt)
     _assert_same(_params(straight), _params(resumed))
 
 
 def test_loading_into_another_architecture_or_optimizer_is_a_clear_error(tmp_path):
     model = _model()
-    train.save_checkpoint(tmp_path / "c.npz", model, _sgd(model), epoch=0)
-    with pytest.raises(ValueError, match=r"different architecture .*'units': \[8\].*'units': \[9\].*\[6, 16\]"):
-        train.load_checkpoint(tmp_path / "c.npz", nn.maxout_mlp(6, (9,), 2, 3))
+    save_checkpoint(tmp_path / "c.npz", model, _sgd(model), epoch=0)
+    with pytest.raises(ValueError, match=r"different architecture .*units: \[8\] in the checkpoint, \[9\] in the model.*shape \(6, 16\)"):
+        load_checkpoint(tmp_path / "c.npz", nn.maxout_mlp(6, (9,), 2, 3))
     with pytest.raises(ValueError, match="holds SGD optimizer state, not Adam"):
-        train.load_checkpoint(tmp_path / "c.npz", _model(), optim.Adam(_model().parameters()))
+        load_checkpoint(tmp_path / "c.npz", _model(), optim.Adam(_model().parameters()))
     np.savez(tmp_path / "other.npz", w=np.ones(2))
     with pytest.raises(ValueError, match="not a minigrad checkpoint"):
-        train.load_checkpoint(tmp_path / "other.npz")
+        load_checkpoint(tmp_path / "other.npz")
 
 
 @pytest.mark.parametrize("fail", ["savez", "replace"])
 def test_an_interrupted_write_leaves_the_old_checkpoint_and_no_temp_file(tmp_path, monkeypatch, fail):
     model = _model()
     path = tmp_path / "ckpt.npz"
-    train.save_checkpoint(path, model, epoch=1)
+    save_checkpoint(path, model, epoch=1)
     old = path.read_bytes()
     for p in model.parameters():
         p.data = p.data + 1
@@ -180,15 +181,15 @@ def test_an_interrupted_write_leaves_the_old_checkpoint_and_no_temp_file(tmp_pat
         raise OSError("disk full")
 
     if fail == "savez":
-        monkeypatch.setattr(train.np, "savez", savez_midway)
+        monkeypatch.setattr(np, "savez", savez_midway)
     else:
-        monkeypatch.setattr(train.os, "replace", replace_fails)
+        monkeypatch.setattr(os, "replace", replace_fails)
     with pytest.raises((KeyboardInterrupt, OSError)):
-        train.save_checkpoint(path, model, epoch=2)
+        save_checkpoint(path, model, epoch=2)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["ckpt.npz"]  # no temp file left behind
     assert path.read_bytes() == old
-    assert train.load_checkpoint(path).meta["epoch"] == 1
+    assert load_checkpoint(path).meta["epoch"] == 1
 
 
 # --- divergence and early stopping -------------------------------------------------------------------
@@ -207,10 +208,10 @@ def test_nan_loss_stops_with_the_step_named_and_the_last_good_checkpoint_kept(tm
         train.fit(model, objective, opt, DATA, epochs=3, batch_size=32, checkpoint=path, progress=False)
     assert (e.value.epoch, e.value.batch, e.value.step) == (2, 2, 5)
     assert opt.steps == 4 and all(np.isfinite(p.numpy()).all() for p in model.parameters())
-    ckpt = train.load_checkpoint(path)
+    ckpt = load_checkpoint(path)
     assert ckpt.meta["epoch"] == 1 and all(np.isfinite(v).all() for v in ckpt.model.state_dict().values())
     calls.clear()
-    with pytest.raises(train.TrainingDiverged, match="no checkpoint was written before it"):
+    with pytest.raises(train.TrainingDiverged, match="no good checkpoint is on disk"):
         train.fit(_model(), lambda m, x, y: objective(m, x, y) * float("inf"), _sgd(model), DATA,
                   epochs=1, progress=False)
 
@@ -227,7 +228,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch(tmp_path, monkeypatch)
     history = _fit(model, _sgd(model), epochs=5, valid=VALID, patience=2, checkpoint=tmp_path / "c.npz")
     assert [h["epoch"] for h in history] == [1, 2, 3, 4]  # epochs 3 and 4 did not beat epoch 2
     _assert_same(_params(model), snapshots[1])
-    meta = train.load_checkpoint(tmp_path / "c.npz").meta
+    meta = load_checkpoint(tmp_path / "c.npz").meta
     assert meta["best_epoch"] == 2 and meta["epoch"] == 4
 
 
@@ -247,7 +248,7 @@ def test_progress_off_a_terminal_is_one_line_per_epoch():
 
 
 def test_progress_on_a_terminal_without_tqdm_redraws_one_line(monkeypatch):
-    monkeypatch.setattr(train, "_import_tqdm", lambda: None)
+    monkeypatch.setattr(progress, "_import_tqdm", lambda: None)
     tty = _Terminal()
     model = _model()
     _fit(model, _sgd(model), epochs=1, batch_size=8, progress=tty)

@@ -26,6 +26,9 @@ from typing import Iterator
 
 import numpy as np
 
+from . import validate
+from .errors import DataError, DataNotFound, InvalidArgument
+
 DATA_ENV = "MINIGRAD_DATA"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 MNIST_FILES = {  # role -> standard file stem (each may also carry ".gz")
@@ -44,11 +47,14 @@ _IDX_DTYPES = {code: np.dtype(t) for code, t in
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-class DatasetError(ValueError):
-    """Data on disk is corrupt or inconsistent; the message names the file."""
+NAMES = ("digits", "mnist", "fashion-mnist")  # what ``load`` knows, and the CLI's --data choices
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetError(DataError):
+    """Data is corrupt, inconsistent or invalid; the message names the file or the first bad index."""
+
+
+class DatasetNotFoundError(DataNotFound):
     """A dataset's files are absent; the message says how to get them."""
 
 
@@ -59,7 +65,10 @@ class Dataset:
     x: float32, shape (N, D) -- one flattened example per row.
     y: int64, shape (N,) -- class index of each row, in [0, n_classes).
     image_shape: shape of one example before flattening, e.g. (28, 28).
-    Raises DatasetError if the shapes disagree.
+    Validated at the door, so nothing downstream meets bad data: raises DatasetError if the
+    shapes disagree, if a label is not an integer in [0, n_classes) (a float label such as 1.7
+    is refused, not truncated; 2.0 is accepted), or if a pixel is NaN or infinite, naming the
+    first bad index.
     """
 
     x: np.ndarray
@@ -71,8 +80,17 @@ class Dataset:
     def __post_init__(self):
         # Coerce once here so every consumer can rely on the dtypes.  The class
         # is frozen, hence object.__setattr__.
+        who = self.name or "Dataset"
+        n_classes = self.n_classes
+        if isinstance(n_classes, (bool, np.bool_)) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+            raise DatasetError(f"{who}: n_classes must be an integer >= 1, got {n_classes!r}")
+        object.__setattr__(self, "y", _labels(self.y, int(n_classes), who))
         object.__setattr__(self, "x", np.asarray(self.x, dtype=np.float32))
-        object.__setattr__(self, "y", np.asarray(self.y, dtype=np.int64))
+        finite = np.isfinite(self.x)
+        if not finite.all():
+            first = np.argwhere(~finite)[0]
+            raise DatasetError(f"{who}: x[{', '.join(map(str, first))}] is {self.x[tuple(first)]}; "
+                               "every input must be finite")
         if self.x.ndim != 2 or self.y.ndim != 1 or len(self.x) != len(self.y):
             raise DatasetError(f"{self.name or 'Dataset'}: expected x of shape (N, D) and y of "
                                f"shape (N,); got {self.x.shape} and {self.y.shape}")
@@ -88,6 +106,24 @@ class Dataset:
     def __repr__(self) -> str:  # the default would print both arrays in full
         return (f"Dataset(name={self.name!r}, n={len(self)}, x=float32{self.x.shape}, "
                 f"n_classes={self.n_classes}, image_shape={self.image_shape})")
+
+
+def _labels(y, n_classes: int, who: str) -> np.ndarray:
+    """y as int64, refusing what a cast would silently change (1.7 → 1, NaN → INT64_MIN)."""
+    y = np.asarray(y)
+    if y.dtype.kind == "b" or y.dtype.kind not in "iuf":
+        raise DatasetError(f"{who}: labels must be integers, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        bad = ~(np.isfinite(y) & (y == np.round(y)))
+        if bad.any():
+            i = int(np.flatnonzero(bad.ravel())[0])
+            raise DatasetError(f"{who}: label {y.ravel()[i]} at index {i} is not an integer")
+    out = y.astype(np.int64)
+    bad = (out < 0) | (out >= n_classes)
+    if bad.any():
+        i = int(np.flatnonzero(bad.ravel())[0])
+        raise DatasetError(f"{who}: label {out.ravel()[i]} at index {i} is outside [0, {n_classes})")
+    return out
 
 
 # --------------------------------------------------------------------------- IDX
@@ -205,6 +241,8 @@ def _images_labels(img_path: Path, lbl_path: Path, n_classes: int) -> tuple:
         raise DatasetError(f"{img_path}: expected 3-D uint8 images, got {images.ndim}-D {images.dtype}")
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DatasetError(f"{lbl_path}: expected 1-D integer labels, got {labels.ndim}-D {labels.dtype}")
+    if len(images) == 0:
+        raise DatasetError(f"{img_path} holds 0 images; a data set needs at least one example")
     if len(images) != len(labels):
         raise DatasetError(f"{img_path} has {len(images)} images but {lbl_path} has "
                            f"{len(labels)} labels; the counts must match")
@@ -288,7 +326,7 @@ def synthetic(n: int = 512, n_features: int = 20, n_classes: int = 3, seed: int 
     n_features < 1 or n_classes < 1.
     """
     if min(n, n_features, n_classes) < 1:
-        raise ValueError(f"n, n_features, n_classes must be >= 1; got {n}, {n_features}, {n_classes}")
+        raise InvalidArgument(f"synthetic: n, n_features, n_classes must be >= 1; got {n}, {n_features}, {n_classes}")
     rng = np.random.default_rng(seed)
     means = separation * rng.normal(size=(n_classes, n_features))
     y = rng.permutation(np.arange(n) % n_classes)
@@ -310,8 +348,8 @@ def train_valid_split(data: Dataset, valid_fraction: float, seed: int = 0) -> tu
     n = len(data)
     n_valid = round(valid_fraction * n)
     if not 0 < valid_fraction < 1 or not 0 < n_valid < n:
-        raise ValueError(f"valid_fraction={valid_fraction} gives {n_valid} of {n} examples "
-                         "for validation; both parts must be non-empty")
+        raise InvalidArgument(f"train_valid_split: valid_fraction={valid_fraction} gives {n_valid} of {n} "
+                              f"{data.name or ''} examples for validation; both parts must be non-empty")
     perm = np.random.default_rng(seed).permutation(n)
     parts = perm[: n - n_valid], perm[n - n_valid:]
     return tuple(dataclasses.replace(data, x=data.x[idx], y=data.y[idx], name=f"{data.name}-{tag}")
@@ -328,8 +366,7 @@ def minibatches(data: Dataset, batch_size: int, shuffle: bool = True, seed=None,
     epoch).  Raises ValueError (immediately, not on first next()) unless
     batch_size is an int >= 1.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    validate.integer(batch_size, "batch_size", "minibatches", low=1)
     rng = np.random.default_rng(seed)  # passes a Generator through unchanged
     order = rng.permutation(len(data)) if shuffle else np.arange(len(data))
     stop = len(data) - len(data) % batch_size if drop_last else len(data)
@@ -349,7 +386,7 @@ def load(name: str, data_dir=None) -> tuple[Dataset, Dataset]:
 
     data_dir: where the IDX files are ('mnist' and 'fashion-mnist'); falls back
     to $MINIGRAD_DATA.  'mnist' has no system default, so one of the two is
-    required (else DatasetNotFoundError).  Unknown names raise ValueError.
+    required (else DatasetNotFoundError).  Unknown names raise InvalidArgument.
     """
     if name == "digits":
         return load_digits()
@@ -361,4 +398,4 @@ def load(name: str, data_dir=None) -> tuple[Dataset, Dataset]:
             raise DatasetNotFoundError("mnist has no default location: pass data_dir or "
                                        + _PLACE_HINT.format(dir="a directory"))
         return load_mnist(_resolve_mnist_dir(Path(root), ("mnist", "MNIST/raw"), _PLACE_HINT))
-    raise ValueError(f"unknown dataset {name!r}; expected one of digits, mnist, fashion-mnist")
+    raise InvalidArgument(f"load: unknown dataset {name!r}; expected one of {', '.join(NAMES)}")

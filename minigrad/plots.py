@@ -1,6 +1,7 @@
 """Figures for ``compare`` (matplotlib, imported only here and only when a figure is drawn)."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -9,7 +10,7 @@ import numpy as np
 from . import perturbations as P
 from .backend import as_numpy, to_device
 
-_ATTACK_TITLES = {"fgm-inf": "FGSM (FGM, p = ∞)", "fgm-2": "FGM, p = 2", "pgd-inf": "PGD, p = ∞"}
+_ATTACK_TITLES = {"fgsm": "FGSM (FGM, p = ∞)", "fgm-l2": "FGM, p = 2", "pgd-linf": "PGD, p = ∞"}
 
 
 def pyplot():
@@ -37,22 +38,35 @@ def compare_figures(results, grid, models, test_set, budgets, out) -> list:
 
 
 def _styles(n):
-    cmap = __import__("matplotlib").colormaps["tab20"]
-    return [dict(color=cmap(i % 20), ls=("-", "--", ":")[i // 7 % 3], marker="o", ms=3) for i in range(n)]
+    """n styles told apart by colour (tab10), marker and line style together, not colour alone."""
+    cmap = __import__("matplotlib").colormaps["tab10"]
+    markers, dashes = "os^Dv<>Px*", ("-", "--", ":", "-.")
+    return [dict(color=cmap(i % 10), marker=markers[i % len(markers)], ls=dashes[i // 10 % 4], ms=4, lw=1.3)
+            for i in range(n)]
+
+
+def merge_identical(results: list, key) -> list:
+    """Group members whose ``key(result)`` is identical: (label "a = b", first result) pairs, so an
+    identical series is drawn once and named for all its members, never hidden under another."""
+    groups = {}
+    for r in results:
+        groups.setdefault(json.dumps(key(r), sort_keys=True), []).append(r)
+    return [(" = ".join(g["member"] for g in group), group[0]) for group in groups.values()]
 
 
 def robustness(plt, results, grid, out) -> str:
     """Test error against attack budget ε (ε = 0 is the clean error), one line per member."""
     fig, axes = plt.subplots(1, len(grid), figsize=(4.2 * len(grid), 3.8), squeeze=False)
+    series = merge_identical(results, lambda r: [r["clean_error"], r["attacks"]])
     for ax, (attack, eps_list) in zip(axes[0], grid.items()):
-        for r, style in zip(results, _styles(len(results))):
-            errors = [r["clean_error"]] + [r["attacks"][attack][str(e)] for e in eps_list]
-            ax.plot([0] + list(eps_list), errors, label=r["member"], **style)
+        for (label, r), style in zip(series, _styles(len(series))):
+            errors = [100 * r["clean_error"]] + [100 * r["attacks"][attack][str(e)] for e in eps_list]
+            ax.plot([0] + list(eps_list), errors, label=label, **style)
         ax.set_title(_ATTACK_TITLES.get(attack, attack))
-        ax.set_xlabel("ε")
-        ax.set_ylim(0, 1)
+        ax.set_xlabel("attack budget ε (0: clean)")
+        ax.set_ylabel("test error (%)")
+        ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("test error")
     axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle("Adversarial test error against the attack budget")
     fig.tight_layout()
@@ -61,17 +75,17 @@ def robustness(plt, results, grid, out) -> str:
 
 def clean_vs_attack(plt, results, grid, out) -> str:
     """Clean error and FGSM error (middle budget) per member, as paired bars."""
-    attack = "fgm-inf"
+    attack = "fgsm"
     eps = grid[attack][len(grid[attack]) // 2]
     names = [r["member"] for r in results]
-    clean = [r["clean_error"] for r in results]
-    adv = [r["attacks"][attack][str(eps)] for r in results]
+    clean = [100 * r["clean_error"] for r in results]
+    adv = [100 * r["attacks"][attack][str(eps)] for r in results]
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 3.6))
     pos = np.arange(len(names))
     ax.bar(pos - 0.2, clean, 0.4, label="clean", color="tab:blue")
     ax.bar(pos + 0.2, adv, 0.4, label=f"FGSM ε = {eps}", color="tab:red")
     ax.set_xticks(pos, names, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("test error")
+    ax.set_ylabel("test error (%)")
     ax.set_title("Clean and adversarial test error per member")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
@@ -82,6 +96,7 @@ def clean_vs_attack(plt, results, grid, out) -> str:
 def worst_cases(plt, model, test_set, budgets, out, n_images: int = 6, name: str = "perturbations.png") -> str:
     """The digits, then r*(p) for p = 1, 2, ∞ under the model's own input gradient."""
     model.eval()
+    n_images = min(n_images, len(test_set))
     x = to_device(test_set.x[:n_images], model.device)
     y = to_device(test_set.y[:n_images], model.device)
     g = P.input_gradient(model, x, y)

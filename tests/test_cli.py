@@ -10,13 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minigrad.checkpoint import load_checkpoint
 from minigrad import backend, cli, datasets, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--units", "16", "--pieces", "2", "--quiet"]
-TRAIN_FLAGS = ["--data", "--data-dir", "--valid-fraction", "--units", "--pieces", "--dropout", "--optimizer",
+TRAIN_FLAGS = ["--data", "--data-dir", "--valid-fraction", "--units", "--pieces", "--input-dropout", "--hidden-dropout",
+               "--optimizer",
                "--epochs", "--batch-size", "--lr", "--lr-decay", "--momentum", "--max-col-norm", "--patience",
-               "--seed", "--out", "--device", "--threads", "--quiet"]
+               "--seed", "--out", "--device", "--threads", "--quiet", "--resume", "--overwrite"]
 
 
 def _python_m(*args, env=None):
@@ -49,12 +51,12 @@ def test_train_help_documents_every_flag(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
-    (["train", "--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
+    (["train", "--epochs", "0"], "argument --epochs: must be an integer >= 1, got 0"),
     (["train", "--epochs", "two"], "argument --epochs: expected an integer, got 'two'"),
-    (["train", "--lr", "-1"], "argument --lr: must be > 0, got -1"),
+    (["train", "--lr", "-1"], "argument --lr: must be a finite number > 0, got -1"),
     (["train", "--data", "cifar"], "argument --data: invalid choice: 'cifar'"),
-    (["train", "--dropout", "1.5", "0"], r"argument --dropout: must be in \[0, 1\), got 1.5"),
-    (["train", "--lr-decay", "1.1"], r"argument --lr-decay: must be in \(0, 1\], got 1.1"),
+    (["train", "--input-dropout", "1.5"], r"argument --input-dropout: must be a number in \[0, 1\), got 1.5"),
+    (["train", "--lr-decay", "1.1"], r"argument --lr-decay: must be a number in \(0, 1\], got 1.1"),
     (["train", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["train", "--patience", "3"], "--patience needs a validation set"),
     (["fly"], "invalid choice: 'fly'"),
@@ -67,10 +69,10 @@ def test_bad_flags_and_values_exit_2_with_usage(capsys, argv, message):
     assert err.startswith("usage: python -m minigrad") and re.search(message, err), err
 
 
-def test_missing_dataset_is_one_line_and_exit_1(capsys, monkeypatch, tmp_path):
+def test_missing_dataset_is_one_line_and_exit_3(capsys, monkeypatch, tmp_path):
     monkeypatch.delenv(datasets.DATA_ENV, raising=False)
-    assert cli.main(["train", "--data", "mnist"]) == 1
-    assert cli.main(["train", "--data", "fashion-mnist", "--data-dir", str(tmp_path)]) == 1
+    assert cli.main(["train", "--data", "mnist"]) == 3
+    assert cli.main(["train", "--data", "fashion-mnist", "--data-dir", str(tmp_path)]) == 3
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("minigrad train: error: mnist has no default location")
     assert err[1].startswith(f"minigrad train: error: no MNIST-style IDX files in {tmp_path}") and len(err) == 2
@@ -78,7 +80,7 @@ def test_missing_dataset_is_one_line_and_exit_1(capsys, monkeypatch, tmp_path):
 
 def test_a_real_process_exits_without_traceback():
     missing = _python_m("train", "--data", "mnist", env={datasets.DATA_ENV: ""})
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr and "mnist" in missing.stderr
+    assert missing.returncode == 3 and "Traceback" not in missing.stderr and "mnist" in missing.stderr
     bad = _python_m("train", "--batch-size", "0")
     assert bad.returncode == 2 and "usage:" in bad.stderr and "Traceback" not in bad.stderr
     bare = _python_m()
@@ -87,7 +89,7 @@ def test_a_real_process_exits_without_traceback():
 
 @pytest.mark.skipif(backend.cuda_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_a_clear_error(capsys):
-    assert cli.main(["train", "--device", "cuda"]) == 1
+    assert cli.main(["train", "--device", "cuda"]) == 2
     assert "--device cuda needs CuPy and a visible GPU" in capsys.readouterr().err
 
 
@@ -97,9 +99,9 @@ def test_one_epoch_on_digits_writes_a_checkpoint_and_metrics_that_reload(tmp_pat
                      "--valid-fraction", "0.1", "--threads", "1", *SMALL]) == 0
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.json"]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["data"] == "digits" and metrics["epochs_run"] == 1 and len(metrics["history"]) == 1
+    assert metrics["data"] == "digits" and metrics["epoch"] == 1 and len(metrics["history"]) == 1
     assert metrics["args"]["units"] == [16] and metrics["sizes"] == {"train": 1213, "valid": 135, "test": 449}
-    model, meta = train.load_checkpoint(out / "checkpoint.npz")
+    model, meta = load_checkpoint(out / "checkpoint.npz")
     assert meta["epoch"] == 1 and meta["seed"] == 3 and meta["config"]["units"] == [16]
     _, test_set = datasets.load_digits()
     assert train.evaluate(model, test_set) == pytest.approx(tuple(metrics["test"].values()))
@@ -116,10 +118,10 @@ def test_train_on_mnist_format_files(tmp_path, capsys):
         datasets.save_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", images)  # gzip and raw files mixed
         datasets.save_idx(tmp_path / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n, dtype=np.uint8))
     assert cli.main(["train", "--data", "mnist", "--data-dir", str(tmp_path), "--epochs", "2",
-                     "--optimizer", "adam", "--lr", "0.001", "--dropout", "0.2", "0.5", *SMALL]) == 0
+                     "--optimizer", "adam", "--lr", "0.001", "--input-dropout", "0.2", "--hidden-dropout", "0.5", *SMALL]) == 0
     assert "mnist-test: error" in capsys.readouterr().out
 
 
 def test_evaluate_reports_an_unreadable_checkpoint(tmp_path, capsys):
-    assert cli.main(["evaluate", str(tmp_path / "nope.npz"), "--data", "digits"]) == 1
-    assert "cannot load" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "nope.npz"), "--data", "digits"]) == 4
+    assert "nope.npz: no such checkpoint file" in capsys.readouterr().err

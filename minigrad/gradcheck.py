@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import validate
 from .backend import as_numpy, to_device
 from .tensor import Tensor, enable_grad, grad
 
@@ -53,6 +54,12 @@ def _scalar(f, inputs, vs) -> float:
     return float(sum(np.sum(as_numpy(o.data) * as_numpy(v.data)) for o, v in zip(outs, vs)))
 
 
+def _check_tolerances(eps, atol, rtol, who):
+    validate.number(eps, "eps", who, low=0, open_low=True)  # a zero step divides by zero
+    validate.number(atol, "atol", who, low=0)
+    validate.number(rtol, "rtol", who, low=0)
+
+
 def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               grad_outputs=None, seed: int = 0) -> bool:
     """Check the first derivative of ``f(*inputs)`` (a Tensor or tuple of Tensors).
@@ -62,6 +69,7 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     everywhere; returns True, or raises GradcheckError.
     """
     inputs = _check_inputs(inputs, "gradcheck")
+    _check_tolerances(eps, atol, rtol, "gradcheck")
     rng = np.random.default_rng(seed)
     outs = _as_tuple(f(*inputs))
     vs = (tuple(_random_like(o, rng) for o in outs) if grad_outputs is None
@@ -115,6 +123,7 @@ def gradgradcheck(f, inputs, grad_outputs=None, eps: float = 1e-6, atol: float =
     the derivative with respect to both ``inputs`` and v.
     """
     inputs = _check_inputs(inputs, "gradgradcheck")
+    _check_tolerances(eps, atol, rtol, "gradgradcheck")
     rng = np.random.default_rng(seed + 1)
     outs = _as_tuple(f(*inputs))
     if grad_outputs is None:

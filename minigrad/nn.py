@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
+from . import validate
 from .backend import as_numpy, to_device
 from .tensor import Tensor
 
@@ -211,6 +212,13 @@ def maxout_mlp(in_features: int = 784, units=(240, 240), pieces: int = 5, n_clas
     dropout with input_dropout=0.2, hidden_dropout=0.5 (keep 0.8 / 0.5).  ``seed`` (int or
     Generator) makes initialisation and dropout masks reproducible.
     """
+    who = "maxout_mlp"
+    in_features = validate.integer(in_features, "in_features", who, low=1)
+    units = validate.sizes(units, "units", who)
+    pieces = validate.integer(pieces, "pieces", who, low=1)
+    n_classes = validate.integer(n_classes, "n_classes", who, low=1)
+    input_dropout = validate.probability(input_dropout, "input_dropout", who)
+    hidden_dropout = validate.probability(hidden_dropout, "hidden_dropout", who)
     rng = _rng(seed)
     config = dict(kind="maxout_mlp", in_features=in_features, units=list(units), pieces=pieces,
                   n_classes=n_classes, input_dropout=input_dropout, hidden_dropout=hidden_dropout,

@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from . import validate
 from .backend import as_numpy, get_array_module, to_device
 from .tensor import Tensor
 
@@ -113,8 +114,8 @@ def max_norm_(weight, max_norm: float):
     w = weight.data if isinstance(weight, Tensor) else weight
     if w.ndim != 2:
         raise ValueError(f"max_norm_: expected a weight matrix (in, out), got shape {w.shape}")
-    if not max_norm > 0:
-        raise ValueError(f"max_norm_: max_norm must be > 0, got {max_norm}")
+    # Finite: an infinite bound would compute inf/inf = NaN for every column (use None: no bound).
+    validate.number(max_norm, "max_norm", "max_norm_", low=0, open_low=True)
     xp = get_array_module(w)
     norms = xp.sqrt((w * w).sum(axis=0))
     w *= max_norm / xp.maximum(norms, max_norm)
@@ -138,8 +139,9 @@ class Optimizer:
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad")
-        if max_col_norm is not None and not max_col_norm > 0:
-            raise ValueError(f"{type(self).__name__}: max_col_norm must be > 0 or None, got {max_col_norm}")
+        if max_col_norm is not None:  # None: no bound; an infinite bound would make NaN (inf/inf)
+            validate.number(max_col_norm, "max_col_norm (None for no bound)", type(self).__name__, low=0,
+                            open_low=True)
         self.lr, self.max_col_norm = as_schedule(lr), max_col_norm
         self.steps, self.epoch = 0, 0
         self.state: dict[str, dict[int, object]] = {name: {} for name in self.buffers + ("scratch",)}

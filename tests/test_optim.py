@@ -152,8 +152,10 @@ def test_optimizer_applies_max_norm_to_weight_matrices_only():
 def test_max_norm_rejects_bad_input():
     with pytest.raises(ValueError, match=r"expected a weight matrix \(in, out\), got shape \(3,\)"):
         optim.max_norm_(np.ones(3), 1.0)
-    with pytest.raises(ValueError, match="max_col_norm must be > 0 or None, got -1"):
+    with pytest.raises(ValueError, match=r"max_col_norm \(None for no bound\) must be a finite number > 0, got -1"):
         optim.SGD([_param()], lr=0.1, max_col_norm=-1)
+    with pytest.raises(ValueError, match="max_norm must be a finite number > 0, got inf"):  # inf/inf would be NaN
+        optim.max_norm_(np.ones((2, 2)), np.inf)
 
 
 # --- state dicts ------------------------------------------------------------------------------------------

@@ -117,7 +117,11 @@ def max_norm_(weight, max_norm: float):
     # Finite: an infinite bound would compute inf/inf = NaN for every column (use None: no bound).
     validate.number(max_norm, "max_norm", "max_norm_", low=0, open_low=True)
     xp = get_array_module(w)
-    norms = xp.sqrt((w * w).sum(axis=0))
+    with np.errstate(over="ignore"):  # an overflow is handled on the next line
+        norms = xp.sqrt((w * w).sum(axis=0))
+    if bool(xp.isinf(norms).any()):  # w·w overflowed (huge but finite weights): scale first, or a
+        big = xp.abs(w).max(axis=0)  # column would get norm inf and be rescaled to exactly 0
+        norms = big * xp.sqrt(((w / xp.maximum(big, xp.finfo(w.dtype).tiny)) ** 2).sum(axis=0))
     w *= max_norm / xp.maximum(norms, max_norm)
     return w
 

@@ -240,7 +240,7 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
                                       np.random.default_rng([seed, epoch]), epoch, bar)
                 _check_finite(model, optimizer, epoch)
             except TrainingDiverged as e:
-                e.checkpoint, e.checkpoint_epoch = last_good(saver.path) if saver else (None, None)
+                e.checkpoint, e.checkpoint_epoch = (last_good(saver.path) if saver else None) or (None, None)
                 raise
             history.append(record)
             if saver is not None:

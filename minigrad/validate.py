@@ -40,7 +40,7 @@ def number(value, what: str, who: str, low=-math.inf, high=math.inf, open_low=Fa
 
     ``finite=False`` admits +inf when ``high`` is inf (a norm exponent, a budget with no limit)."""
     bound = _bounds(low, high, open_low, open_high)
-    kind = "a finite number" if finite else "a number"
+    kind = "a finite number" if finite and (low == -math.inf or high == math.inf) else "a number"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise InvalidArgument(f"{who}: {what} must be {kind}{bound}, got {value!r}")
     v = float(value)

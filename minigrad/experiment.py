@@ -39,7 +39,11 @@ def flag(kind, check, expected: str):
     return parse
 
 
-positive_int = flag(int, lambda v: validate.integer(v, "value", "flag", low=1), "an integer >= 1")
+# Counts are bounded by what a run can use: 10⁶ epochs, steps or units is already beyond any machine's
+# patience or memory, and an unbounded count (1e23 epochs) would run "forever" instead of being refused.
+MAX_COUNT = 10**6
+positive_int = flag(int, lambda v: validate.integer(v, "value", "flag", low=1, high=MAX_COUNT),
+                    f"an integer in [1, {MAX_COUNT}]")
 seed = flag(int, lambda v: validate.integer(v, "seed", "flag", low=0, high=2**63 - 1), "an integer >= 0")
 positive_float = flag(float, lambda v: validate.number(v, "value", "flag", low=0, open_low=True),
                       "a finite number > 0")
@@ -104,8 +108,18 @@ def add_run_arguments(p, out: str | None, threads: int | None):
 
 
 # --- what the flags describe ------------------------------------------------------------------------
+MAX_PARAMETERS = 2**29  # 2 GiB of float32 weights, before gradients and optimiser state
+
+
 def build_model(args, example_shape: tuple, n_classes: int):
-    """The Maxout MLP the model flags describe, on ``args.device``."""
+    """The Maxout MLP the model flags describe, on ``args.device``; refused before any allocation if
+    its weights alone would not fit comfortably in memory."""
+    widths = [math.prod(example_shape), *args.units]
+    count = sum((a + 1) * b * args.pieces for a, b in zip(widths, widths[1:])) + (widths[-1] + 1) * n_classes
+    if count > MAX_PARAMETERS:
+        raise InvalidArgument(f"--units {' '.join(map(str, args.units))} --pieces {args.pieces} would make "
+                              f"{count:,} parameters ({4 * count / 2**30:.0f} GiB of float32); "
+                              f"the limit is {MAX_PARAMETERS:,}")
     return nn.maxout_mlp(math.prod(example_shape), tuple(args.units), args.pieces, n_classes,
                          input_dropout=args.input_dropout, hidden_dropout=args.hidden_dropout,
                          seed=args.seed).to(args.device)

@@ -227,7 +227,9 @@ CLI_ROWS = {
     "compare --eps inf": (["compare", "--eps", "inf"], 2, r"--eps: must be a number in \(0, 1\]"),
     "compare --eps 0": (["compare", "--eps", "0"], 2, r"--eps: must be a number in \(0, 1\]"),
     "compare --eps2 nan": (["compare", "--eps2", "nan"], 2, "--eps2: must be a finite number > 0"),
-    "compare --test-size 0": (["compare", "--test-size", "0"], 2, "--test-size: must be an integer >= 1"),
+    "compare --test-size 0": (["compare", "--test-size", "0"], 2, r"--test-size: must be an integer in \[1, "),
+    "--epochs 1e23": (["train", "--epochs", "99999999999999999999999"], 2, r"--epochs: must be an integer in \[1, 1000000\]"),
+    "a model too big for memory": (["train", "--units", "1000000", "--pieces", "1000"], 2, "would make .* parameters"),
     # 9.
     "--seed -1": (["train", "--seed", "-1"], 2, "--seed: must be an integer >= 0, got -1"),
     "--seed huge": (["train", "--seed", str(2**70)], 2, "--seed: must be an integer >= 0"),

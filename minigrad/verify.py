@@ -27,7 +27,7 @@ import numpy as np
 from . import functional as F
 from .backend import as_numpy, to_device
 from .nn import Dropout, Linear, Maxout, Sequential, maxout_mlp
-from .perturbations import dual_exponent, fgsm, input_gradient, lp_norm, sample_ball, worst_case
+from .perturbations import dual_exponent, fgsm, input_gradient, per_example_norm as lp_norm, sample_ball, worst_case
 from .tensor import Tensor, grad
 
 # O(ε²) at ε = 1e-3 is ~1e-7 of the loss, far above float64 rounding (1e-16); ε = 0.1 keeps

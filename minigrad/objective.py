@@ -27,8 +27,9 @@ def fmt(v) -> str:
 
 
 def data_loss(model, x, y) -> Tensor:
-    """L(x) = mean cross-entropy, x held constant (a raw array or a constant Tensor)."""
-    return F.cross_entropy(model(Tensor(unwrap(x))), y)
+    """L(x) = mean cross-entropy.  x: a raw array (a constant), or a Tensor, whose graph is kept
+    (so ``loss_at`` can be differentiated through a perturbation that depends on θ, claim 7)."""
+    return F.cross_entropy(model(x if isinstance(x, Tensor) else Tensor(x)), y)
 
 
 class Objective:

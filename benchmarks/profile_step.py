@@ -2,7 +2,7 @@
 """Where a minigrad SGD step spends its time and memory, per objective (see step_time.py).
 
     python benchmarks/profile_step.py                       # batch 128, every objective
-    python benchmarks/profile_step.py --objectives gp2 --batch 1 --cprofile 25
+    python benchmarks/profile_step.py --objectives double-backprop --batch 1 --cprofile 25
     python benchmarks/profile_step.py --clock thread --detail 20   # 1 thread, CPU time: load-proof
     LD_PRELOAD=/tmp/alloccount.so python benchmarks/profile_step.py  # + malloc counts (alloccount.c)
 
@@ -26,7 +26,7 @@ import sys
 
 def _parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--objectives", default="plain,fgsm,gp2,gp1,datagrad")
+    p.add_argument("--objectives", default="plain,adv-pinf,double-backprop,gp-q1,datagrad-l1-fd")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")

@@ -103,8 +103,7 @@ def cross_entropy(logits, labels, reduction="mean"):
             int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]):
         raise ValueError(f"cross_entropy: labels must lie in [0, {logits.shape[1] - 1}], "
                          f"got values from {int(labels.min())} to {int(labels.max())}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    validate.choice(reduction, ("mean", "sum", "none"), "reduction", "cross_entropy")
     xp = logits.xp
     picked = log_softmax(logits)[xp.arange(len(labels)), labels]
     losses = -picked
@@ -148,7 +147,8 @@ class MaxOverPieces(Op):
 def maxout(z, pieces: int):
     """Maxout over the last axis of ``z`` (pieces-major layout; see ``MaxOverPieces``)."""
     z = as_tensor(z)
-    if pieces < 1 or z.shape[-1] % pieces:
+    validate.integer(pieces, "pieces", "maxout", low=1)
+    if z.shape[-1] % pieces:
         raise ValueError(f"maxout: last axis of size {z.shape[-1]} is not a multiple of pieces={pieces}")
     return MaxOverPieces.apply(z, pieces=pieces, units=z.shape[-1] // pieces)
 

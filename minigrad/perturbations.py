@@ -107,7 +107,8 @@ def _unit_worst_case(flat: Tensor, p: float) -> Tensor:
         top = ((a == a.max(axis=1, keepdims=True)) & (a > 0)).astype(dtype)
         return F.sign(flat) * (top / xp.maximum(top.sum(axis=1, keepdims=True), 1))
     q = _dual(p)
-    norm = F.lp_norm(flat, q, axis=1, keepdims=True)  # formed after scaling by max|g|: no under/overflow
+    # The op itself (p was validated by the caller): formed after scaling by max|g|, no under/overflow.
+    norm = F.LpNorm.apply(flat, p=q, axis=1, keepdims=True)
     nonzero = (norm.data > 0).astype(dtype)
     norm = norm + (1 - nonzero)  # ‖g‖_q, or 1 where g = 0 (then r* = 0, not 0/0)
     if p == 2:

@@ -108,6 +108,19 @@ def test_stopping_the_perturbation_is_a_choice_visible_to_gradcheck():
         mg.gradcheck(lambda *params: objective(model, x, y), model.parameters())
 
 
+@pytest.mark.parametrize("make", [lambda: R.AdversarialTraining(0.1, 2, alpha=0.3),
+                                  lambda: R.DataGradFD(1.0, 0.05, "l2", phi=0.1)])
+def test_perturbed_point_sweeps_the_clean_graph_once_and_refuses_a_second_derivative(make):
+    # One backward of the clean loss gives g and ∇θL(x); the loss hands ∇θL(x) on as a constant
+    # (HeldGradient), so a second derivative of it would be wrong: it is an error, not a silent 0.
+    model, x, y = small_problem()
+    loss = make()(model, x, y)
+    (g,) = mg.grad(loss, model.parameters()[:1], create_graph=False)
+    assert np.isfinite(g.data).all()
+    with pytest.raises(RuntimeError, match="HeldGradient cannot be differentiated twice"):
+        mg.grad(make()(model, x, y), model.parameters()[:1], create_graph=True)
+
+
 def test_double_backprop_is_exact_datagrad_l2():
     model, x, y = small_problem()
     params = model.parameters()

@@ -99,6 +99,7 @@ import minigrad as mg  # noqa: E402
 from minigrad import datasets, optim, train  # noqa: E402
 from minigrad.members import Strengths, member  # noqa: E402
 from minigrad.nn import maxout_mlp  # noqa: E402
+from minigrad.tensor import unwrap  # noqa: E402
 
 IN, UNITS, PIECES, CLASSES = 784, 240, 5, 10
 LAYERS = ((IN, UNITS * PIECES), (UNITS, UNITS * PIECES), (UNITS, CLASSES))  # (n_in, n_out) of each GEMM
@@ -313,7 +314,7 @@ def check_dtypes(objectives=OBJECTIVES, batch=8, dtype=np.float32):
             seen = ([(f"input {i}", a) for i, a in enumerate(args)]
                     + [(f"output {i}", o) for i, o in enumerate(outs) if o is not None] + kept)
             for what, a in seen:
-                a = a.data if isinstance(a, mg.Tensor) else a
+                a = unwrap(a)
                 if getattr(a, "dtype", None) is not None and a.dtype.kind == "f" and a.dtype != want:
                     raise AssertionError(f"{cls.__name__}.{meth}: {what} is a {a.dtype} array of shape "
                                          f"{a.shape} in a {want.name} step")

@@ -17,7 +17,7 @@ import numpy as np
 from . import functional as F
 from . import validate
 from .backend import as_numpy, to_device
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 
 class Parameter(Tensor):
@@ -124,7 +124,7 @@ class Linear(Module):
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x):
-        x = x if isinstance(x, Tensor) else Tensor(x)
+        x = as_tensor(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"{type(self).__name__}: expected input of shape (batch, {self.in_features}), "
                              f"got {x.shape}")

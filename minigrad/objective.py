@@ -18,7 +18,7 @@ import numpy as np
 
 from . import functional as F
 from . import validate
-from .tensor import Op, Tensor, unwrap
+from .tensor import Op, Tensor, as_tensor, unwrap
 
 
 def fmt(v) -> str:
@@ -29,7 +29,7 @@ def fmt(v) -> str:
 def data_loss(model, x, y) -> Tensor:
     """L(x) = mean cross-entropy.  x: a raw array (a constant), or a Tensor, whose graph is kept
     (so ``loss_at`` can be differentiated through a perturbation that depends on θ, claim 7)."""
-    return F.cross_entropy(model(x if isinstance(x, Tensor) else Tensor(x)), y)
+    return F.cross_entropy(model(as_tensor(x)), y)
 
 
 class Objective:

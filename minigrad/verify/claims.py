@@ -33,7 +33,7 @@ from .. import regularizers as R
 from ..backend import as_numpy, to_device
 from ..nn import Dropout, maxout_mlp
 from ..perturbations import dual_exponent, input_gradient, per_example_norm, sample_ball, worst_case
-from ..tensor import Tensor, grad, unwrap
+from ..tensor import Tensor, as_tensor, grad, unwrap
 from .regions import local_jacobian, maxout_layers, region_radius, same_region
 
 # O(ε²) at ε = 1e-3 is ~1e-7 of the loss, far above float64 rounding (1e-16); ε = 0.1 keeps
@@ -118,7 +118,7 @@ def _prepare(model, x, who) -> Tensor:
 
 def _summed_loss(model, x, y, reduction="sum") -> Tensor:
     """Σᵢ Lᵢ (or per example, reduction='none'): the claims about L itself, not about an objective."""
-    return F.cross_entropy(model(x if isinstance(x, Tensor) else Tensor(x)), y, reduction=reduction)
+    return F.cross_entropy(model(as_tensor(x)), y, reduction=reduction)
 
 
 def _param_grad(model, objective) -> np.ndarray:

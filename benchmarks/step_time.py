@@ -179,11 +179,10 @@ def torch_model(mg_model, torch):
 
 
 def torch_objective(name, model, params, x, y, torch):
+    """(loss, [(weight, parameter gradients)]) for the bare-engine step.  The perturbed members take
+    the parameter and input gradients of the clean loss from one backward (17 products, as minigrad's
+    library does); the others are the idiomatic loss (``torch_loss``) differentiated once."""
     ce, grad = torch.nn.functional.cross_entropy, torch.autograd.grad
-    B = x.shape[0]
-    if name == "plain":
-        loss = ce(model(x), y)
-        return loss, [(1.0, grad(loss, params))]
     if name in PERTURBED:
         a, b, step = PERTURBED[name]
         xt = x.detach().requires_grad_()
@@ -192,14 +191,17 @@ def torch_objective(name, model, params, x, y, torch):
         adv = ce(model(x + step * gx.sign()), y)
         g_adv = grad(adv, params)
         return a * clean + b * adv, [(a, g_clean), (b, g_adv)]
-    if name in PENALTY:
-        xt = x.detach().requires_grad_()
-        summed = ce(model(xt), y, reduction="sum")
-        (g,) = grad(summed, xt, create_graph=True)
-        penalty = LAM * g.pow(2).sum() if name == "double-backprop" else EPS * g.abs().sum()
-        loss = (summed + penalty) / B
-        return loss, [(1.0, grad(loss, params))]
-    raise ValueError(f"unknown objective {name!r}")
+    loss = torch_loss(name, model, x, y, torch)
+    return loss, [(1.0, grad(loss, params))]
+
+
+def torch_step(name, model, params, x, y, lr, torch):
+    loss, terms = torch_objective(name, model, params, x, y, torch)
+    with torch.no_grad():
+        for weight, grads in terms:
+            for p, g in zip(params, grads):
+                p.add_(g, alpha=-lr * weight)
+    return loss
 
 
 def torch_loss(name, model, x, y, torch):
@@ -213,6 +215,8 @@ def torch_loss(name, model, x, y, torch):
         clean = ce(model(xt), y)
         (gx,) = torch.autograd.grad(clean, xt, retain_graph=True)  # the input gradient, a backward of its own
         return a * clean + b * ce(model(x + step * gx.sign()), y)
+    if name not in PENALTY:
+        raise ValueError(f"unknown objective {name!r}; expected one of {OBJECTIVES}")
     xt = x.detach().requires_grad_()
     summed = ce(model(xt), y, reduction="sum")
     (g,) = torch.autograd.grad(summed, xt, create_graph=True)
@@ -237,15 +241,6 @@ def torch_loop(name, net, x, y, batch, lr, momentum, torch, seed=0):
             optimizer.step()
             loss.item()  # as fit reads the loss every step
     return run
-
-
-def torch_step(name, model, params, x, y, lr, torch):
-    loss, terms = torch_objective(name, model, params, x, y, torch)
-    with torch.no_grad():
-        for weight, grads in terms:
-            for p, g in zip(params, grads):
-                p.add_(g, alpha=-lr * weight)
-    return loss
 
 
 # --- agreement in float64 ----------------------------------------------------------------

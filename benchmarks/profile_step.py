@@ -2,7 +2,7 @@
 """Where a minigrad SGD step spends its time and memory, per objective (see step_time.py).
 
     python benchmarks/profile_step.py                       # batch 128, every objective
-    python benchmarks/profile_step.py --objectives gp2 --batch 1 --cprofile 25
+    python benchmarks/profile_step.py --objectives double-backprop --batch 1 --cprofile 25
     python benchmarks/profile_step.py --clock thread --detail 20   # 1 thread, CPU time: load-proof
     LD_PRELOAD=/tmp/alloccount.so python benchmarks/profile_step.py  # + malloc counts (alloccount.c)
 
@@ -26,7 +26,7 @@ import sys
 
 def _parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--objectives", default="plain,fgsm,gp2,gp1,datagrad")
+    p.add_argument("--objectives", default="plain,adv-pinf,double-backprop,gp-q1,datagrad-l1-fd")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
@@ -131,8 +131,14 @@ class OpTimer:
         apply = vars(mg.Op)["apply"]
         self.saved.append((mg.Op, "apply", apply))
         mg.Op.apply = classmethod(self._wrap(("Op", "apply"), apply.__func__))
-        self.saved.append((mg_tensor, "grad", mg_tensor.grad))
-        mg_tensor.grad = self._wrap(("engine", "grad"), mg_tensor.grad)
+        hooked = self._wrap(("engine", "grad"), mg_tensor.grad)
+        # every module that calls grad() by its own name: the engine, the family, and this script's step
+        import minigrad.perturbations
+        import minigrad.regularizers
+        import minigrad.terms
+        for owner in (mg_tensor, minigrad.perturbations, minigrad.regularizers, minigrad.terms, mg):
+            self.saved.append((owner, "grad", owner.grad))
+            owner.grad = hooked
         return self
 
     def __exit__(self, *exc):
@@ -175,7 +181,6 @@ def _alloc_counter():
 
 
 def profile(name, B, steps, cprofile_top=0, lr=0.01, detail=0):
-    # mg_objective calls grad() through the name `mg.grad`; route it through the hooked function.
     model = maxout_mlp(seed=0)
     params = model.parameters()
     x, y = data(B, np.float32, seed=1)
@@ -197,37 +202,32 @@ def profile(name, B, steps, cprofile_top=0, lr=0.01, detail=0):
     call_times, call_counts = collections.defaultdict(list), {}
     counts = None
     with OpTimer(detail=bool(detail)) as timer:
-        original_grad = mg.grad
-        mg.grad = mg_tensor.grad  # the wrapped one
-        try:
-            for i in range(steps):
-                timer.reset()
-                t_obj, t_upd = step_parts(name, model, params, x, y, lr)
-                total = t_obj + t_upd
-                gemm = timer.t[("MatMul", "forward")]
-                other_fwd = sum(v for (c, m), v in timer.t.items() if m == "forward" and c != "MatMul")
-                bwd_py = sum(v for (c, m), v in timer.t.items() if m == "backward")
-                apply = timer.t[("Op", "apply")]
-                engine = timer.t[("engine", "grad")]
-                rows["GEMM (MatMul.forward)"].append(gemm)
-                rows[OTHER].append(other_fwd)
-                rows["backward methods (Python)"].append(bwd_py)
-                rows["Op.apply overhead"].append(apply)
-                rows["engine grad() own"].append(engine)
-                rows["model/loss Python outside ops"].append(t_obj - gemm - other_fwd - bwd_py - apply - engine)
-                rows["SGD update"].append(t_upd)
-                rows["total (hooked)"].append(total)
-                for (c, m), v in timer.t.items():
-                    if m == "forward" and c != "MatMul":
-                        rows[f"  {c}.forward"].append(v)
-                if i == 0:
-                    counts = (collections.Counter({k: v for k, v in timer.n.items()}),
-                              dict(timer.out_bytes))
-                for k, v in timer.calls.items():
-                    call_times[k].append(v)
-                    call_counts[k] = timer.ncalls[k]
-        finally:
-            mg.grad = original_grad
+        for i in range(steps):
+            timer.reset()
+            t_obj, t_upd = step_parts(name, model, params, x, y, lr)
+            total = t_obj + t_upd
+            gemm = timer.t[("MatMul", "forward")]
+            other_fwd = sum(v for (c, m), v in timer.t.items() if m == "forward" and c != "MatMul")
+            bwd_py = sum(v for (c, m), v in timer.t.items() if m == "backward")
+            apply = timer.t[("Op", "apply")]
+            engine = timer.t[("engine", "grad")]
+            rows["GEMM (MatMul.forward)"].append(gemm)
+            rows[OTHER].append(other_fwd)
+            rows["backward methods (Python)"].append(bwd_py)
+            rows["Op.apply overhead"].append(apply)
+            rows["engine grad() own"].append(engine)
+            rows["model/loss Python outside ops"].append(t_obj - gemm - other_fwd - bwd_py - apply - engine)
+            rows["SGD update"].append(t_upd)
+            rows["total (hooked)"].append(total)
+            for (c, m), v in timer.t.items():
+                if m == "forward" and c != "MatMul":
+                    rows[f"  {c}.forward"].append(v)
+            if i == 0:
+                counts = (collections.Counter({k: v for k, v in timer.n.items()}),
+                          dict(timer.out_bytes))
+            for k, v in timer.calls.items():
+                call_times[k].append(v)
+                call_counts[k] = timer.ncalls[k]
 
     # layout of the gradients
     loss, terms = mg_objective(name, model, params, x, y)
@@ -302,8 +302,12 @@ def main(argv=None):
                  "on this thread)")
     print(f"clock {args.clock}; threads: OPENBLAS {os.environ.get('OPENBLAS_NUM_THREADS')}; "
           f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_')}")
-    for name in args.objectives.split(","):
-        print(profile(name.strip(), args.batch, args.steps, args.cprofile, detail=args.detail), flush=True)
+    names = [n.strip() for n in args.objectives.split(",")]
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown:
+        sys.exit(f"profile_step: unknown member {unknown[0]!r}; choose from {','.join(OBJECTIVES)}")
+    for name in names:
+        print(profile(name, args.batch, args.steps, args.cprofile, detail=args.detail), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,20 +3,32 @@
 
     python benchmarks/step_time.py                      # cpu, batch 128 and 1, all objectives
     python benchmarks/step_time.py --quick              # a smoke run: seconds, numbers meaningless
-    python benchmarks/step_time.py --objectives plain,gp2 --batch 128 --rounds 7 --steps 40
+    python benchmarks/step_time.py --objectives plain,double-backprop --batch 128 --rounds 7 --steps 40
 
-Objectives (one SGD step each; λ, ε, α, β, φ below; L is the batch-mean cross-entropy):
+Members of the family (canonical names, minigrad/members.py), with the strengths
+``STRENGTHS = Strengths(eps=0.1, beta_l1=0.01, beta_l2=0.1)``; L is the batch-mean cross-entropy:
 
-    plain     L(x)
-    fgsm      0.5·L(x) + 0.5·L(x + r),  r = ε·sign(g) held constant, ε = 0.1      (Goodfellow et al.)
-    gp2       L + λ·meanᵢ‖gᵢ‖₂²,  λ = 0.1: double backpropagation (Drucker & LeCun)
-    gp1       L + λ·meanᵢ‖gᵢ‖₁,   λ = 0.1: the q = 1 gradient-norm penalty, exact, by double backprop
-    datagrad  DataGrad-L1 by the finite-difference perturbed-point update, α = 1, β = 0.01, φ = 0.1:
-              (α − β/φ)·L(x) + (β/φ)·L(x + φ·sign(g)) = 0.9·L(x) + 0.1·L(x + 0.1·sign(g))
+    plain            L(x)
+    adv-pinf         0.5·L(x) + 0.5·L(x + r),  r = ε·sign(g) held constant, ε = 0.1    (Goodfellow et al.)
+    double-backprop  L + λ·meanᵢ‖gᵢ‖₂²,  λ = 0.1                                      (Drucker & LeCun)
+    gp-q1            L + ε·meanᵢ‖gᵢ‖₁,   ε = 0.1: the q = 1 gradient-norm penalty, exact, by double backprop
+    datagrad-l1-fd   DataGrad-L1 by the finite-difference perturbed-point update, α = 1, β = 0.01, φ = 0.1:
+                     (α − β/φ)·L(x) + (β/φ)·L(x + φ·sign(g)) = 0.9·L(x) + 0.1·L(x + 0.1·sign(g))
 
-gᵢ = ∇ₓᵢ Σⱼ Lⱼ is example i's input gradient, taken from the *summed* loss (PAPERS.md §1).  In fgsm and
-datagrad one backward pass of the clean loss gives the parameter gradients *and* the input gradient; it
-is the batch-mean loss's, g/B, whose sign is sign(g) since B > 0.
+gᵢ = ∇ₓᵢ Σⱼ Lⱼ is example i's input gradient, taken from the *summed* loss (PAPERS.md §1).  In adv-pinf and
+datagrad-l1-fd one backward pass of the clean loss gives the parameter gradients *and* the input gradient
+(17 matrix products per step, see README.md).
+
+Two paths are timed for each member, in one process, interleaved:
+
+* the **bare engine**: minigrad's objective (``members.member``), ``grad`` seeded with the learning rate
+  and an in-place ``p -= g``, against the same in PyTorch (``torch.autograd.grad``, ``p.add_``), and the
+  objective's matrix products alone (the GEMM ceiling);
+* the **library path users run**: ``train.fit`` with the member and ``optim.SGD(momentum=0.5)`` over a
+  dataset of exactly ``--steps`` batches (one ``fit`` call per round, so its per-epoch overhead counts),
+  against the idiomatic PyTorch loop over the same shuffled batches: ``torch.optim.SGD(momentum=0.5)``,
+  ``zero_grad``, ``torch.autograd.grad(..., create_graph=True)`` for the input gradient, ``backward``,
+  ``step``.
 
 Before any timing, every objective is run once in float64 in both libraries from the same weights, and the
 losses and parameter gradients must agree (``check_agreement``); the script aborts if they do not.
@@ -43,8 +55,8 @@ def _parse_args(argv=None):
     p.add_argument("--steps", type=int, default=30, help="timed steps per library per round (default 30)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before timing (default 5)")
-    p.add_argument("--objectives", default="plain,fgsm,gp2,gp1,datagrad",
-                   help="comma-separated subset of plain,fgsm,gp2,gp1,datagrad")
+    p.add_argument("--objectives", default="plain,adv-pinf,double-backprop,gp-q1,datagrad-l1-fd",
+                   help="comma-separated subset of plain,adv-pinf,double-backprop,gp-q1,datagrad-l1-fd")
     p.add_argument("--threads", type=int, default=2, help="BLAS / OpenMP / torch threads (default 2)")
     p.add_argument("--clock", choices=("wall", "process"), default="wall",
                    help="wall: perf_counter (default); process: this process's CPU time, which other "
@@ -55,7 +67,9 @@ def _parse_args(argv=None):
                         "MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ variables do), so freed arrays are "
                         "reused instead of being faulted in again; affects both libraries")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01)")
+    p.add_argument("--momentum", type=float, default=0.5, help="SGD momentum of the library path (default 0.5)")
     p.add_argument("--no-torch", action="store_true", help="time minigrad only")
+    p.add_argument("--no-fit", action="store_true", help="skip the library path (train.fit vs the torch loop)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--check-dtypes", action="store_true",
                    help="before timing, fail if any op of a float32 step touches a non-float32 float array")
@@ -82,58 +96,62 @@ import tracemalloc  # noqa: E402
 import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
-from minigrad import functional as F  # noqa: E402
+from minigrad import datasets, optim, train  # noqa: E402
+from minigrad.members import Strengths, member  # noqa: E402
 from minigrad.nn import maxout_mlp  # noqa: E402
+from minigrad.tensor import unwrap  # noqa: E402
 
 IN, UNITS, PIECES, CLASSES = 784, 240, 5, 10
 LAYERS = ((IN, UNITS * PIECES), (UNITS, UNITS * PIECES), (UNITS, CLASSES))  # (n_in, n_out) of each GEMM
-EPS, LAM = 0.1, 0.1
-DG_ALPHA, DG_BETA, DG_PHI = 1.0, 0.01, 0.1
-OBJECTIVES = ("plain", "fgsm", "gp2", "gp1", "datagrad")
-# (weight of L(x), weight of L(x + step·sign g), step) for the two perturbed-point objectives
-PERTURBED = {"fgsm": (0.5, 0.5, EPS),
-             "datagrad": (DG_ALPHA - DG_BETA / DG_PHI, DG_BETA / DG_PHI, DG_PHI)}
+STRENGTHS = Strengths(eps=0.1, beta_l1=0.01, beta_l2=0.1)
+EPS, LAM = STRENGTHS.eps, STRENGTHS.beta_l2            # adv-pinf's and gp-q1's ε; double-backprop's λ
+DG_ALPHA, DG_BETA, DG_PHI = 1.0, STRENGTHS.beta_l1, STRENGTHS.eps
+OBJECTIVES = ("plain", "adv-pinf", "double-backprop", "gp-q1", "datagrad-l1-fd")
+# (weight of L(x), weight of L(x + step·sign g), step) for the two perturbed-point members
+PERTURBED = {"adv-pinf": (0.5, 0.5, EPS),
+             "datagrad-l1-fd": (DG_ALPHA - DG_BETA / DG_PHI, DG_BETA / DG_PHI, DG_PHI)}
+PENALTY = ("double-backprop", "gp-q1")
 
 
-# --- the objectives, minigrad --------------------------------------------------------------
-def mg_objective(name, model, params, x, y, scale=1.0):
-    """(loss Tensor, [(weight, parameter gradients)]): the step is p -= lr·Σ weight·grad.
-
-    ``scale`` > 0 seeds each backward pass with ``scale·weight`` instead of ``weight``: the
-    gradients then arrive already multiplied by it (the factor rides through the backward at the
-    10-wide logits, for free), so the SGD step (``scale`` = lr) is one in-place pass, p -= g,
-    as torch's ``p.add_(g, alpha=-lr)`` is.  ``scale`` = 1 gives the plain gradients."""
-    B = x.shape[0]
-    seed = lambda w: mg.Tensor(np.asarray(scale * w, dtype=x.dtype))  # noqa: E731
-    if name == "plain":
-        loss = F.cross_entropy(model(mg.Tensor(x)), y)
-        return loss, [(1.0, mg.grad(loss, params, seed(1.0)))]
-    if name in PERTURBED:
-        a, b, step = PERTURBED[name]
-        xt = mg.Tensor(x, requires_grad=True)
-        clean = F.cross_entropy(model(xt), y)
-        *g_clean, gx = mg.grad(clean, params + [xt], seed(a))  # one backward: parameter and input gradients
-        r = np.sign(gx.data) * x.dtype.type(step)      # a constant: no gradient flows through r (scale > 0)
-        adv = F.cross_entropy(model(mg.Tensor(x + r)), y)
-        g_adv = mg.grad(adv, params, seed(b))
-        return clean * a + adv * b, [(1.0, g_clean), (1.0, g_adv)]
-    if name in ("gp2", "gp1"):
-        xt = mg.Tensor(x, requires_grad=True)
-        summed = F.cross_entropy(model(xt), y, reduction="sum")
-        (g,) = mg.grad(summed, xt, create_graph=True)  # gᵢ per example, recorded for double backprop
-        penalty = (g * g).sum() if name == "gp2" else F.abs(g).sum()
-        loss = (summed + penalty * LAM) / B
-        return loss, [(1.0, mg.grad(loss, params, seed(1.0)))]
-    raise ValueError(f"unknown objective {name!r}; expected one of {OBJECTIVES}")
+# --- the objectives, minigrad: the library's members -------------------------------------------
+def mg_member(name, model):
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; expected one of {OBJECTIVES}")
+    return member(name, model, STRENGTHS)
 
 
-def mg_step(name, model, params, x, y, lr):
-    """One SGD step: the gradients come scaled by lr (see mg_objective), so p -= g in place, one pass."""
-    loss, terms = mg_objective(name, model, params, x, y, scale=lr)
+def mg_objective(name, model, params, x, y, scale=1.0, objective=None):
+    """(loss Tensor, [(1, parameter gradients)]) of the library member ``name``.
+
+    ``scale`` > 0 seeds the backward pass with ``scale`` instead of 1: the gradients then arrive
+    already multiplied by it (the factor rides through the backward at the 10-wide logits, for
+    free), so the SGD step (``scale`` = lr) is one in-place pass, p -= g, as torch's
+    ``p.add_(g, alpha=-lr)`` is.  ``scale`` = 1 gives the plain gradients."""
+    objective = objective or mg_member(name, model)
+    loss = objective(model, x, y)
+    return loss, [(1.0, mg.grad(loss, params, mg.Tensor(np.asarray(scale, dtype=x.dtype))))]
+
+
+def mg_step(name, model, params, x, y, lr, objective=None):
+    """One bare-engine SGD step: the gradients come scaled by lr (see mg_objective), so p -= g in
+    place, one pass."""
+    loss, terms = mg_objective(name, model, params, x, y, scale=lr, objective=objective)
     for _, grads in terms:
         for p, g in zip(params, grads):
             p.data -= g.data
     return loss
+
+
+def mg_fit(name, model, x, y, batch, lr, momentum, objective=None):
+    """The library path: ``train.fit`` for one epoch over (x, y) (exactly len(x)/batch batches) with the
+    member and ``optim.SGD(momentum)``: what ``python -m minigrad train``/compare run per step."""
+    objective = objective or mg_member(name, model)
+    optimizer = optim.SGD(model.parameters() + objective.parameters(), lr=lr, momentum=momentum)
+    data = datasets.Dataset(x, y, CLASSES, (), "bench")
+
+    def run():
+        train.fit(model, objective, optimizer, data, epochs=1, batch_size=batch, seed=0, progress=False)
+    return run
 
 
 # --- the objectives, PyTorch ---------------------------------------------------------------
@@ -161,11 +179,10 @@ def torch_model(mg_model, torch):
 
 
 def torch_objective(name, model, params, x, y, torch):
+    """(loss, [(weight, parameter gradients)]) for the bare-engine step.  The perturbed members take
+    the parameter and input gradients of the clean loss from one backward (17 products, as minigrad's
+    library does); the others are the idiomatic loss (``torch_loss``) differentiated once."""
     ce, grad = torch.nn.functional.cross_entropy, torch.autograd.grad
-    B = x.shape[0]
-    if name == "plain":
-        loss = ce(model(x), y)
-        return loss, [(1.0, grad(loss, params))]
     if name in PERTURBED:
         a, b, step = PERTURBED[name]
         xt = x.detach().requires_grad_()
@@ -174,14 +191,8 @@ def torch_objective(name, model, params, x, y, torch):
         adv = ce(model(x + step * gx.sign()), y)
         g_adv = grad(adv, params)
         return a * clean + b * adv, [(a, g_clean), (b, g_adv)]
-    if name in ("gp2", "gp1"):
-        xt = x.detach().requires_grad_()
-        summed = ce(model(xt), y, reduction="sum")
-        (g,) = grad(summed, xt, create_graph=True)
-        penalty = g.pow(2).sum() if name == "gp2" else g.abs().sum()
-        loss = (summed + LAM * penalty) / B
-        return loss, [(1.0, grad(loss, params))]
-    raise ValueError(f"unknown objective {name!r}")
+    loss = torch_loss(name, model, x, y, torch)
+    return loss, [(1.0, grad(loss, params))]
 
 
 def torch_step(name, model, params, x, y, lr, torch):
@@ -191,6 +202,45 @@ def torch_step(name, model, params, x, y, lr, torch):
             for p, g in zip(params, grads):
                 p.add_(g, alpha=-lr * weight)
     return loss
+
+
+def torch_loss(name, model, x, y, torch):
+    """The idiomatic PyTorch loss of each member: one scalar, trained by loss.backward()."""
+    ce = torch.nn.functional.cross_entropy
+    if name == "plain":
+        return ce(model(x), y)
+    if name in PERTURBED:
+        a, b, step = PERTURBED[name]
+        xt = x.detach().requires_grad_()
+        clean = ce(model(xt), y)
+        (gx,) = torch.autograd.grad(clean, xt, retain_graph=True)  # the input gradient, a backward of its own
+        return a * clean + b * ce(model(x + step * gx.sign()), y)
+    if name not in PENALTY:
+        raise ValueError(f"unknown objective {name!r}; expected one of {OBJECTIVES}")
+    xt = x.detach().requires_grad_()
+    summed = ce(model(xt), y, reduction="sum")
+    (g,) = torch.autograd.grad(summed, xt, create_graph=True)
+    penalty = LAM * g.pow(2).sum(dim=1) if name == "double-backprop" else EPS * g.abs().sum(dim=1)
+    return summed / len(y) + penalty.mean()
+
+
+def torch_loop(name, net, x, y, batch, lr, momentum, torch, seed=0):
+    """The idiomatic PyTorch training loop for one epoch over (x, y): shuffled minibatches,
+    torch.optim.SGD(momentum), zero_grad / backward / step."""
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    generator = torch.Generator().manual_seed(seed)
+
+    def run():
+        net.train()
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        for start in range(0, len(x), batch):
+            idx = order[start:start + batch]
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch_loss(name, net, x[idx], y[idx], torch)
+            loss.backward()
+            optimizer.step()
+            loss.item()  # as fit reads the loss every step
+    return run
 
 
 # --- agreement in float64 ----------------------------------------------------------------
@@ -222,6 +272,10 @@ def check_agreement(objectives=OBJECTIVES, batch=16, rtol=1e-7, atol=1e-10, seed
         tloss, tterms = torch_objective(name, tnet, tparams, tx, ty, torch)
         grads = combined_grads([(w, [g.data for g in gs]) for w, gs in terms])
         tgrads = combined_grads([(w, [g.detach().numpy() for g in gs]) for w, gs in tterms])
+        idiomatic = [g.detach().numpy() for g in torch.autograd.grad(torch_loss(name, tnet, tx, ty, torch), tparams)]
+        for pname, a, b in zip(names, idiomatic, tgrads):  # the loop's loss trains the same direction
+            if not np.allclose(a, b, rtol=rtol, atol=atol):
+                raise AssertionError(f"{name}: the idiomatic torch loss's gradient of {pname} differs")
         loss_err = abs(loss.item() - tloss.item()) / max(abs(tloss.item()), 1e-300)
         if not np.isclose(loss.item(), tloss.item(), rtol=rtol, atol=atol):
             raise AssertionError(f"{name}: loss differs: minigrad {loss.item()!r}, torch {tloss.item()!r}")
@@ -255,7 +309,7 @@ def check_dtypes(objectives=OBJECTIVES, batch=8, dtype=np.float32):
             seen = ([(f"input {i}", a) for i, a in enumerate(args)]
                     + [(f"output {i}", o) for i, o in enumerate(outs) if o is not None] + kept)
             for what, a in seen:
-                a = a.data if isinstance(a, mg.Tensor) else a
+                a = unwrap(a)
                 if getattr(a, "dtype", None) is not None and a.dtype.kind == "f" and a.dtype != want:
                     raise AssertionError(f"{cls.__name__}.{meth}: {what} is a {a.dtype} array of shape "
                                          f"{a.shape} in a {want.name} step")
@@ -306,7 +360,7 @@ def gemm_shapes(name, B):
         return fwd + dW + dX_hidden
     if name in PERTURBED:  # clean pass with the input gradient, then the perturbed pass
         return (fwd + dW + dX_all) + (fwd + dW + dX_hidden)
-    if name in ("gp2", "gp1"):
+    if name in PENALTY:
         # forward; first backward to x only (dX of every layer); the backward of that backward:
         # each  G @ Wᵀ  of it gives a dW-shaped and a fwd-shaped product; then the forward graph's
         # own backward (dW, and dX of the hidden layers), reached through the softmax.
@@ -416,6 +470,7 @@ def _quantiles(ts):
 def bench_one(name, B, args, torch, xp, sync):
     dtype = np.float32
     model = maxout_mlp(seed=0, dtype=dtype)
+    objective = mg_member(name, model)
     x, y = data(B, dtype, seed=1)
     if xp is not np:
         model.to("cuda")
@@ -423,10 +478,18 @@ def bench_one(name, B, args, torch, xp, sync):
     params = model.parameters()
 
     def mg_run():
-        mg_step(name, model, params, x, y, args.lr)
+        mg_step(name, model, params, x, y, args.lr, objective)
         sync()
 
     runs = {"minigrad": mg_run}
+    per_call = {}  # runs that do several steps per call: their step count
+    if not args.no_fit:
+        fit_model = maxout_mlp(seed=0, dtype=dtype)
+        fx, fy = data(B * args.steps, dtype, seed=2)  # exactly --steps batches: one fit call per round
+        if xp is not np:
+            fit_model.to("cuda")
+        fit_run = mg_fit(name, fit_model, fx, fy, B, args.lr, args.momentum, mg_member(name, fit_model))
+        runs["fit"], per_call["fit"] = (lambda: (fit_run(), sync())), args.steps
     if torch is not None:
         tdev = "cuda" if args.device == "cuda" else "cpu"
         tnet = torch_model(maxout_mlp(seed=0, dtype=dtype), torch).to(tdev)
@@ -439,6 +502,12 @@ def bench_one(name, B, args, torch, xp, sync):
             torch_step(name, tnet, tparams, tx, ty, args.lr, torch)
             tsync()
         runs["torch"] = torch_run
+        if not args.no_fit:
+            lnet = torch_model(maxout_mlp(seed=0, dtype=dtype), torch).to(tdev)
+            fxh, fyh = data(B * args.steps, dtype, seed=2)
+            loop = torch_loop(name, lnet, torch.from_numpy(fxh).to(tdev), torch.from_numpy(fyh).to(tdev),
+                              B, args.lr, args.momentum, torch)
+            runs["torch loop"], per_call["torch loop"] = (lambda: (loop(), tsync())), args.steps
 
     gemm_ops = gemm_operands(name, B, dtype, xp)
     matmul = xp.matmul
@@ -450,8 +519,8 @@ def bench_one(name, B, args, torch, xp, sync):
 
     times = {k: [] for k in runs}
     faults_per_step = {k: [] for k in runs}  # minor page faults: pages the allocator had given back
-    for fn in runs.values():
-        for _ in range(args.warmup):
+    for k, fn in runs.items():
+        for _ in range(args.warmup if k not in per_call else 1):
             fn()
     order = list(runs)
     busy0, wall0 = _busy_ticks(), time.perf_counter()
@@ -459,12 +528,14 @@ def bench_one(name, B, args, torch, xp, sync):
         for k in (order if r % 2 == 0 else order[::-1]):
             fn = runs[k]
             time.sleep(0.05)  # let the other library's spinning BLAS/OpenMP threads go to sleep
-            fn()  # one untimed step after switching library
+            if k not in per_call:
+                fn()  # one untimed step after switching library
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            for _ in range(args.steps):
+            n = per_call.get(k, 1)  # a fit call or a torch loop is --steps steps: timed once per round
+            for _ in range(args.steps // n):
                 t = clock()
                 fn()
-                times[k].append(clock() - t)
+                times[k].append((clock() - t) / n)
             faults_per_step[k].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults)
                                       / args.steps)
     row = {k: _quantiles(v) for k, v in times.items()}
@@ -536,14 +607,14 @@ def _main(args):
         report = check_agreement(objectives)  # raises on disagreement: no timing of wrong code
         print("float64 agreement with PyTorch (relative loss diff, max relative grad diff):")
         for name, (le, ge) in report.items():
-            print(f"  {name:9s} loss {le:.1e}  grads {ge:.1e}")
+            print(f"  {name:15s} loss {le:.1e}  grads {ge:.1e}")
     if args.check_dtypes:
         n = check_dtypes(objectives)
         print("dtype check: every op of each float32 step saw float32 arrays only ("
               + ", ".join(f"{k}: {v} op calls" for k, v in n.items()) + ")")
 
     print(_environment(args, torch))
-    header = (f"{'objective':9s} {'batch':>5s} {'minigrad ms [IQR]':>24s} {'torch ms [IQR]':>24s} "
+    header = (f"{'member':15s} {'batch':>5s} {'minigrad ms [IQR]':>24s} {'torch ms [IQR]':>24s} "
               f"{'ratio':>5s} {'MFLOP':>8s} {'mg GF/s':>7s} {'gemm ms':>7s} {'gemm GF/s':>9s} "
               f"{'%ceil':>5s} {'torch %ceil':>11s} {'mg MB':>6s} {'mg RSS':>6s} {'tch RSS':>7s} {'faults':>6s} "
               f"{'busy':>4s}")
@@ -557,13 +628,19 @@ def _main(args):
             t = row.get("torch")
             ratio = f"{mg_ms / t[0]:5.2f}" if t else "    -"
             tceil = (f"{100 * row['torch gemm'][0] / t[0]:10.0f}%" if t else "          -")
-            print(f"{name:9s} {B:5d} {_fmt_ms(row['minigrad']):>24s} "
+            print(f"{name:15s} {B:5d} {_fmt_ms(row['minigrad']):>24s} "
                   f"{_fmt_ms(t) if t else '-':>24s} {ratio} {f / 1e6:8.1f} "
                   f"{f / mg_ms / 1e6:7.1f} {gemm_ms:7.2f} {f / gemm_ms / 1e6:9.1f} "
                   f"{100 * gemm_ms / mg_ms:4.0f}% {tceil} {_fmt(row.get('mg traced MB'), '6.1f')} "
                   f"{_fmt(row.get('mg rss MB'), '6.1f')} {_fmt(row.get('torch rss MB'), '7.1f')} "
                   f"{row['mg faults']:6.0f} {_fmt(row.get('foreign'), '4.1f')}",
                   flush=True)
+            if "fit" in row:
+                loop = row.get("torch loop")
+                fit_ms = row["fit"][0]
+                print(f"{'':15s} {'':5s} library path: fit {_fmt_ms(row['fit'])}   torch loop "
+                      f"{_fmt_ms(loop) if loop else '-'}   fit/loop {f'{fit_ms / loop[0]:.2f}' if loop else '-'}"
+                      f"   fit/bare {fit_ms / mg_ms:.2f}", flush=True)
     return 0
 
 
@@ -581,6 +658,9 @@ def _environment(args, torch):
         lines.append("BLAS: " + ", ".join(blas))
     except ImportError:
         pass
+    lines.append("library path (one row below each member): train.fit + optim.SGD(momentum) vs the idiomatic "
+                 "torch loop (torch.optim.SGD(momentum), backward, step), one call of --steps batches per round; "
+                 "fit/bare = fit ms / bare-engine minigrad ms (the acceptance bound is 1.05 at batch 128)")
     lines.append(f"{args.rounds} rounds × {args.steps} steps per library, interleaved; median "
                  "[25th–75th percentile] ms per step; ratio = minigrad/torch medians; gemm = the "
                  "objective's matrix products alone in NumPy (%ceil = gemm ms / minigrad ms; torch %ceil "

@@ -113,11 +113,6 @@ def _cupy():
     return sys.modules.get("cupy")
 
 
-def is_device_array(a) -> bool:
-    cp = _cupy()
-    return isinstance(a, StrictArray) or (cp is not None and isinstance(a, cp.ndarray))
-
-
 def device_of(a) -> str:
     """'cpu', 'cuda' or 'strict' for an array (anything else counts as host data)."""
     if isinstance(a, StrictArray):

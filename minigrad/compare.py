@@ -33,48 +33,17 @@ import numpy as np
 from . import datasets
 from . import experiment as X
 from . import perturbations as P
-from . import regularizers as R
+from .members import MEMBERS, Strengths, member
 from .backend import to_device
 from .checkpoint import load_checkpoint, save_checkpoint, write_atomically
 from .errors import OutputError
 from .tensor import no_grad
 from .train import evaluate, fit
 
-MEMBERS = ("plain", "l1", "l2", "adv-p1", "adv-p2", "adv-pinf", "gp-q1", "gp-q2",
-           "datagrad-l1", "datagrad-l2", "datagrad-l1-fd", "datagrad-l2-fd",
-           "double-backprop", "multitask", "multitask+datagrad", "vat")
-
-
-def budgets(args, n_features: int) -> dict:
-    """Training budgets per norm, from --eps/--eps2/--eps1 (see the module docstring)."""
-    root = math.sqrt(n_features)
-    return {"inf": args.eps, "2": args.eps2 or args.eps * root / 2, "1": args.eps1 or args.eps * root}
-
-
-def make_objective(name: str, model, b: dict, args):
-    """The objective of member ``name``.  Strengths come from ``args``; see ``--help``."""
-    eps, eps2, eps1 = b["inf"], b["2"], b["1"]
-    beta1, beta2 = args.beta_l1, args.beta_l2
-    table = {
-        "plain": lambda: R.CrossEntropy(),
-        "l1": lambda: R.CrossEntropy() + R.WeightDecay(l1=args.l1),
-        "l2": lambda: R.CrossEntropy() + R.WeightDecay(l2=args.l2),
-        "adv-p1": lambda: R.AdversarialTraining(eps1, 1, alpha=0.5),
-        "adv-p2": lambda: R.AdversarialTraining(eps2, 2, alpha=0.5),
-        "adv-pinf": lambda: R.AdversarialTraining(eps, np.inf, alpha=0.5),
-        "gp-q1": lambda: R.GradientPenalty(args.gp_scale * eps, np.inf),
-        "gp-q2": lambda: R.GradientPenalty(args.gp_scale * eps2, 2),
-        "datagrad-l1": lambda: R.DataGrad(1.0, beta1, norm="l1", method="exact"),
-        "datagrad-l2": lambda: R.DataGrad(1.0, beta2, norm="l2", method="exact"),
-        "datagrad-l1-fd": lambda: R.DataGrad(1.0, beta1, norm="l1", method="finite_difference", step=eps),
-        "datagrad-l2-fd": lambda: R.DataGrad(1.0, beta2, norm="l2", method="finite_difference", step=eps),
-        "double-backprop": lambda: R.DoubleBackprop(beta2),
-        "multitask": lambda: R.CrossEntropy() + R.Multitask.for_model(model, args.gamma, seed=args.seed),
-        "multitask+datagrad": lambda: (R.DataGrad(1.0, beta1, norm="l1", method="exact")
-                                       + R.Multitask.for_model(model, args.gamma, seed=args.seed)),
-        "vat": lambda: R.CrossEntropy() + R.VirtualAdversarial(eps2, seed=args.seed),
-    }
-    return table[name]()
+def strengths(args) -> Strengths:
+    """The members' strengths, from the flags."""
+    return Strengths(eps=args.eps, eps2=args.eps2, eps1=args.eps1, beta_l1=args.beta_l1, beta_l2=args.beta_l2,
+                     gp_scale=args.gp_scale, l1=args.l1, l2=args.l2, gamma=args.gamma, seed=args.seed)
 
 
 def attack_grid(n_features: int, quick: bool) -> dict:
@@ -110,7 +79,7 @@ def attack_error(model, data, attack: str, eps: float, args, chunk: int = 1000) 
 def train_member(name: str, train_set, test_set, args, grid: dict, stream) -> tuple[dict, object]:
     """Train member ``name`` as every other member is trained; return (its result, its model)."""
     model = X.build_model(args, train_set.image_shape, train_set.n_classes)
-    objective = make_objective(name, model, budgets(args, train_set.x.shape[1]), args)
+    objective = member(name, model, strengths(args), n_features=train_set.x.shape[1])
     optimizer = X.build_optimizer(args, model.parameters() + objective.parameters())
     start = time.perf_counter()
     fit(model, objective, optimizer, train_set, epochs=args.epochs, batch_size=args.batch_size,
@@ -198,7 +167,7 @@ def _run(args, members, out: Path, config: dict, done: dict, train_set, test_set
     print(table)
     print(f"\ntotal {total:.1f} s for {len(members)} members")
     meta = {"data": args.data, "n_train": len(train_set), "n_test": len(test_set), "threads": args.threads,
-            "budgets": budgets(args, train_set.x.shape[1]), "attacks": grid, "total_seconds": total,
+            "budgets": strengths(args).budgets(train_set.x.shape[1]), "attacks": grid, "total_seconds": total,
             "config": config}
     write_atomically(out / "results.json", lambda f: f.write(
         json.dumps({"meta": meta, "results": results}, indent=1).encode()))

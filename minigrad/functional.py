@@ -6,16 +6,19 @@ in minigrad ops, so they differentiate to any order.  ``log_softmax`` shows the
 *grad-node* pattern: its first derivative is computed fast on raw arrays by a second
 op, ``LogSoftmaxGrad``, whose own backward is in minigrad ops.
 
-``from minigrad import functional as F`` also gives every primitive of ops.py.
+``from minigrad import functional as F`` also gives every primitive function of ops.py
+(``F.exp``, ``F.matmul`` ...; the list is ``__all__``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import backend
-from .ops import *  # noqa: F401,F403 - F.exp, F.matmul ... are part of this namespace
-from .ops import _keepdims_shape, _reduced_shape, abs, exp, reshape, sign, sum  # noqa: A004
-from .tensor import Op, Tensor, as_tensor
+from . import backend, validate
+from .ops import (abs, add, broadcast_to, concatenate, div, exp, getitem, log, matmul, max, maximum,  # noqa: A004
+                  mean, minimum, mul, neg, power, relu, reshape, sigmoid, sign, softplus, sqrt, sub, sum,
+                  sum_to, swapaxes, tanh, transpose, where)
+from .ops import _keepdims_shape, _reduced_shape
+from .tensor import Op, as_tensor, unwrap
 
 
 # --- softmax family ---------------------------------------------------------------
@@ -88,7 +91,7 @@ def cross_entropy(logits, labels, reduction="mean"):
     ``labels`` are integer class indices, shape (batch,).
     """
     logits = as_tensor(logits)
-    labels = labels.data if isinstance(labels, Tensor) else labels
+    labels = unwrap(labels)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must be (batch, classes), got shape {logits.shape}")
     if getattr(labels, "shape", None) != logits.shape[:1] or labels.dtype.kind not in "iu":
@@ -100,8 +103,7 @@ def cross_entropy(logits, labels, reduction="mean"):
             int(labels.min()) < 0 or int(labels.max()) >= logits.shape[1]):
         raise ValueError(f"cross_entropy: labels must lie in [0, {logits.shape[1] - 1}], "
                          f"got values from {int(labels.min())} to {int(labels.max())}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    validate.choice(reduction, ("mean", "sum", "none"), "reduction", "cross_entropy")
     xp = logits.xp
     picked = log_softmax(logits)[xp.arange(len(labels)), labels]
     losses = -picked
@@ -111,7 +113,7 @@ def cross_entropy(logits, labels, reduction="mean"):
 
 
 # --- Maxout ------------------------------------------------------------------------
-class Maxout(Op):
+class MaxOverPieces(Op):
     """h = max over k of z[..., k, :] for z seen as (..., pieces, units), *pieces-major*:
     piece k of unit j is column k·units + j of the last axis.
 
@@ -143,11 +145,12 @@ class Maxout(Op):
 
 
 def maxout(z, pieces: int):
-    """Maxout over the last axis of ``z`` (pieces-major layout; see ``Maxout``)."""
+    """Maxout over the last axis of ``z`` (pieces-major layout; see ``MaxOverPieces``)."""
     z = as_tensor(z)
-    if pieces < 1 or z.shape[-1] % pieces:
+    validate.integer(pieces, "pieces", "maxout", low=1)
+    if z.shape[-1] % pieces:
         raise ValueError(f"maxout: last axis of size {z.shape[-1]} is not a multiple of pieces={pieces}")
-    return Maxout.apply(z, pieces=pieces, units=z.shape[-1] // pieces)
+    return MaxOverPieces.apply(z, pieces=pieces, units=z.shape[-1] // pieces)
 
 
 # --- the lp norm -------------------------------------------------------------------------
@@ -203,23 +206,11 @@ class LpNorm(Op):
         return (gy * sign(x) * ratio * self.nonzero,)
 
 
-def check_p(p, who="lp_norm"):
-    """Validate a norm exponent: a number in [1, ∞]."""
-    if isinstance(p, str) and p in ("inf", "infinity"):
-        p = np.inf
-    try:
-        p = float(p)
-    except (TypeError, ValueError):
-        raise ValueError(f"{who}: p must be a number >= 1 or inf, got {p!r}") from None
-    if not p >= 1:
-        raise ValueError(f"{who}: p must be >= 1 (or inf), got {p}")
-    return p
-
-
 def lp_norm(x, p=2, axis=None, keepdims=False):
-    """‖x‖ₚ over ``axis`` (all axes by default), zero-safe at every order; see ``LpNorm``."""
+    """‖x‖ₚ over ``axis`` (all axes by default), zero-safe at every order; see ``LpNorm``.
+    (Per example, over all axes but the batch: ``perturbations.per_example_norm``.)"""
     x = as_tensor(x)
-    p = check_p(p)
+    p = validate.exponent(p, "lp_norm")
     axis = tuple(axis) if isinstance(axis, list) else axis
     return LpNorm.apply(x, p=p, axis=axis, keepdims=keepdims)
 
@@ -229,4 +220,10 @@ def kl_divergence(log_p, log_q, axis=-1):
     return sum(exp(log_p) * (log_p - log_q), axis=axis)
 
 
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "np", "backend")]
+# The primitives of ops.py, re-exported so that ``F`` is the one namespace of differentiable functions,
+# then the composite ops of this file.
+__all__ = ["abs", "add", "broadcast_to", "concatenate", "div", "exp", "getitem", "log", "matmul", "max",
+           "maximum", "mean", "minimum", "mul", "neg", "power", "relu", "reshape", "sigmoid", "sign",
+           "softplus", "sqrt", "sub", "sum", "sum_to", "swapaxes", "tanh", "transpose", "where",
+           "LogSumExp", "LogSoftmax", "LogSoftmaxGrad", "MaxOverPieces", "LpNorm",
+           "logsumexp", "log_softmax", "softmax", "cross_entropy", "maxout", "lp_norm", "kl_divergence"]

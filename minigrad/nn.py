@@ -8,7 +8,7 @@ names, shapes and dtypes before it copies anything back.
 Weights are stored (in_features, out_features) so a layer is one GEMM, ``x @ W + b``,
 with no transpose.  A Maxout layer (Goodfellow et al. 2013) is that GEMM to
 units × pieces columns followed by a max over each unit's pieces; its columns are
-*pieces-major* (piece k of unit j is column k·units + j), see ``functional.Maxout``.
+*pieces-major* (piece k of unit j is column k·units + j), see ``functional.MaxOverPieces``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 from . import functional as F
 from . import validate
 from .backend import as_numpy, to_device
-from .tensor import Tensor
+from .tensor import Tensor, as_tensor
 
 
 class Parameter(Tensor):
@@ -25,10 +25,6 @@ class Parameter(Tensor):
 
     def __init__(self, data, dtype=None):
         super().__init__(data, requires_grad=True, dtype=dtype)
-
-
-def _rng(seed):
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 class Module:
@@ -121,15 +117,14 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, seed=None, dtype=np.float32):
         for name, n in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(n, (int, np.integer)) or n < 1:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {n!r}")
+            validate.integer(n, name, type(self).__name__, low=1)
         a = 1.0 / np.sqrt(in_features)
-        self.weight = Parameter(_rng(seed).uniform(-a, a, (in_features, out_features)), dtype=dtype)
+        self.weight = Parameter(np.random.default_rng(seed).uniform(-a, a, (in_features, out_features)), dtype=dtype)
         self.bias = Parameter(np.zeros(out_features), dtype=dtype)
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x):
-        x = x if isinstance(x, Tensor) else Tensor(x)
+        x = as_tensor(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"{type(self).__name__}: expected input of shape (batch, {self.in_features}), "
                              f"got {x.shape}")
@@ -142,8 +137,7 @@ class Maxout(Linear):
     One GEMM to units·pieces columns, then ``functional.maxout`` over the pieces."""
 
     def __init__(self, in_features: int, units: int, pieces: int, seed=None, dtype=np.float32):
-        if not isinstance(pieces, (int, np.integer)) or pieces < 1:
-            raise ValueError(f"Maxout: pieces must be a positive int, got {pieces!r}")
+        validate.integer(pieces, "pieces", "Maxout", low=1)
         super().__init__(in_features, units * pieces, seed=seed, dtype=dtype)
         self.units, self.pieces = units, pieces
 
@@ -156,9 +150,8 @@ class Dropout(Module):
     survivors by 1/(1 − p), so eval (the identity) needs no rescaling."""
 
     def __init__(self, p: float = 0.5, seed=None):
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p, self.rng = p, _rng(seed)
+        p = validate.probability(p, "p", "Dropout")
+        self.p, self.rng = p, np.random.default_rng(seed)
 
     def forward(self, x):
         if not self.training or self.p == 0:
@@ -169,8 +162,8 @@ class Dropout(Module):
 
 
 class Sequential(Module):
-    """Layers applied in order.  ``activations(x)`` returns every layer's output, which is
-    how a regularizer reaches a hidden layer (e.g. the multitask reconstruction cue)."""
+    """Layers applied in order; ``layers[:hidden_index(k) + 1]`` reach hidden layer k (how the
+    multitask reconstruction cue reads a hidden layer)."""
 
     def __init__(self, *layers, config: dict | None = None):
         self.layers = list(layers)
@@ -181,13 +174,6 @@ class Sequential(Module):
 
     def __len__(self):
         return len(self.layers)
-
-    def activations(self, x) -> list:
-        outs = []
-        for layer in self.layers:
-            x = layer(x)
-            outs.append(x)
-        return outs
 
     def forward(self, x):
         for layer in self.layers:
@@ -219,7 +205,7 @@ def maxout_mlp(in_features: int = 784, units=(240, 240), pieces: int = 5, n_clas
     n_classes = validate.integer(n_classes, "n_classes", who, low=1)
     input_dropout = validate.probability(input_dropout, "input_dropout", who)
     hidden_dropout = validate.probability(hidden_dropout, "hidden_dropout", who)
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     config = dict(kind="maxout_mlp", in_features=in_features, units=list(units), pieces=pieces,
                   n_classes=n_classes, input_dropout=input_dropout, hidden_dropout=hidden_dropout,
                   dtype=np.dtype(dtype).name)

@@ -12,6 +12,11 @@ backward is ``broadcast_to``, and vice versa).
 
 Composite and neural-network ops (log_softmax, maxout, lp_norm, cross_entropy ...)
 live in functional.py.
+
+Why one file of ~530 lines: it is the derivative table of the engine.  Every primitive is a
+short class (forward, backward, docstring with its rule) and the rules refer to each other
+(Sum's backward is broadcast_to, BroadcastTo's is sum_to, ...), so splitting the table would
+scatter one lookup over several files.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import math
 import numpy as np
 
 from . import backend
-from .tensor import Op, Tensor, as_tensor
+from .tensor import Op, Tensor, as_tensor, unwrap
 
 
 def _binary(cls, a, b, **params):
@@ -425,8 +430,7 @@ def matmul(a, b):
 
 def where(cond, a, b):
     """cond ? a : b; ``cond`` is a constant (boolean array or Tensor)."""
-    cond = cond.data if isinstance(cond, Tensor) else cond
-    return _binary(Where, a, b, cond=cond)
+    return _binary(Where, a, b, cond=unwrap(cond))
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001
@@ -483,10 +487,7 @@ def sum_to(x, shape):
 
 
 def getitem(x, index):
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    index = tuple(map(unwrap, index)) if isinstance(index, tuple) else unwrap(index)
     return GetItem.apply(x, index=index)
 
 
@@ -528,7 +529,7 @@ def _install_operators():
 
 def _comparison(name):
     def compare(a, b):
-        b = b.data if isinstance(b, Tensor) else b
+        b = unwrap(b)
         return Tensor(getattr(a.data, f"__{name}__")(b))
     return compare
 

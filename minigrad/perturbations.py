@@ -18,8 +18,10 @@ with several coordinates tied for the largest |gᵢ|, ε is split *evenly* among
 (any convex combination is optimal; the even split is the minimum-norm choice and
 the one that keeps r*(p) continuous as p → 1⁺).
 
-``worst_case`` is written in minigrad ops, so it can be differentiated (PAPERS.md §4
-claim 7); training holds it constant (``.detach()``).
+``worst_case`` computes that closed form, case by case, with minigrad ops: on a constant g
+(a training step, an attack) they record nothing, and on a g that is part of a graph the
+result can be differentiated (PAPERS.md §4 claim 7); training holds it constant.  That r* is
+ε times the gradient of the dual norm, ε·∇_g‖g‖_q (Hölder's equality case), is a test.
 
 The attacks build on it.  ``fgm`` takes the closed-form step once (``fgsm`` is its
 p = ∞ member, Goodfellow et al. 2015); ``pgd`` iterates steepest-ascent steps and
@@ -31,11 +33,14 @@ dropout makes every gradient, hence every attack, random.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import functional as F
+from . import validate
 from .backend import device_of, get_array_module, to_device
-from .tensor import Tensor, as_tensor, enable_grad, grad
+from .tensor import Tensor, as_tensor, enable_grad, grad, unwrap
 
 
 class NonFiniteGradient(ValueError):
@@ -45,12 +50,11 @@ class NonFiniteGradient(ValueError):
 
 def dual_exponent(p) -> float:
     """q with 1/p + 1/q = 1:  q = p/(p − 1);  p = 1 ↔ q = ∞,  p = ∞ ↔ q = 1."""
-    p = F.check_p(p, "dual_exponent")
-    if p == 1:
-        return np.inf
-    if p == np.inf:
-        return 1.0
-    return p / (p - 1)
+    return _dual(validate.exponent(p, "dual_exponent"))
+
+
+def _dual(p: float) -> float:
+    return np.inf if p == 1 else 1.0 if p == np.inf else p / (p - 1)
 
 
 def _flat(g: Tensor) -> Tensor:
@@ -59,77 +63,106 @@ def _flat(g: Tensor) -> Tensor:
     return F.reshape(g, (g.shape[0], -1))
 
 
-def lp_norm(g, p) -> Tensor:
-    """‖gᵢ‖ₚ for each example i (over all axes but the first); shape (batch,)."""
+def per_example_norm(g, p) -> Tensor:
+    """‖gᵢ‖ₚ for each example i (over all axes but the first); shape (batch,).
+    (Over any axes: ``functional.lp_norm``.)"""
     return F.lp_norm(_flat(as_tensor(g)), p, axis=1)
-
-
-def check_eps(eps, who="worst_case") -> float:
-    try:
-        eps = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"{who}: eps must be a number >= 0, got {eps!r}") from None
-    if not (eps >= 0 and np.isfinite(eps)):
-        raise ValueError(f"{who}: eps must be a finite number >= 0, got {eps}")
-    return eps
 
 
 def worst_case(g, eps, p) -> Tensor:
     """r* = argmax_{‖r‖ₚ ≤ ε} gᵀr per example, in closed form (see the module docstring).
 
     ``g``: the input gradient, (batch, ...), a Tensor or array; the result has its shape,
-    dtype and device.  Differentiable in g when g is part of a graph.
+    dtype and device.  Differentiable in g when g is part of a graph (claim 7); for a
+    constant g (every training step) the ops below record nothing: no graph is built.
     """
-    p = F.check_p(p, "worst_case")
-    eps = check_eps(eps)
+    return _worst_case(_checked_gradient(g), validate.eps(eps, "worst_case"),
+                       validate.exponent(p, "worst_case"))
+
+
+def _checked_gradient(g) -> Tensor:
     g = as_tensor(g)
     if g.dtype.kind != "f":
         raise TypeError(f"worst_case: g must be floating point, got dtype {g.dtype}")
     if not bool(g.xp.isfinite(g.data).all()):
         raise NonFiniteGradient("worst_case: g contains NaN or inf; the loss or its gradient has diverged")
-    # Hölder's equality case: r* = ε·∇_g‖g‖_q, the gradient of the dual norm (per example).  So the
-    # engine computes r* itself, by differentiating LpNorm (functional.py), whose zero-safe,
-    # scale-safe, tie-splitting derivative *is* the closed form for every p:
-    #   q = 1 (p = ∞): sign(g);  q = 2: g/‖g‖₂;  q = ∞ (p = 1): sign on the largest |gᵢ|, ties split evenly;
-    #   otherwise sign(gᵢ)·(|gᵢ|/‖g‖_q)^(q−1).
-    direction = _dual_norm_gradient(_flat(g), dual_exponent(p))
-    return F.reshape(direction * eps, g.shape)
+    return g
 
 
-def _dual_norm_gradient(flat: Tensor, q: float) -> Tensor:
-    """∇‖·‖_q of each row, kept differentiable when ``flat`` is part of a graph (claim 7)."""
-    x = flat if flat.requires_grad else Tensor(flat.data, requires_grad=True)
-    with enable_grad():
-        (d,) = grad(F.sum(F.lp_norm(x, q, axis=1)), x, create_graph=flat.requires_grad)
-    return d
+def _worst_case(g: Tensor, eps: float, p: float) -> Tensor:
+    """worst_case for a checked g and validated ε, p (callers that validated once use this)."""
+    return F.reshape(_unit_worst_case(_flat(g), p) * eps, g.shape)
 
 
-def input_gradient(model, x, y, create_graph: bool = False, loss=F.cross_entropy,
-                   return_loss: bool = False):
-    """gᵢ = ∇ₓᵢ L(xᵢ, yᵢ) for every example of the batch, shape of x.
+def _unit_worst_case(flat: Tensor, p: float) -> Tensor:
+    """r*/ε for each row of ``flat``:  sign(gᵢ)·|gᵢ|^(q−1) / ‖g‖_q^(q−1),  q = dual of p.
 
-    Taken from the *summed* loss: the gradient of a batch-mean loss is gᵢ/B, the right
-    direction but a norm B times too small (PAPERS.md §1).  ``create_graph=True`` keeps
-    the graph, so a penalty on g can be differentiated (double backprop).
-    ``return_loss=True`` returns (g, summed loss) so a caller needs no second forward pass.
+    This is also ∇_g‖g‖_q (Hölder's equality case; tests/test_perturbations.py checks it
+    against the engine's derivative of LpNorm).  Masks are constants; g = 0 gives 0."""
+    xp, dtype = flat.xp, flat.dtype
+    if p == np.inf:  # q = 1: the fast gradient sign method
+        return F.sign(flat)
+    if p == 1:  # q = ∞: all of ε on the largest |gᵢ|; tied maxima share it evenly (a g = 0 row: none)
+        a = xp.abs(flat.data)
+        top = ((a == a.max(axis=1, keepdims=True)) & (a > 0)).astype(dtype)
+        return F.sign(flat) * (top / xp.maximum(top.sum(axis=1, keepdims=True), 1))
+    q = _dual(p)
+    # The op itself (p was validated by the caller): formed after scaling by max|g|, no under/overflow.
+    norm = F.LpNorm.apply(flat, p=q, axis=1, keepdims=True)
+    nonzero = (norm.data > 0).astype(dtype)
+    norm = norm + (1 - nonzero)  # ‖g‖_q, or 1 where g = 0 (then r* = 0, not 0/0)
+    if p == 2:
+        return flat / norm * nonzero
+    a = F.abs(flat)
+    zero = (a.data == 0).astype(dtype)
+    # (|gᵢ|/‖g‖_q)^(q−1) rather than |gᵢ|^(q−1)/‖g‖_q^(q−1): the ratio lies in [0, 1], so tiny or huge g
+    # cannot underflow into 0/0.  Where gᵢ = 0 the base is set to 1 and the result masked: value 0 and
+    # derivative 0, instead of the infinite slope of |g|^(q−1) for q < 2.
+    ratio = (a / norm + zero) ** (q - 1) * (1 - zero)
+    return F.sign(flat) * ratio * nonzero
+
+
+def normalize(g) -> Tensor:
+    """gᵢ/‖gᵢ‖₂ per example (0 where gᵢ = 0): the unit ℓ2 direction, r*(p = 2)/ε."""
+    g = as_tensor(g)
+    return F.reshape(_unit_worst_case(_flat(g), 2.0), g.shape)
+
+
+class LossAndGradient(NamedTuple):
+    """The summed loss Σᵢ Lᵢ (a graph over θ) and the per-example input gradients g."""
+    summed_loss: Tensor
+    input_gradient: Tensor
+
+
+def loss_and_input_gradient(model, x, y, create_graph: bool = False, loss=F.cross_entropy) -> LossAndGradient:
+    """(Σᵢ L(xᵢ, yᵢ), gᵢ = ∇ₓᵢ L) from one forward pass, so a caller needs no second one.
+
+    g is taken from the *summed* loss: the gradient of a batch-mean loss is gᵢ/B, the right
+    direction but a norm B times too small (PAPERS.md §1).  ``create_graph=True`` keeps the
+    graph, so a penalty on g can be differentiated (double backprop).
     """
-    x = Tensor(x.data if isinstance(x, Tensor) else x, requires_grad=True)
+    x = Tensor(unwrap(x), requires_grad=True)
     with enable_grad():  # an input gradient needs a graph even inside a caller's no_grad()
         summed = loss(model(x), y, reduction="sum")
         (g,) = grad(summed, x, create_graph=create_graph)
-    return (g, summed) if return_loss else g
+    return LossAndGradient(summed, g)
+
+
+def input_gradient(model, x, y, create_graph: bool = False, loss=F.cross_entropy) -> Tensor:
+    """gᵢ = ∇ₓᵢ L(xᵢ, yᵢ) for every example of the batch, shape of x (see ``loss_and_input_gradient``)."""
+    return loss_and_input_gradient(model, x, y, create_graph, loss).input_gradient
 
 
 # --- attacks -------------------------------------------------------------------------
 def _batch(x, y, who):
     """x as a raw floating array with a batch axis, and y one label per example."""
-    x = x.data if isinstance(x, Tensor) else x
+    x = unwrap(x)
     if not hasattr(x, "dtype"):
         x = np.asarray(x)
     if x.dtype.kind != "f" or x.ndim < 1:
         raise ValueError(f"{who}: x must be a floating array with a batch axis, "
                          f"got dtype {x.dtype} and shape {x.shape}")
-    labels = y.data if isinstance(y, Tensor) else y
+    labels = unwrap(y)
     if getattr(labels, "shape", None) != x.shape[:1]:
         raise ValueError(f"{who}: y must hold one label per example, shape {x.shape[:1]}, "
                          f"got shape {getattr(labels, 'shape', type(y).__name__)}")
@@ -166,12 +199,12 @@ def fgm(model, x, y, eps, p, clip=None, loss=F.cross_entropy):
     x's device with x's dtype.  The model runs in whatever mode the caller set: use
     ``model.eval()`` to evaluate.
     """
-    p, eps = F.check_p(p, "fgm"), check_eps(eps, "fgm")
+    p, eps = validate.exponent(p, "fgm"), validate.eps(eps, "fgm")
     x = _batch(x, y, "fgm")
     box = _check_clip(clip, x, "fgm")
     with enable_grad():  # an attack needs gradients even inside a caller's no_grad()
         g = input_gradient(model, x, y, loss=loss)
-    return _clip(x + worst_case(g, eps, p).data, box)
+    return _clip(x + _worst_case(_checked_gradient(g), eps, p).data, box)
 
 
 def fgsm(model, x, y, eps, clip=None, loss=F.cross_entropy):
@@ -190,8 +223,8 @@ def project(r, eps, p):
     An example already in the ball is returned unchanged.  Other p have no closed-form
     projection and raise ValueError.  Takes and returns a raw array (or a Tensor's data).
     """
-    p, eps = F.check_p(p, "project"), check_eps(eps, "project")
-    r = r.data if isinstance(r, Tensor) else r
+    p, eps = validate.exponent(p, "project"), validate.eps(eps, "project")
+    r = unwrap(r)
     if not hasattr(r, "dtype") or r.dtype.kind != "f" or r.ndim < 1:
         raise ValueError(f"project: r must be a floating array with a batch axis, got {type(r).__name__} "
                          f"{getattr(r, 'dtype', '')} {getattr(r, 'shape', '')}")
@@ -246,7 +279,7 @@ def sample_ball(shape, eps, p, rng=None, surface=False) -> np.ndarray:
     ``surface=True`` gives points on the sphere ‖r‖ₚ = ε instead (p = ∞: one coordinate
     at ±ε; finite p: ε·z/‖z‖ₚ, the cone measure) — in any case feasible points.
     """
-    p, eps = F.check_p(p, "sample_ball"), check_eps(eps, "sample_ball")
+    p, eps = validate.exponent(p, "sample_ball"), validate.eps(eps, "sample_ball")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     n, d = shape[0], int(np.prod(shape[1:], dtype=np.int64))
     if p == np.inf:
@@ -280,13 +313,11 @@ def pgd(model, x, y, eps, p, steps, step_size, random_start=False, clip=None, se
     The whole batch moves at once: no loop over examples.  Returns a raw array on x's
     device with x's dtype; the model runs in the mode the caller set (use eval).
     """
-    p, eps = F.check_p(p, "pgd"), check_eps(eps, "pgd")
+    p, eps = validate.exponent(p, "pgd"), validate.eps(eps, "pgd")
     if p not in (1, 2, np.inf):
         raise ValueError(f"pgd: p must be 1, 2 or inf (the norms with an exact projection), got {p}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"pgd: steps must be an int >= 1, got {steps!r}")
-    if not (isinstance(step_size, (int, float, np.floating)) and np.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"pgd: step_size must be a finite number > 0, got {step_size!r}")
+    steps = validate.integer(steps, "steps", "pgd", low=1)
+    step_size = validate.number(step_size, "step_size", "pgd", low=0, open_low=True)
     x = _batch(x, y, "pgd")
     box = _check_clip(clip, x, "pgd")
     x_adv = x
@@ -296,5 +327,6 @@ def pgd(model, x, y, eps, p, steps, step_size, random_start=False, clip=None, se
     for _ in range(steps):
         with enable_grad():
             g = input_gradient(model, x_adv, y, loss=loss)
-        x_adv = _clip(x + project(x_adv + worst_case(g, step_size, p).data - x, eps, p), box)
+        step = _worst_case(_checked_gradient(g), step_size, p).data
+        x_adv = _clip(x + project(x_adv + step - x, eps, p), box)
     return x_adv

@@ -14,22 +14,33 @@ Full objectives include the data loss L and can be trained alone; *terms* are me
 be added to one (``CrossEntropy() + WeightDecay(l2=1e-4)``):
 
 ============================  ==================================  ==============================  ====
-member (constructor)          objective (mean over examples i)    computed as                     kind
+member (constructor): name    objective (mean over examples i)    computed as (GEMMs, 2 layers)   kind
 ============================  ==================================  ==============================  ====
-CrossEntropy()                L = mean Lᵢ                         one forward                     full
-WeightDecay(l1, l2)           l1·Σ|W| + (l2/2)·ΣW², weights only  no forward                      term
-AdversarialTraining(ε, p, a)  a·L(x) + (1−a)·L(x + r*),           one forward and backward to x,  full
-                              r* = worst_case(g, ε, p), stopped   one forward at x + r*
-GradientPenalty(ε, p)         L + ε·mean ‖gᵢ‖_q,  1/p + 1/q = 1   double backprop, one forward    full
-DataGrad(α, β, norm,          α·L + β·mean R(gᵢ),                 'exact': double backprop;       full
-         method, step=φ)      R = ‖g‖₁ ('l1') or ‖g‖₂² ('l2'),    'finite_difference': the
-                              r = ∇R(g) = sign g or 2g            surrogate (α − β/φ)·L(x)
-                                                                  + (β/φ)·L(x + φr), r stopped
-DoubleBackprop(λ)             L + λ·mean ‖gᵢ‖₂²                   = exact DataGrad(1, λ, 'l2')    full
+CrossEntropy(): plain         L = mean Lᵢ                         one forward (3+5)               full
+WeightDecay(l1, l2): l1, l2   l1·Σ|W| + (l2/2)·ΣW², weights only  no forward                      term
+AdversarialTraining(ε, p, a)  a·L(x) + (1−a)·L(x + r*),           one forward and one backward    full
+  adv-p1, adv-p2, adv-pinf    r* = worst_case(g, ε, p), stopped   for g and ∇θL(x), one forward
+                                                                  at x + r* (3+6+3+5 = 17)
+InputGradientPenalty(α, β, q) α·L + β·mean R(gᵢ), R = ‖g‖_q       double backprop, one forward
+                              or ‖g‖₂² (squared=True)
+  GradientPenalty(ε, p)       L + ε·mean ‖gᵢ‖_q,  1/p + 1/q = 1                                   full
+    gp-q1, gp-q2
+  DataGrad(α, β, norm)        α·L + β·mean R(gᵢ),                                                 full
+    datagrad-l1, -l2          R = ‖g‖₁ ('l1') or ‖g‖₂² ('l2')
+  DoubleBackprop(λ)           L + λ·mean ‖gᵢ‖₂²                   = DataGrad(1, λ, 'l2')          full
+    double-backprop
+DataGradFD(α, β, norm, φ)     the surrogate (α − β/φ)·L(x)        as AdversarialTraining (17)     full
+  datagrad-l1-fd, -l2-fd      + (β/φ)·L(x + φr), r = ∇R(g) =
+                              sign g or 2g, stopped
 Multitask(decoder, γ, layer)  γ·MSE(decoder(h_layer(x)), x)       forward to the hidden layer     term
+  multitask                   (terms.py)
 VirtualAdversarial(ε, ξ, K)   mean KL(p(·|x) ‖ p(·|x + r)),       K power iterations, then        term
-                              p(·|x) and r stopped; no labels     one forward at x + r
+  vat                         p(·|x) and r stopped; no labels     one forward at x + r
 ============================  ==================================  ==============================  ====
+
+Each object's ``name`` is its canonical member name (``members.MEMBERS``: the names of compare,
+the CLI, tables, plots and the benchmark); its repr adds the strengths: ``adv-pinf(eps=0.1)``.
+``members.member(name, model, strengths)`` builds each named member as compare trains it.
 
 Members compose: ``A + B`` is their sum (losses add, so gradients add), ``c * A`` weights
 one by a constant c ≥ 0, and ``sum([...])`` works.  Adding two full objectives counts the
@@ -48,194 +59,19 @@ that stop nothing return themselves).  Perturbed-point members also expose
 """
 from __future__ import annotations
 
-import numbers
-import warnings
-
 import numpy as np
 
 from . import functional as F
 from . import perturbations as P
-from .backend import device_of, to_device
-from .nn import Linear
-from .tensor import Tensor, grad, no_grad
+from . import validate
+from .objective import Combined, Frozen, HeldGradient, Objective, Scaled, data_loss, fmt
+from .terms import Multitask, VirtualAdversarial
+from .tensor import Tensor, enable_grad, grad, no_grad, unwrap
 
 
-# --- helpers -------------------------------------------------------------------------
-def _child_seed(seed, purpose: str):
-    """An independent stream for ``purpose`` derived from ``seed`` (an int or a Generator), so a
-    decoder or a noise source seeded like the model does not replay the model's own draws."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.SeedSequence([int(seed), sum(map(ord, purpose))])
-
-
-def _data(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
-def _loss(model, x, y) -> Tensor:
-    """L(x) = mean cross-entropy, x held constant."""
-    return F.cross_entropy(model(Tensor(_data(x))), y)
-
-
-def _clean_loss_and_gradient(model, x, y, create_graph: bool):
-    """One forward pass gives both the batch-mean loss L(x), a graph over θ, and the
-    per-example input gradients g."""
-    g, summed = P.input_gradient(model, x, y, create_graph=create_graph, return_loss=True)
-    return summed / len(y), g
-
-
-def _per_example_sq(g: Tensor) -> Tensor:
+def _squared_norm(g: Tensor) -> Tensor:
     """‖gᵢ‖₂² per example, as Σ gᵢⱼ² (no square root, so smooth at g = 0)."""
     return F.sum(F.reshape(g * g, (g.shape[0], -1)), axis=1)
-
-
-def _fmt(v) -> str:
-    return "inf" if v == np.inf else f"{v:g}"
-
-
-def _number(value, what: str, who: str, low=0.0, high=np.inf, open_low=False) -> float:
-    """A finite real in [low, high] (or (low, high]); else ValueError naming the value."""
-    bound = f"> {_fmt(low)}" if open_low else f">= {_fmt(low)}"
-    if high != np.inf:
-        bound = f"in {'(' if open_low else '['}{_fmt(low)}, {_fmt(high)}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{who}: {what} must be a number {bound}, got {value!r}")
-    v = float(value)
-    if not (np.isfinite(v) and (v > low if open_low else v >= low) and v <= high):
-        raise ValueError(f"{who}: {what} must be a finite number {bound}, got {value!r}")
-    return v
-
-
-def _choice(value, options, what: str, who: str) -> str:
-    if value not in options:
-        raise ValueError(f"{who}: {what} must be one of {options}, got {value!r}")
-    return value
-
-
-def _count(value, what: str, who: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{who}: {what} must be an int >= 0, got {value!r}")
-    return int(value)
-
-
-# --- the base and composition ----------------------------------------------------------
-class Objective:
-    """``objective(model, x, y) -> loss``; its θ-gradient is the training direction."""
-
-    includes_data_loss = False  # True: a full objective, trainable alone
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__.lower()
-
-    def __repr__(self):
-        return self.name
-
-    def __call__(self, model, x, y) -> Tensor:
-        raise NotImplementedError
-
-    def parameters(self) -> list:
-        """Trainable parameters owned by the objective (give them to the optimizer too)."""
-        return []
-
-    def frozen(self, model, x, y) -> "Objective":
-        """This objective with its stop-gradient quantities fixed at the current θ."""
-        return self
-
-    def __add__(self, other):
-        if isinstance(other, numbers.Number) and other == 0:  # so sum([...]) works
-            return self
-        if not isinstance(other, Objective):
-            return NotImplemented
-        return Sum(self, other)
-
-    def __radd__(self, other):
-        return self.__add__(other)
-
-    def __mul__(self, weight):
-        if not isinstance(weight, numbers.Real):
-            return NotImplemented
-        return Scaled(weight, self)
-
-    __rmul__ = __mul__
-
-
-class Sum(Objective):
-    """Σₖ objectiveₖ: losses add, so parameter gradients add."""
-
-    def __init__(self, *members):
-        flat = []
-        for m in members:
-            if not isinstance(m, Objective):
-                raise TypeError(f"Sum: members must be Objectives, got {m!r}")
-            flat.extend(m.members if isinstance(m, Sum) else [m])
-        full = [m.name for m in flat if m.includes_data_loss and not isinstance(m, Scaled)]
-        if len(full) > 1:  # e.g. CrossEntropy() + GradientPenalty(...): the data loss counted twice
-            warnings.warn(f"Sum: {' and '.join(full)} each include the data loss, so it is counted "
-                          f"{len(full)} times; add terms (WeightDecay, Multitask, VirtualAdversarial) to a "
-                          "full objective, or scale the members deliberately (c * member)", stacklevel=3)
-        self.members = flat
-
-    includes_data_loss = property(lambda self: any(m.includes_data_loss for m in self.members))
-    name = property(lambda self: " + ".join(m.name for m in self.members))
-
-    def __call__(self, model, x, y):
-        total = self.members[0](model, x, y)
-        for m in self.members[1:]:
-            total = total + m(model, x, y)
-        return total
-
-    def parameters(self):
-        seen, out = set(), []
-        for p in (p for m in self.members for p in m.parameters()):
-            if id(p) not in seen:
-                seen.add(id(p))
-                out.append(p)
-        return out
-
-    def frozen(self, model, x, y):
-        return Sum(*(m.frozen(model, x, y) for m in self.members))
-
-
-class Scaled(Objective):
-    """c · objective, for a constant weight c >= 0."""
-
-    def __init__(self, weight, member: Objective):
-        self.weight = _number(weight, "weight", "Scaled")
-        self.member = member
-
-    includes_data_loss = property(lambda self: self.member.includes_data_loss)
-
-    @property
-    def name(self):
-        inner = self.member.name
-        return f"{_fmt(self.weight)}*" + (f"({inner})" if isinstance(self.member, Sum) else inner)
-
-    def __call__(self, model, x, y):
-        return self.member(model, x, y) * self.weight
-
-    def parameters(self):
-        return self.member.parameters()
-
-    def frozen(self, model, x, y):
-        return Scaled(self.weight, self.member.frozen(model, x, y))
-
-
-class _Frozen(Objective):
-    """``member.loss_at(model, x, y, **held)``: the member with ``held`` fixed (see frozen)."""
-
-    def __init__(self, member, **held):
-        self.member, self.held = member, held
-
-    includes_data_loss = property(lambda self: self.member.includes_data_loss)
-    name = property(lambda self: f"frozen({self.member.name})")
-
-    def __call__(self, model, x, y):
-        return self.member.loss_at(model, x, y, **self.held)
-
-    def parameters(self):
-        return self.member.parameters()
 
 
 # --- plain loss and weight decay --------------------------------------------------------
@@ -243,10 +79,10 @@ class CrossEntropy(Objective):
     """L(θ) = (1/B) Σᵢ −log softmax(f(xᵢ; θ))[yᵢ]: the plain data loss."""
 
     includes_data_loss = True
-    name = "ce"
+    name = "plain"
 
     def __call__(self, model, x, y):
-        return _loss(model, x, y)
+        return data_loss(model, x, y)
 
 
 class WeightDecay(Objective):
@@ -256,16 +92,17 @@ class WeightDecay(Objective):
     not decayed, as is conventional (a bias does not scale the function's slope).  The
     ½ makes the gradient l1·sign(W) + l2·W, so ``l2`` is the weight-decay coefficient of
     SGD (PyTorch's ``weight_decay=l2``).  abs′(0) = 0.  x and y are not used.
+    Named 'l1', 'l2' or 'l1+l2' after the coefficients that are set.
     """
 
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1 = _number(l1, "l1", "WeightDecay")
-        self.l2 = _number(l2, "l2", "WeightDecay")
+        self.l1 = validate.number(l1, "l1", "WeightDecay", low=0)
+        self.l2 = validate.number(l2, "l2", "WeightDecay", low=0)
 
-    @property
-    def name(self):
-        parts = [f"{k}={_fmt(v)}" for k, v in (("l1", self.l1), ("l2", self.l2)) if v]
-        return f"wd({','.join(parts)})"
+    name = property(lambda self: "+".join(k for k in ("l1", "l2") if getattr(self, k)) or "no-decay")
+
+    def settings(self):
+        return ",".join(f"{k}={fmt(v)}" for k, v in (("l1", self.l1), ("l2", self.l2)) if v)
 
     def __call__(self, model, x=None, y=None):
         weights = [p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] == "weight"]
@@ -279,12 +116,97 @@ class WeightDecay(Objective):
         return total
 
 
+# --- the explicit penalty: one class, three paper names ---------------------------------------
+class InputGradientPenalty(Objective):
+    """α·L + β·mean_i R(gᵢ),  gᵢ = ∇ₓᵢLᵢ,  R = ‖g‖_q  or  ‖g‖₂² (``squared=True``).
+
+    The explicit-penalty face of the family, trained exactly by double backprop: g is taken with
+    ``create_graph=True`` from the same forward pass as L, and ∇θ(β R(g)) = β (∂²L/∂θ∂x)·∇_g R.
+    The norm is zero-safe: a zero gradient contributes 0, never NaN.  The paper names are
+    ``GradientPenalty``, ``DataGrad`` and ``DoubleBackprop`` below: one implementation.
+    """
+
+    includes_data_loss = True
+
+    def __init__(self, alpha, beta, q, squared=False, who="InputGradientPenalty"):
+        self.alpha = validate.number(alpha, "alpha", who, low=0)
+        self.beta = validate.number(beta, "beta", who, low=0)
+        self.q = validate.exponent(q, who, "q")
+        self.squared = bool(squared)
+        if self.squared and self.q != 2:
+            raise ValueError(f"{who}: squared=True is the squared l2 norm and needs q = 2, got q = {q}")
+
+    name = property(lambda self: f"penalty-q{fmt(self.q)}{'-squared' if self.squared else ''}")
+
+    def settings(self):
+        return f"alpha={fmt(self.alpha)},beta={fmt(self.beta)}"
+
+    def penalty(self, g: Tensor) -> Tensor:
+        """R(gᵢ) per example, shape (batch,)."""
+        return _squared_norm(g) if self.squared else P.per_example_norm(g, self.q)
+
+    def __call__(self, model, x, y):
+        if not self.beta:  # no penalty: no second-order graph
+            clean = data_loss(model, x, y)
+            return clean if self.alpha == 1 else clean * self.alpha
+        summed, g = P.loss_and_input_gradient(model, x, y, create_graph=True)
+        clean = summed / len(y)
+        return (clean if self.alpha == 1 else clean * self.alpha) + F.mean(self.penalty(g)) * self.beta
+
+
+class GradientPenalty(InputGradientPenalty):
+    """L + ε·mean_i ‖gᵢ‖_q,  q = dual_exponent(p): the linearised minimax objective itself.
+
+    By Hölder, max_{‖r‖ₚ≤ε} gᵀr = ε‖g‖_q (Lyu, Huang & Liang 2015, eq. 5; PAPERS.md §1).
+    p = ∞ penalises ‖g‖₁ (the FGSM member, 'gp-q1'), p = 2 ‖g‖₂ ('gp-q2'), p = 1 ‖g‖_∞."""
+
+    def __init__(self, eps, p=np.inf):
+        self.eps = validate.eps(eps, "GradientPenalty")
+        self.p = validate.exponent(p, "GradientPenalty")
+        super().__init__(1.0, self.eps, P.dual_exponent(self.p), who="GradientPenalty")
+
+    name = property(lambda self: f"gp-q{fmt(self.q)}")
+
+    def settings(self):
+        return f"eps={fmt(self.eps)}"
+
+
+class DataGrad(InputGradientPenalty):
+    """L_DG = α·L + β·mean_i R(Jᵢ),  Jᵢ = ∂Lᵢ/∂xᵢ,  R = ‖J‖₁ ('l1') or ‖J‖₂² ('l2'), exact.
+
+    Ororbia, Kifer & Giles (2017), the DataGrad objective (PAPERS.md §2), by double backprop.
+    DataGrad-L1 with α = 1, β = ε is ``GradientPenalty(ε, p=∞)``.  The finite-difference
+    (perturbed-point) way to train it is ``DataGradFD``."""
+
+    def __init__(self, alpha=1.0, beta=0.01, norm="l1"):
+        self.norm = validate.choice(norm, ("l1", "l2"), "norm", "DataGrad")
+        super().__init__(alpha, beta, 1 if norm == "l1" else 2, squared=norm == "l2", who="DataGrad")
+
+    name = property(lambda self: f"datagrad-{self.norm}")
+
+
+class DoubleBackprop(InputGradientPenalty):
+    """L + λ·mean_i Σⱼ (∂Lᵢ/∂xᵢⱼ)²  (Drucker & LeCun 1992: E + λΣ(∂E/∂xᵢ)²).
+
+    Exactly DataGrad-L2 with α = 1, β = λ."""
+
+    def __init__(self, lam):
+        self.lam = validate.number(lam, "lam", "DoubleBackprop", low=0)
+        super().__init__(1.0, self.lam, 2, squared=True, who="DoubleBackprop")
+
+    name = "double-backprop"
+
+    def settings(self):
+        return f"lam={fmt(self.lam)}"
+
+
 # --- perturbed-point members --------------------------------------------------------------
 class _PerturbedPoint(Objective):
     """w₀·L(x) + w₁·L(x + δ), the offset δ = δ(g) held constant (stop-gradient).
 
-    ``__call__`` takes L(x) and g from one forward pass; the loss it returns then needs
-    a backward pass for θ only.  ``loss_at`` evaluates the same with a given δ."""
+    ``__call__`` runs the clean forward once and sweeps it backward once, for both g and
+    ∇θL(x) (handed on by ``HeldGradient``); the loss it returns then needs a backward pass
+    through the perturbed forward only.  ``loss_at`` evaluates the same with a given δ."""
 
     includes_data_loss = True
 
@@ -299,23 +221,47 @@ class _PerturbedPoint(Objective):
         return self._offset(P.input_gradient(model, x, y)).detach()
 
     def loss_at(self, model, x, y, delta) -> Tensor:
-        return self._mix(_loss(model, x, y), model, x, y, delta)
+        w0, w1 = self._weights()
+        clean = data_loss(model, x, y) * w0
+        if not w1:  # a zero weight costs no second forward
+            return clean
+        perturbed = data_loss(model, Tensor(unwrap(x)) + delta, y) * w1
+        return perturbed + clean if w0 else perturbed
 
     def frozen(self, model, x, y):
-        return _Frozen(self, delta=self.perturbation(model, x, y))
+        return Frozen(self, delta=self.perturbation(model, x, y))
 
     def __call__(self, model, x, y):
-        if not self._weights()[1]:  # no perturbed term: no input gradient either
-            return _loss(model, x, y) * self._weights()[0]
-        clean, g = _clean_loss_and_gradient(model, x, y, create_graph=False)
-        return self._mix(clean, model, x, y, self._offset(g).detach())
-
-    def _mix(self, clean, model, x, y, delta):
+        x = unwrap(x)
         w0, w1 = self._weights()
-        if not w1:  # a zero weight costs no second forward
-            return clean * w0
-        perturbed = _loss(model, Tensor(_data(x)) + delta, y) * w1
-        return perturbed + clean * w0 if w0 else perturbed
+        if not w1:  # no perturbed term: no input gradient either
+            return data_loss(model, x, y) * w0
+        if not w0:  # no clean term: the clean pass is needed for g only
+            delta = self._offset(P.input_gradient(model, x, y)).detach()
+            return data_loss(model, Tensor(x) + delta, y) * w1
+        held, g = self._clean_term(model, x, y, w0)
+        return data_loss(model, Tensor(x) + self._offset(g).detach(), y) * w1 + held
+
+    @staticmethod
+    def _clean_term(model, x, y, w0):
+        """(w₀·L(x) as a ``HeldGradient``, g) from one forward and one backward pass.
+
+        The backward is seeded with w₀/B, the weight the clean loss has in the objective, so
+        ∇θ comes out exactly as a backward through w₀·(ΣL)/B would give it; g = that sweep's
+        input gradient divided by w₀/B (exact when w₀/B is a power of two)."""
+        xt = Tensor(x, requires_grad=True)
+        params = [q for q in model.parameters() if q.requires_grad]
+        with enable_grad():
+            summed = F.cross_entropy(model(xt), y, reduction="sum")
+            one = xt.xp.ones((), dtype=summed.dtype)
+            seed = Tensor((one * w0) / xt.xp.asarray(len(y), dtype=summed.dtype))
+            g, *grads = grad(summed, [xt, *params], grad_outputs=seed, allow_unused=True)
+        with no_grad():
+            value = (summed / len(y)) * w0
+            g = g / seed
+        if not params:
+            return value, g
+        return HeldGradient.apply(*params, value=value.data, grads=grads), g
 
 
 class AdversarialTraining(_PerturbedPoint):
@@ -330,14 +276,14 @@ class AdversarialTraining(_PerturbedPoint):
     """
 
     def __init__(self, eps, p=np.inf, alpha=0.5):
-        self.eps = P.check_eps(eps, "AdversarialTraining")
-        self.p = F.check_p(p, "AdversarialTraining")
-        self.alpha = _number(alpha, "alpha", "AdversarialTraining", high=1.0)
+        self.eps = validate.eps(eps, "AdversarialTraining")
+        self.p = validate.exponent(p, "AdversarialTraining")
+        self.alpha = validate.number(alpha, "alpha", "AdversarialTraining", low=0, high=1)
 
-    @property
-    def name(self):
-        extra = "" if self.alpha == 0.5 else f",alpha={_fmt(self.alpha)}"
-        return f"adv-p{_fmt(self.p)}(eps={_fmt(self.eps)}{extra})"
+    name = property(lambda self: f"adv-p{fmt(self.p)}")
+
+    def settings(self):
+        return f"eps={fmt(self.eps)}" + ("" if self.alpha == 0.5 else f",alpha={fmt(self.alpha)}")
 
     def _weights(self):
         return self.alpha, 1.0 - self.alpha
@@ -346,218 +292,41 @@ class AdversarialTraining(_PerturbedPoint):
         return P.worst_case(g, self.eps, self.p)
 
 
-class DataGrad(_PerturbedPoint):
-    """L_DG = α·L + β·mean_i R(Jᵢ),  Jᵢ = ∂Lᵢ/∂xᵢ,  R = ‖J‖₁ ('l1') or ‖J‖₂² ('l2').
+class DataGradFD(_PerturbedPoint):
+    """DataGrad (α·L + β·mean R(J), R = ‖J‖₁ or ‖J‖₂²) trained at a perturbed point, step φ > 0.
 
-    Ororbia, Kifer & Giles (2017), the DataGrad objective (PAPERS.md §2).
-    ``method='exact'``: ∇θR = (∂²L/∂θ∂x)·∇_J R by double backprop: J is taken with
-    ``create_graph=True`` and the penalty differentiated through it.
-
-    ``method='finite_difference'`` (step φ > 0): since ∇θ(rᵀJ(θ)) = d/dφ ∇θL(x + φr)|₀ for a
-    constant r = ∇_J R (sign J for L1, 2J for L2, per example),
+    Since ∇θ(rᵀJ(θ)) = d/dφ ∇θL(x + φr)|₀ for a constant r = ∇_J R (sign J for L1, 2J for L2,
+    per example),
 
         ∇θL_DG ≈ (α − β/φ)·∇θL(x) + (β/φ)·∇θL(x + φr),           error O(φ),
 
-    realised as the surrogate loss (α − β/φ)·L(x) + (β/φ)·L(x + φr) with r stopped.  Jᵢ
-    comes from the summed loss, so rᵢ is example i's own, and both sides are batch means:
-    the surrogate's gradient tends to the exact one as φ → 0 (PAPERS.md §4 claim 4).  Its
-    *gradient* is the point; its *value* ≈ α·L + β·mean rᵀJ, which is L_DG for L1 but
-    counts the L2 penalty twice (rᵀJ = 2‖J‖₂²), so compare values only within a method.
+    realised as the surrogate loss (α − β/φ)·L(x) + (β/φ)·L(x + φr) with r stopped (Ororbia,
+    Kifer & Giles 2017; PAPERS.md §2).  Jᵢ comes from the summed loss, so rᵢ is example i's
+    own; the surrogate's gradient tends to ``DataGrad``'s as φ → 0 (PAPERS.md §4 claim 4).
+    Its *gradient* is the point; its *value* ≈ α·L + β·mean rᵀJ, which is L_DG for L1 but
+    counts the L2 penalty twice (rᵀJ = 2‖J‖₂²), so compare values only within one member.
     With r = sign J, α = 1, β = (1−a)ε, φ = ε this is exactly Goodfellow's a·L(x) +
     (1−a)·L(x + ε sign g) (PAPERS.md §4 claim 5).
     """
 
-    def __init__(self, alpha=1.0, beta=0.01, norm="l1", method="exact", step=None):
-        # step (φ) is used by method='finite_difference' only; validated whenever given.
-        self.alpha = _number(alpha, "alpha", "DataGrad")
-        self.beta = _number(beta, "beta", "DataGrad")
-        self.norm = _choice(norm, ("l1", "l2"), "norm", "DataGrad")
-        self.method = _choice(method, ("exact", "finite_difference"), "method", "DataGrad")
-        if step is None and method == "finite_difference":
-            raise ValueError("DataGrad: method='finite_difference' needs a step φ > 0, got None")
-        self.step = None if step is None else _number(step, "step", "DataGrad", open_low=True)
+    def __init__(self, alpha=1.0, beta=0.01, norm="l1", phi=0.1):
+        self.alpha = validate.number(alpha, "alpha", "DataGradFD", low=0)
+        self.beta = validate.number(beta, "beta", "DataGradFD", low=0)
+        self.norm = validate.choice(norm, ("l1", "l2"), "norm", "DataGradFD")
+        self.phi = validate.number(phi, "phi", "DataGradFD", low=0, open_low=True)
 
-    @property
-    def name(self):
-        fd = self.method == "finite_difference"
-        tail = f",step={_fmt(self.step)}" if fd else ""
-        return (f"datagrad-{self.norm}{'-fd' if fd else ''}"
-                f"(alpha={_fmt(self.alpha)},beta={_fmt(self.beta)}{tail})")
+    name = property(lambda self: f"datagrad-{self.norm}-fd")
 
-    def penalty(self, g: Tensor) -> Tensor:
-        """R(gᵢ) per example, shape (batch,)."""
-        return P.lp_norm(g, 1) if self.norm == "l1" else _per_example_sq(g)
-
-    def __call__(self, model, x, y):
-        if self.method == "finite_difference":
-            return super().__call__(model, x, y)
-        if not self.beta:  # no penalty: no second-order graph
-            return _loss(model, x, y) * self.alpha
-        clean, g = _clean_loss_and_gradient(model, x, y, create_graph=True)
-        return clean * self.alpha + F.mean(self.penalty(g)) * self.beta
-
-    def frozen(self, model, x, y):
-        return self if self.method == "exact" else super().frozen(model, x, y)
-
-    def perturbation(self, model, x, y):
-        if self.method == "exact":
-            raise ValueError("DataGrad.perturbation: only method='finite_difference' has one")
-        return super().perturbation(model, x, y)
+    def settings(self):
+        return f"alpha={fmt(self.alpha)},beta={fmt(self.beta)},phi={fmt(self.phi)}"
 
     def _weights(self):
-        return self.alpha - self.beta / self.step, self.beta / self.step
+        return self.alpha - self.beta / self.phi, self.beta / self.phi
 
     def _offset(self, g):  # φ·∇_J R
-        return F.sign(g) * self.step if self.norm == "l1" else g * (2 * self.step)
+        return F.sign(g) * self.phi if self.norm == "l1" else g * (2 * self.phi)
 
 
-class DoubleBackprop(DataGrad):
-    """L + λ·mean_i Σⱼ (∂Lᵢ/∂xᵢⱼ)²  (Drucker & LeCun 1992: E + λΣ(∂E/∂xᵢ)²).
-
-    Exactly DataGrad-L2 computed by double backprop with α = 1, β = λ."""
-
-    def __init__(self, lam):
-        super().__init__(alpha=1.0, beta=_number(lam, "lam", "DoubleBackprop"), norm="l2")
-        self.lam = self.beta
-
-    name = property(lambda self: f"dbp(lam={_fmt(self.lam)})")
-
-
-class GradientPenalty(Objective):
-    """L + ε·mean_i ‖gᵢ‖_q,  q = dual_exponent(p): the explicit-penalty member.
-
-    By Hölder, max_{‖r‖ₚ≤ε} gᵀr = ε‖g‖_q (Lyu, Huang & Liang 2015, eq. 5; PAPERS.md §1), so
-    this is the linearised minimax objective itself, trained exactly: g is taken with
-    ``create_graph=True`` and ∇θ(ε‖g‖_q) = ε (∂²L/∂θ∂x)·∂‖g‖_q/∂g by double backprop.
-    p = ∞ penalises ‖g‖₁ (the FGSM member), p = 2 ‖g‖₂, p = 1 ‖g‖_∞.  The norm is zero-safe:
-    a zero gradient contributes 0, never NaN.
-    """
-
-    includes_data_loss = True
-
-    def __init__(self, eps, p=np.inf):
-        self.eps = P.check_eps(eps, "GradientPenalty")
-        self.p = F.check_p(p, "GradientPenalty")
-        self.q = P.dual_exponent(self.p)
-
-    name = property(lambda self: f"gp-p{_fmt(self.p)}(eps={_fmt(self.eps)})")
-
-    def __call__(self, model, x, y):
-        if not self.eps:  # no penalty: no second-order graph
-            return _loss(model, x, y)
-        clean, g = _clean_loss_and_gradient(model, x, y, create_graph=True)
-        return clean + F.mean(P.lp_norm(g, self.q)) * self.eps
-
-
-# --- terms that reach inside the model or carry no label -----------------------------------
-class Multitask(Objective):
-    """γ·(1/(B·D)) Σᵢ ‖dec(hₖ(xᵢ)) − xᵢ‖²: reconstruct the input from hidden layer k (a term).
-
-    The multitask cue of DataGrad (Ororbia et al. 2017, PAPERS.md §2): a linear decoder
-    (``nn.Linear(units → input_dim)``) maps hidden layer ``layer`` (the output of the k-th
-    Maxout layer, ``model.activations(x)[model.hidden_index(k)]``) back to x.  The error is
-    the mean squared error over examples *and* coordinates (PyTorch's ``mse_loss``), a
-    choice that also suits inputs outside [0, 1].  Gradients reach both the encoder (the
-    model up to layer k) and the decoder; the decoder belongs to this objective, so the
-    optimizer must include ``objective.parameters()``.
-    """
-
-    def __init__(self, decoder, gamma, layer=0):
-        if not callable(decoder) or not hasattr(decoder, "parameters"):
-            raise TypeError(f"Multitask: decoder must be a Module (e.g. nn.Linear), got {decoder!r}")
-        self.decoder = decoder
-        self.gamma = _number(gamma, "gamma", "Multitask")
-        self.layer = _count(layer, "layer", "Multitask")
-
-    @classmethod
-    def for_model(cls, model, gamma, layer=0, seed=0):
-        """A Multitask term with a fresh ``nn.Linear`` decoder of the model's sizes, dtype and device.
-
-        The decoder's initialisation is drawn from a stream *derived* from ``seed``: with the
-        seed the model was built with, it would otherwise copy the first layer's weights."""
-        hidden = model[model.hidden_index(layer)]
-        first = model[model.hidden_index(0)]
-        decoder = Linear(hidden.units, first.in_features, seed=_child_seed(seed, "multitask"),
-                         dtype=first.weight.dtype)
-        return cls(decoder.to(model.device), gamma, layer)
-
-    name = property(lambda self: f"multitask(gamma={_fmt(self.gamma)})")
-
-    def parameters(self):
-        return self.decoder.parameters()
-
-    def __call__(self, model, x, y=None):
-        x = Tensor(_data(x))
-        h = x
-        for layer in model.layers[: model.hidden_index(self.layer) + 1]:
-            h = layer(h)  # = model.activations(x)[idx], without running the layers above
-        diff = self.decoder(h) - x
-        return F.mean(diff * diff) * self.gamma
-
-
-class VirtualAdversarial(Objective):
-    """mean_i KL(p(·|xᵢ) ‖ p(·|xᵢ + rᵢ)), rᵢ = ε·dᵢ/‖dᵢ‖₂ (a label-free term).
-
-    Miyato et al. (2016/2018), virtual adversarial training: r approximates the direction
-    that most changes the prediction, the top eigenvector of the Hessian of
-    d ↦ KL(p(·|x) ‖ p(·|x + d)) at d = 0, by K power iterations from a random unit d:
-
-        d ← normalize(∇_d KL(p(·|x) ‖ p(·|x + ξd))),    then r = ε·d/‖d‖₂  (per example),
-
-    with p(·|x) held constant throughout.  The term's gradient is −mean Σ p ∇θ log p(·|x + r)
-    with p(·|x) and r stopped (Miyato's stop-gradient).  d₀ ~ N(0, I) is drawn from ``self.rng``,
-    a generator derived from ``seed`` (a fresh draw per call, reproducible from the seed, and
-    independent of a model built with the same seed), and moved to the data's device.  K = 0 gives a random direction.  Weight it with ``c * ...``.
-
-    ξ: Miyato's 1e-6 in float64.  In float32, x + 1e-6·d rounds back to x for most pixels and
-    the power iteration follows rounding noise, so the default there is 1e-3 (the direction then
-    agrees with float64's to cosine 1.000 on digits; ``tests/test_regularizers.py`` checks it).
-    """
-
-    def __init__(self, eps, xi=None, power_iterations=1, seed=0):
-        self.eps = P.check_eps(eps, "VirtualAdversarial")
-        self.xi = None if xi is None else _number(xi, "xi", "VirtualAdversarial", open_low=True)
-        self.power_iterations = _count(power_iterations, "power_iterations", "VirtualAdversarial")
-        self.rng = np.random.default_rng(_child_seed(seed, "vat"))
-
-    def step(self, dtype) -> float:
-        """ξ for inputs of ``dtype`` (see the class docstring)."""
-        if self.xi is not None:
-            return self.xi
-        return 1e-6 if np.dtype(dtype) == np.float64 else 1e-3
-
-    name = property(lambda self: f"vat(eps={_fmt(self.eps)})")
-
-    def target(self, model, x) -> Tensor:
-        """log p(·|x), a constant."""
-        with no_grad():
-            return F.log_softmax(model(Tensor(_data(x))))
-
-    def perturbation(self, model, x, y=None, target=None) -> Tensor:
-        x = Tensor(_data(x))
-        log_p = self.target(model, x) if target is None else target
-        d0 = self.rng.standard_normal(x.shape).astype(x.dtype)
-        d = P.worst_case(Tensor(to_device(d0, device_of(x.data))), 1.0, 2)  # unit ‖d‖₂
-        for _ in range(self.power_iterations):
-            probe = Tensor((d * self.step(x.dtype)).data, requires_grad=True)
-            kl = F.sum(F.kl_divergence(log_p, F.log_softmax(model(x + probe))))
-            (d,) = grad(kl, probe)  # the summed KL: each example's own gradient
-            d = P.worst_case(d, 1.0, 2)
-        return P.worst_case(d, self.eps, 2).detach()
-
-    def loss_at(self, model, x, y, delta, target=None) -> Tensor:
-        log_p = self.target(model, x) if target is None else target
-        log_q = F.log_softmax(model(Tensor(_data(x)) + delta))
-        return F.mean(F.kl_divergence(log_p, log_q))
-
-    def __call__(self, model, x, y=None):
-        log_p = self.target(model, x)
-        return self.loss_at(model, x, y, self.perturbation(model, x, target=log_p), target=log_p)
-
-    def frozen(self, model, x, y):
-        log_p = self.target(model, x)
-        return _Frozen(self, delta=self.perturbation(model, x, target=log_p), target=log_p)
-
-
-__all__ = ["Objective", "Sum", "Scaled", "CrossEntropy", "WeightDecay", "AdversarialTraining",
-           "GradientPenalty", "DataGrad", "DoubleBackprop", "Multitask", "VirtualAdversarial"]
+__all__ = ["Objective", "Combined", "Scaled", "CrossEntropy", "WeightDecay", "InputGradientPenalty",
+           "GradientPenalty", "DataGrad", "DoubleBackprop", "AdversarialTraining", "DataGradFD", "Multitask",
+           "VirtualAdversarial"]

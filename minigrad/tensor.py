@@ -58,10 +58,10 @@ class Tensor:
     (minigrad trains in float32 by default); arrays keep their dtype exactly.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_op", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_op", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
-    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
         if type(data) is np.ndarray and dtype is None:  # the common case: an op's result
@@ -80,7 +80,6 @@ class Tensor:
         self.grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
         self._op = None
-        self.name = name
 
     # -- plain properties -------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -131,6 +130,11 @@ class Tensor:
         for leaf, g in zip(leaves, grads):
             if g is not None:
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+
+def unwrap(x):
+    """The raw array inside a Tensor, or ``x`` itself: where data enters from outside the graph."""
+    return x.data if isinstance(x, Tensor) else x
 
 
 def as_tensor(x, like: Tensor | None = None) -> Tensor:
@@ -226,9 +230,27 @@ def grad(outputs, inputs, grad_outputs=None, create_graph: bool = False,
     ``create_graph=True`` records the backward pass so the result can be differentiated
     again (double backprop); otherwise results are constants.
     """
+    outputs, inputs, grad_outputs = _check_arguments(outputs, inputs, grad_outputs)
+    seeds = [_seed(out, g, k) for k, (out, g) in enumerate(zip(outputs, grad_outputs))]
+    with_graph = create_graph and is_grad_enabled()
+    grads = _backpropagate(outputs, seeds, inputs, with_graph)
+    result = []
+    for i, t in enumerate(inputs):
+        g = grads.get(id(t))
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} (shape {t.shape}) does not reach the outputs; "
+                "pass allow_unused=True to get None for it")
+        if g is not None and not with_graph:
+            g = Tensor(g.data)  # a constant: the caller may not differentiate it again
+        result.append(g)
+    return tuple(result)
+
+
+def _check_arguments(outputs, inputs, grad_outputs):
+    """grad's arguments as lists, after checking that there is a graph from inputs to outputs."""
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    single_input = isinstance(inputs, Tensor)
-    inputs = [inputs] if single_input else list(inputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor) or not isinstance(grad_outputs, (list, tuple)):
@@ -244,14 +266,19 @@ def grad(outputs, inputs, grad_outputs=None, create_graph: bool = False,
                 f"grad: output {k} does not require grad, so there is no graph to differentiate: "
                 "it depends on no input with requires_grad=True, or it was computed under no_grad() "
                 "or by a backward pass without create_graph=True")
+    return outputs, inputs, grad_outputs
 
-    seeds = [_seed(out, g, k) for k, (out, g) in enumerate(zip(outputs, grad_outputs))]
+
+def _backpropagate(outputs, seeds, inputs, with_graph: bool) -> dict:
+    """The reverse sweep: {id(tensor): gradient} for every tensor on a path to ``inputs``.
+
+    Each op's backward runs once, in reverse topological order, after all its users have
+    added their share to its output's gradient; with ``with_graph`` the sweep is recorded."""
     order = _topological_order(outputs)
     wanted = _on_a_path_to(order, inputs)
     grads: dict[int, Tensor] = {}
     for out, seed in zip(outputs, seeds):
         _accumulate(grads, out, seed)
-    with_graph = create_graph and is_grad_enabled()
     with enable_grad(with_graph):
         for t in reversed(order):
             g = grads.get(id(t))
@@ -261,22 +288,11 @@ def grad(outputs, inputs, grad_outputs=None, create_graph: bool = False,
             if with_graph and not op.differentiable:
                 raise RuntimeError(f"{type(op).__name__} cannot be differentiated twice")
             op.needs_grad = tuple(x.requires_grad and id(x) in wanted for x in op.inputs)
-            in_grads = op.backward(g)
-            for x, gx in zip(op.inputs, in_grads):
+            for x, gx in zip(op.inputs, op.backward(g)):
                 if gx is not None and id(x) in wanted:
                     _check_grad(op, x, gx)
                     _accumulate(grads, x, gx)
-    result = []
-    for i, t in enumerate(inputs):
-        g = grads.get(id(t))
-        if g is None and not allow_unused:
-            raise RuntimeError(
-                f"grad: input {i} (shape {t.shape}) does not reach the outputs; "
-                "pass allow_unused=True to get None for it")
-        if g is not None and not with_graph:
-            g = Tensor(g.data)  # a constant: the caller may not differentiate it again
-        result.append(g)
-    return tuple(result)
+    return grads
 
 
 def _seed(out: Tensor, g, k: int) -> Tensor:

@@ -38,7 +38,7 @@ def test_objectives_differ_from_each_other(bench):
     x, y = bench.data(6, np.float64)
     first = {}
     for name in bench.OBJECTIVES:
-        _, terms = bench.mg_objective(name, model, params, x, y)
+        _, terms = bench.mg_objective(name, model, params, x, y)  # the library's member
         first[name] = bench.combined_grads([(w, [g.data for g in gs]) for w, gs in terms])[0]
     names = list(first)
     for i, a in enumerate(names):
@@ -63,19 +63,40 @@ def test_flop_counts(bench):
     f1, f2, f3 = (2 * 128 * i * o for i, o in bench.LAYERS)
     fwd = f1 + f2 + f3
     assert bench.flops("plain", 128) == 2 * fwd + f2 + f3  # fwd, dW of all, dX of the hidden layers
-    for name in ("fgsm", "datagrad", "gp2", "gp1"):
+    for name in ("adv-pinf", "datagrad-l1-fd", "double-backprop", "gp-q1"):
         assert bench.flops(name, 128) == 5 * fwd + f2 + f3
     # PERFORMANCE-NOTES.md: at ~207 GFLOP/s the products alone take 3.4 ms (plain), 7.9 ms (others)
     assert abs(bench.flops("plain", 128) / 207e9 * 1e3 - 3.4) < 0.05
-    assert abs(bench.flops("gp2", 128) / 207e9 * 1e3 - 7.95) < 0.05
+    assert abs(bench.flops("double-backprop", 128) / 207e9 * 1e3 - 7.95) < 0.05
     for name in bench.OBJECTIVES:
         ops = bench.gemm_operands(name, 3, np.float32)
         assert sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in ops) == bench.flops(name, 3)
 
 
+def test_gemm_count_of_one_library_step_is_what_the_readme_states(bench):
+    # Every MatMul of one step through the library member (objective + grad), counted at the op.
+    from minigrad import ops
+    from minigrad.nn import maxout_mlp
+    counted = {}
+    forward = ops.MatMul.forward
+    for name in bench.OBJECTIVES:
+        model = maxout_mlp(seed=0)
+        x, y = bench.data(4, np.float32)
+        calls = []
+        ops.MatMul.forward = lambda self, a, b: calls.append(1) or forward(self, a, b)
+        try:
+            bench.mg_step(name, model, model.parameters(), x, y, 0.01)
+        finally:
+            ops.MatMul.forward = forward
+        counted[name] = len(calls)
+        assert counted[name] == len(bench.gemm_shapes(name, 4)), (name, counted[name])
+    assert counted == {"plain": 8, "adv-pinf": 17, "double-backprop": 17, "gp-q1": 17, "datagrad-l1-fd": 17}
+
+
 def test_quick_run(bench, capsys):
-    assert bench.main(["--quick", "--objectives", "plain,gp1", "--rounds", "1", "--steps", "1",
+    assert bench.main(["--quick", "--objectives", "plain,gp-q1", "--rounds", "1", "--steps", "1",
                        "--threads", "1", "--check-dtypes"]) == 0
     out = capsys.readouterr().out
-    rows = [line.split()[0] for line in out.splitlines() if line.split()[:1] in (["plain"], ["gp1"])]
-    assert "plain" in rows and "gp1" in rows
+    rows = [line.split()[0] for line in out.splitlines() if line.split()[:1] in (["plain"], ["gp-q1"])]
+    assert "plain" in rows and "gp-q1" in rows
+    assert sum("library path: fit" in line for line in out.splitlines()) == 2

@@ -59,9 +59,9 @@ def test_maxout_mlp_architecture_and_config_rebuild():
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: nn.Linear(0, 3), "in_features must be a positive int, got 0"),
-    (lambda: nn.Maxout(3, 2, pieces=0), "pieces must be a positive int, got 0"),
-    (lambda: nn.Dropout(1.0), r"p must be in \[0, 1\), got 1.0"),
+    (lambda: nn.Linear(0, 3), "Linear: in_features must be an integer >= 1, got 0"),
+    (lambda: nn.Maxout(3, 2, pieces=0), "Maxout: pieces must be an integer >= 1, got 0"),
+    (lambda: nn.Dropout(1.0), r"Dropout: p must be a number in \[0, 1\), got 1.0"),
     (lambda: nn.build({"kind": "convnet"}), "unknown model kind 'convnet'"),
 ])
 def test_bad_arguments_name_the_value(make, match):

@@ -137,7 +137,7 @@ def double_backprop(net, x, y, lam):
 
 # --- comparisons ----------------------------------------------------------------------------------
 CASES = {
-    "ce": (lambda: R.CrossEntropy(), lambda n, x, y: ce(n, x, y)),
+    "plain": (lambda: R.CrossEntropy(), lambda n, x, y: ce(n, x, y)),
     "adv-p1": (lambda: R.AdversarialTraining(0.3, 1), lambda n, x, y: adversarial(n, x, y, 0.3, 1, 0.5)),
     "adv-p2": (lambda: R.AdversarialTraining(0.3, 2, alpha=0.2),
                lambda n, x, y: adversarial(n, x, y, 0.3, 2, 0.2)),
@@ -148,12 +148,12 @@ CASES = {
     "gp-q2": (lambda: R.GradientPenalty(0.2, 2), lambda n, x, y: gradient_penalty(n, x, y, 0.2, 2)),
     "gp-qinf": (lambda: R.GradientPenalty(0.2, 1), lambda n, x, y: gradient_penalty(n, x, y, 0.2, 1)),
     "gp-q3": (lambda: R.GradientPenalty(0.2, 1.5), lambda n, x, y: gradient_penalty(n, x, y, 0.2, 1.5)),
-    "dbp": (lambda: R.DoubleBackprop(0.3), lambda n, x, y: double_backprop(n, x, y, 0.3)),
+    "double-backprop": (lambda: R.DoubleBackprop(0.3), lambda n, x, y: double_backprop(n, x, y, 0.3)),
     "datagrad-l1": (lambda: R.DataGrad(0.8, 0.2, "l1"), lambda n, x, y: datagrad_exact(n, x, y, 0.8, 0.2, "l1")),
     "datagrad-l2": (lambda: R.DataGrad(0.8, 0.2, "l2"), lambda n, x, y: datagrad_exact(n, x, y, 0.8, 0.2, "l2")),
-    "datagrad-l1-fd": (lambda: R.DataGrad(1.0, 0.2, "l1", "finite_difference", step=0.05),
+    "datagrad-l1-fd": (lambda: R.DataGradFD(1.0, 0.2, "l1", phi=0.05),
                        lambda n, x, y: datagrad_fd(n, x, y, 1.0, 0.2, "l1", 0.05)),
-    "datagrad-l2-fd": (lambda: R.DataGrad(1.0, 0.2, "l2", "finite_difference", step=0.05),
+    "datagrad-l2-fd": (lambda: R.DataGradFD(1.0, 0.2, "l2", phi=0.05),
                        lambda n, x, y: datagrad_fd(n, x, y, 1.0, 0.2, "l2", 0.05)),
 }
 

@@ -16,8 +16,8 @@ from minigrad import functional as F
 from minigrad import nn, no_grad, to_device
 from minigrad.backend import as_numpy, device_of
 from minigrad.datasets import synthetic
-from minigrad.perturbations import (dual_exponent, fgm, fgsm, input_gradient, lp_norm, pgd, project,
-                                    sample_ball, worst_case)
+from minigrad.perturbations import (dual_exponent, fgm, fgsm, input_gradient, loss_and_input_gradient,
+                                    normalize, per_example_norm, pgd, project, sample_ball, worst_case)
 from minigrad.tensor import Tensor, grad
 
 SPECIAL_P = [1.0, 1 + 1e-3, 1.5, 2.0, 3.0, 1e4, np.inf]
@@ -34,7 +34,7 @@ def gradients(max_batch=4, max_dim=8):
 
 
 def norms(a, p):
-    return as_numpy(lp_norm(a, p).data)
+    return as_numpy(per_example_norm(a, p).data)
 
 
 def wc(g, eps, p):
@@ -51,6 +51,29 @@ def test_worst_case_is_on_the_sphere_and_attains_the_dual_norm(g, eps, p):
     np.testing.assert_allclose((g * r).sum(axis=1), bound, rtol=1e-10, atol=0)
     assert not np.isnan(r).any()
     assert (r[~live] == 0).all()
+
+
+@given(g=gradients(), eps=eps_values, p=p_values)
+def test_worst_case_is_eps_times_the_gradient_of_the_dual_norm(g, eps, p):
+    # Hölder's equality case: r* = ε·∇_g‖g‖_q, per example.  worst_case writes the closed form;
+    # the right side is the engine's own derivative of LpNorm (functional.py): two derivations.
+    gt = Tensor(g, requires_grad=True)
+    (d,) = grad(F.sum(per_example_norm(gt, dual_exponent(p))), gt)
+    np.testing.assert_allclose(wc(g, eps, p), eps * as_numpy(d.data), rtol=1e-12, atol=1e-300)
+
+
+def test_worst_case_on_a_constant_builds_no_graph():
+    r = worst_case(np.random.default_rng(0).standard_normal((3, 4)), 0.1, 1.5)
+    assert not r.requires_grad and r._op is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normalize_is_the_p2_worst_case_of_unit_budget(dtype):
+    g = np.random.default_rng(1).standard_normal((3, 2, 4)).astype(dtype)
+    g[1] = 0
+    n = normalize(g)
+    assert n.dtype == dtype and n.shape == g.shape
+    assert n.data.tobytes() == worst_case(g, 1.0, 2).data.tobytes()
 
 
 @settings(max_examples=10)
@@ -145,7 +168,7 @@ def test_dtype_is_kept(p):
 
 
 @pytest.mark.parametrize("args, message", [
-    ((np.ones((1, 3)), 0.1, 0.5), "p must be >= 1"),
+    ((np.ones((1, 3)), 0.1, 0.5), "worst_case: p must be a number >= 1 or inf, got 0.5"),
     ((np.ones((1, 3)), -0.1, 2), "eps must be a finite number >= 0"),
     ((np.array([[1.0, np.nan]]), 0.1, 2), "NaN"),
 ])
@@ -278,6 +301,13 @@ def test_fgsm_is_fgm_at_p_inf_and_works_under_no_grad(trained):
     np.testing.assert_array_equal(adv, x + 0.1 * np.sign(g))
 
 
+def test_loss_and_input_gradient_share_one_forward(trained):
+    model, x, y = trained
+    summed, g = loss_and_input_gradient(model, x, y)
+    assert summed.item() == pytest.approx(F.cross_entropy(model(Tensor(x)), y, reduction="sum").item(), rel=1e-14)
+    np.testing.assert_array_equal(g.data, input_gradient(model, x, y).data)
+
+
 def test_attacks_keep_dtype_and_device(trained, device):
     model, x, y = trained
     m32 = nn.maxout_mlp(8, (16,), 3, 3, seed=0, dtype=np.float32)
@@ -318,10 +348,10 @@ def test_pgd_random_start_is_in_the_ball(trained, p):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(eps=-1.0), "eps must be a finite number >= 0"),
-    (dict(steps=0), "steps must be an int >= 1"),
+    (dict(steps=0), "steps must be an integer >= 1, got 0"),
     (dict(step_size=0.0), "step_size must be a finite number > 0"),
     (dict(p=1.5), "p must be 1, 2 or inf"),
-    (dict(p=0.5), "p must be >= 1"),
+    (dict(p=0.5), "p must be a number >= 1 or inf, got 0.5"),
     (dict(clip=(1.0, 0.0)), "clip needs lo < hi"),
     (dict(clip=(0.2, 1.0)), "outside the clip box"),
     (dict(y=np.zeros(3, dtype=np.int64)), "one label per example"),

@@ -16,6 +16,7 @@ import pytest
 
 import minigrad as mg
 from minigrad import datasets, nn
+from minigrad import members as M
 from minigrad import perturbations as P
 from minigrad import regularizers as R
 from minigrad.backend import as_numpy, to_device
@@ -47,8 +48,8 @@ MEMBERS = {
     "gp-p3": lambda m: R.GradientPenalty(0.1, 3),
     "datagrad-l1": lambda m: R.DataGrad(0.7, 0.1, "l1"),
     "datagrad-l2": lambda m: R.DataGrad(1.0, 0.1, "l2"),
-    "datagrad-l1-fd": lambda m: R.DataGrad(1.0, 0.1, "l1", "finite_difference", step=0.1),
-    "datagrad-l2-fd": lambda m: R.DataGrad(0.7, 0.1, "l2", "finite_difference", step=0.1),
+    "datagrad-l1-fd": lambda m: R.DataGradFD(1.0, 0.1, "l1", phi=0.1),
+    "datagrad-l2-fd": lambda m: R.DataGradFD(0.7, 0.1, "l2", phi=0.1),
     "dbp": lambda m: R.DoubleBackprop(0.1),
     "multitask": lambda m: R.Multitask.for_model(m, 0.5),
     "vat": lambda m: R.VirtualAdversarial(0.5, seed=3),
@@ -107,11 +108,24 @@ def test_stopping_the_perturbation_is_a_choice_visible_to_gradcheck():
         mg.gradcheck(lambda *params: objective(model, x, y), model.parameters())
 
 
+@pytest.mark.parametrize("make", [lambda: R.AdversarialTraining(0.1, 2, alpha=0.3),
+                                  lambda: R.DataGradFD(1.0, 0.05, "l2", phi=0.1)])
+def test_perturbed_point_sweeps_the_clean_graph_once_and_refuses_a_second_derivative(make):
+    # One backward of the clean loss gives g and ∇θL(x); the loss hands ∇θL(x) on as a constant
+    # (HeldGradient), so a second derivative of it would be wrong: it is an error, not a silent 0.
+    model, x, y = small_problem()
+    loss = make()(model, x, y)
+    (g,) = mg.grad(loss, model.parameters()[:1], create_graph=False)
+    assert np.isfinite(g.data).all()
+    with pytest.raises(RuntimeError, match="HeldGradient cannot be differentiated twice"):
+        mg.grad(make()(model, x, y), model.parameters()[:1], create_graph=True)
+
+
 def test_double_backprop_is_exact_datagrad_l2():
     model, x, y = small_problem()
     params = model.parameters()
     a = R.DoubleBackprop(0.3)(model, x, y)
-    b = R.DataGrad(alpha=1.0, beta=0.3, norm="l2", method="exact")(model, x, y)
+    b = R.DataGrad(alpha=1.0, beta=0.3, norm="l2")(model, x, y)
     assert a.item() == b.item()
     assert_grads_close(param_grads(a, params), param_grads(b, params), rtol=0, atol=0)
 
@@ -135,7 +149,7 @@ def test_goodfellow_is_finite_difference_datagrad_l1(a, eps):
     model, x, y = small_problem()
     params = model.parameters()
     adv = R.AdversarialTraining(eps, INF, alpha=a)(model, x, y)
-    dg = R.DataGrad(alpha=1.0, beta=(1 - a) * eps, norm="l1", method="finite_difference", step=eps)
+    dg = R.DataGradFD(alpha=1.0, beta=(1 - a) * eps, norm="l1", phi=eps)
     dg = dg(model, x, y)
     assert adv.item() == pytest.approx(dg.item(), rel=1e-13)
     assert_grads_close(param_grads(adv, params), param_grads(dg, params), rtol=1e-11, atol=1e-14)
@@ -150,7 +164,7 @@ def test_finite_difference_datagrad_converges_linearly_to_exact(norm):
     exact = np.concatenate([g.ravel() for g in param_grads(R.DataGrad(1.0, 0.5, norm)(model, x, y), params)])
     errors = []
     for step in (1e-2, 1e-3, 1e-4):
-        fd = R.DataGrad(1.0, 0.5, norm, "finite_difference", step=step)
+        fd = R.DataGradFD(1.0, 0.5, norm, phi=step)
         approx = np.concatenate([g.ravel() for g in param_grads(fd(model, x, y), params)])
         errors.append(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
     assert errors[-1] < 1e-4, errors
@@ -166,8 +180,8 @@ def test_zero_input_gradient_gives_no_nan():
         p.data = np.zeros_like(p.data)
     members = [R.GradientPenalty(0.1, p) for p in (1, 1.5, 2, INF)]
     members += [R.AdversarialTraining(0.1, p) for p in (1, 1.5, 2, INF)]
-    members += [R.DataGrad(1.0, 0.1, n, m, step=0.1) for n in ("l1", "l2")
-                for m in ("exact", "finite_difference")]
+    members += [R.DataGrad(1.0, 0.1, n) for n in ("l1", "l2")]
+    members += [R.DataGradFD(1.0, 0.1, n, phi=0.1) for n in ("l1", "l2")]
     members += [R.VirtualAdversarial(0.5)]
     plain = param_grads(R.CrossEntropy()(model, x, y), model.parameters())
     for objective in members:
@@ -196,7 +210,7 @@ def test_adversarial_perturbation_is_the_worst_case_of_the_per_example_gradient(
     delta = R.AdversarialTraining(0.3, p).perturbation(model, x, y)
     g = P.input_gradient(model, x, y)
     np.testing.assert_array_equal(delta.data, P.worst_case(g, 0.3, p).data)
-    np.testing.assert_allclose(P.lp_norm(delta, p).data, 0.3, rtol=1e-12)
+    np.testing.assert_allclose(P.per_example_norm(delta, p).data, 0.3, rtol=1e-12)
     assert not delta.requires_grad
 
 
@@ -205,7 +219,7 @@ def test_vat_perturbation_is_seeded_and_has_norm_eps():
     r1 = R.VirtualAdversarial(0.7, seed=11).perturbation(model, x, y)
     r2 = R.VirtualAdversarial(0.7, seed=11).perturbation(model, x, y)
     np.testing.assert_array_equal(r1.data, r2.data)
-    np.testing.assert_allclose(P.lp_norm(r1, 2).data, 0.7, rtol=1e-12)
+    np.testing.assert_allclose(P.per_example_norm(r1, 2).data, 0.7, rtol=1e-12)
     vat = R.VirtualAdversarial(0.7, seed=11)
     assert not np.allclose(vat.perturbation(model, x, y).data, vat.perturbation(model, x, y).data)
 
@@ -232,7 +246,9 @@ def test_multitask_reconstructs_from_the_chosen_hidden_layer():
     for layer, units in ((0, 5), (1, 7)):
         term = R.Multitask.for_model(model, gamma=0.3, layer=layer)
         assert (term.decoder.in_features, term.decoder.out_features) == (units, 6)
-        h = model.activations(mg.Tensor(x))[model.hidden_index(layer)]
+        h = mg.Tensor(x)
+        for m in model.layers[: model.hidden_index(layer) + 1]:
+            h = m(h)
         expected = 0.3 * np.mean((as_numpy(term.decoder(h).data) - x) ** 2)
         assert term(model, x, None).item() == pytest.approx(expected, rel=1e-13)
         assert term.parameters() == term.decoder.parameters()
@@ -254,7 +270,7 @@ def test_members_run_on_the_strict_device_double():
 
 
 # --- composition, names, validation -------------------------------------------------------------
-@pytest.mark.filterwarnings("ignore:Sum:UserWarning")  # composes full objectives on purpose
+@pytest.mark.filterwarnings("ignore:Combined:UserWarning")  # composes full objectives on purpose
 def test_sum_and_scaling_add_gradients():
     model, x, y = small_problem()
     a, b = R.DataGrad(1.0, 0.2, "l2"), R.Multitask.for_model(model, 0.5)
@@ -271,7 +287,7 @@ def test_composition_structure():
     model, _, _ = small_problem()
     mt = R.Multitask.for_model(model, 0.1)
     obj = R.CrossEntropy() + R.WeightDecay(l2=1e-4) + mt
-    assert isinstance(obj, R.Sum) and len(obj.members) == 3  # flattened
+    assert isinstance(obj, R.Combined) and len(obj.members) == 3  # flattened
     assert obj.includes_data_loss and not (R.WeightDecay(l2=1) + mt).includes_data_loss
     assert obj.parameters() == mt.decoder.parameters()
     assert (obj + mt).parameters() == mt.decoder.parameters()  # no duplicates
@@ -281,43 +297,75 @@ def test_composition_structure():
         -1.0 * R.CrossEntropy()
 
 
-@pytest.mark.filterwarnings("ignore:Sum:UserWarning")  # composes full objectives on purpose
-def test_names():
-    names = {
-        R.CrossEntropy(): "ce",
-        R.WeightDecay(l2=1e-4): "wd(l2=0.0001)",
-        R.WeightDecay(l1=0.1, l2=0.2): "wd(l1=0.1,l2=0.2)",
-        R.AdversarialTraining(0.1, 2): "adv-p2(eps=0.1)",
-        R.AdversarialTraining(0.25, "inf", alpha=0.3): "adv-pinf(eps=0.25,alpha=0.3)",
-        R.GradientPenalty(0.1, INF): "gp-pinf(eps=0.1)",
-        R.DataGrad(1, 0.01, "l1"): "datagrad-l1(alpha=1,beta=0.01)",
-        R.DataGrad(1, 0.01, "l2", "finite_difference", 0.1): "datagrad-l2-fd(alpha=1,beta=0.01,step=0.1)",
-        R.DoubleBackprop(0.01): "dbp(lam=0.01)",
-        R.VirtualAdversarial(2.0): "vat(eps=2)",
-        R.CrossEntropy() + 0.5 * R.VirtualAdversarial(2.0): "ce + 0.5*vat(eps=2)",
-        2 * (R.CrossEntropy() + R.DoubleBackprop(1)): "2*(ce + dbp(lam=1))",
-    }
-    for objective, name in names.items():
-        assert objective.name == name and repr(objective) == name
+@pytest.mark.filterwarnings("ignore:Combined:UserWarning")  # composes full objectives on purpose
+def test_names_are_the_canonical_member_names_and_reprs_add_the_strengths():
     model, _, _ = small_problem()
-    assert R.Multitask.for_model(model, 0.1).name == "multitask(gamma=0.1)"
+    names = {  # object: (name, repr)
+        R.CrossEntropy(): ("plain", "plain"),
+        R.WeightDecay(l2=1e-4): ("l2", "l2(l2=0.0001)"),
+        R.WeightDecay(l1=0.1, l2=0.2): ("l1+l2", "l1+l2(l1=0.1,l2=0.2)"),
+        R.AdversarialTraining(0.1, 2): ("adv-p2", "adv-p2(eps=0.1)"),
+        R.AdversarialTraining(0.25, "inf", alpha=0.3): ("adv-pinf", "adv-pinf(eps=0.25,alpha=0.3)"),
+        R.AdversarialTraining(0.1, 1): ("adv-p1", "adv-p1(eps=0.1)"),
+        R.GradientPenalty(0.1, INF): ("gp-q1", "gp-q1(eps=0.1)"),
+        R.GradientPenalty(0.1, 2): ("gp-q2", "gp-q2(eps=0.1)"),
+        R.DataGrad(1, 0.01, "l1"): ("datagrad-l1", "datagrad-l1(alpha=1,beta=0.01)"),
+        R.DataGradFD(1, 0.01, "l2", 0.1): ("datagrad-l2-fd", "datagrad-l2-fd(alpha=1,beta=0.01,phi=0.1)"),
+        R.DoubleBackprop(0.01): ("double-backprop", "double-backprop(lam=0.01)"),
+        R.VirtualAdversarial(2.0): ("vat", "vat(eps=2)"),
+        R.Multitask.for_model(model, 0.1): ("multitask", "multitask(gamma=0.1)"),
+        R.CrossEntropy() + 0.5 * R.VirtualAdversarial(2.0): ("plain + 0.5*vat", "plain + 0.5*vat(eps=2)"),
+        2 * (R.CrossEntropy() + R.DoubleBackprop(1)): ("2*(plain + double-backprop)",
+                                                       "2*(plain + double-backprop(lam=1))"),
+    }
+    for objective, (name, rep) in names.items():
+        assert (objective.name, repr(objective)) == (name, rep)
+
+
+def test_registry_builds_every_member_under_its_name():
+    model, x, y = small_problem()
+    assert len(set(M.MEMBERS)) == 16
+    for name in M.MEMBERS:
+        objective = M.member(name, model, M.Strengths(eps=0.1))
+        assert objective.name == name and repr(objective).startswith(name)
+        assert np.isfinite(objective(model, x, y).item())
+    with pytest.raises(ValueError, match="name must be one of.*'gp1'"):
+        M.member("gp1", model)
+
+
+def test_registry_budgets_and_strengths_follow_compares_formulas():
+    # eps2 = eps*sqrt(D)/2 and eps1 = eps*sqrt(D) unless given; gp's eps is gp_scale times the budget.
+    model, _, _ = small_problem()  # D = 6
+    s = M.Strengths(eps=0.2, gp_scale=0.5, beta_l1=0.03, beta_l2=0.02, l1=1e-3)
+    assert s.budgets(64) == {"inf": 0.2, "2": 0.2 * 8 / 2, "1": 0.2 * 8}
+    assert M.Strengths(eps=0.1, eps2=0.7, eps1=3.0).budgets(64) == {"inf": 0.1, "2": 0.7, "1": 3.0}
+    root = np.sqrt(6)
+    assert M.member("adv-p2", model, s).eps == 0.2 * root / 2
+    assert M.member("adv-p1", model, s).eps == 0.2 * root
+    assert M.member("gp-q1", model, s).eps == 0.5 * 0.2 and M.member("gp-q1", model, s).p == INF
+    assert M.member("gp-q2", model, s).eps == 0.5 * (0.2 * root / 2)
+    fd = M.member("datagrad-l2-fd", model, s)
+    assert (fd.alpha, fd.beta, fd.norm, fd.phi) == (1.0, 0.02, "l2", 0.2)
+    assert M.member("double-backprop", model, s).lam == 0.02
+    assert M.member("l1", model, s).members[1].l1 == 1e-3
+    assert M.member("vat", model, s).members[1].eps == 0.2 * root / 2
 
 
 @pytest.mark.parametrize("make, match", [
     (lambda: R.AdversarialTraining(-0.1, 2), "eps.*-0.1"),
-    (lambda: R.AdversarialTraining(0.1, 0.5), "p must be >= 1.*0.5"),
+    (lambda: R.AdversarialTraining(0.1, 0.5), "p must be a number >= 1 or inf, got 0.5"),
     (lambda: R.AdversarialTraining(0.1, "two"), "p must be"),
     (lambda: R.AdversarialTraining(0.1, 2, alpha=1.5), r"alpha.*\[0, 1\].*1.5"),
     (lambda: R.AdversarialTraining(0.1, 2, alpha=-0.1), "alpha.*-0.1"),
     (lambda: R.GradientPenalty(float("nan"), 2), "eps"),
-    (lambda: R.GradientPenalty(0.1, 0), "p must be >= 1"),
+    (lambda: R.GradientPenalty(0.1, 0), "p must be a number >= 1 or inf, got 0"),
     (lambda: R.DataGrad(1.0, -0.5), "beta.*-0.5"),
     (lambda: R.DataGrad(-1.0, 0.5), "alpha.*-1"),
     (lambda: R.DataGrad(1.0, 0.5, norm="l3"), "norm.*'l3'"),
-    (lambda: R.DataGrad(1.0, 0.5, method="central"), "method.*'central'"),
-    (lambda: R.DataGrad(1.0, 0.5, method="finite_difference"), "step"),
-    (lambda: R.DataGrad(1.0, 0.5, method="finite_difference", step=-0.01), "step.*-0.01"),
-    (lambda: R.DataGrad(1.0, 0.5, method="finite_difference", step=0), "step.*> 0.*0"),
+    (lambda: R.DataGradFD(1.0, 0.5, norm="l3"), "norm.*'l3'"),
+    (lambda: R.DataGradFD(1.0, 0.5, phi=-0.01), "phi.*-0.01"),
+    (lambda: R.DataGradFD(1.0, 0.5, phi=0), "phi.*> 0.*0"),
+    (lambda: R.DataGradFD(1.0, 0.5, phi=None), "phi.*None"),
     (lambda: R.DoubleBackprop(-1), "lam.*-1"),
     (lambda: R.WeightDecay(l2=-1e-4), "l2.*-0.0001"),
     (lambda: R.WeightDecay(l1="x"), "l1.*'x'"),
@@ -338,9 +386,9 @@ def test_invalid_decoder_is_a_type_error():
 
 
 def test_exact_datagrad_has_no_perturbation():
-    model, x, y = small_problem()
-    with pytest.raises(ValueError, match="finite_difference"):
-        R.DataGrad(1.0, 0.1).perturbation(model, x, y)
+    # The explicit penalty and the perturbed point are different members, not a switch inside one.
+    assert not hasattr(R.DataGrad(1.0, 0.1), "perturbation")
+    assert hasattr(R.DataGradFD(1.0, 0.1), "perturbation")
 
 
 # --- training on the embedded digits -------------------------------------------------------------
@@ -383,8 +431,8 @@ TRAINED = {
     "gp-p2": lambda: R.GradientPenalty(0.2, 2),
     "datagrad-l1": lambda: R.DataGrad(1.0, 0.02, "l1"),
     "datagrad-l2": lambda: R.DataGrad(1.0, 0.1, "l2"),
-    "datagrad-l1-fd": lambda: R.DataGrad(1.0, 0.02, "l1", "finite_difference", step=0.05),
-    "datagrad-l2-fd": lambda: R.DataGrad(1.0, 0.1, "l2", "finite_difference", step=0.05),
+    "datagrad-l1-fd": lambda: R.DataGradFD(1.0, 0.02, "l1", phi=0.05),
+    "datagrad-l2-fd": lambda: R.DataGradFD(1.0, 0.1, "l2", phi=0.05),
     "dbp": lambda: R.DoubleBackprop(0.1),
     "ce+vat": lambda: R.CrossEntropy() + R.VirtualAdversarial(1.0),
 }
@@ -418,35 +466,6 @@ def test_multitask_with_datagrad_trains_the_decoder_too(digits):
     assert not np.allclose(term.decoder.weight.data, before)
     assert term(model, train.x, train.y).item() < reconstruction_before
     assert clean_loss(model, train) < 0.5 * np.log(10)
-
-
-def fgsm_error(model, data, eps):
-    """Test error on x + ε·sign(∇ₓL) clipped to the pixel range [0, 1] (FGSM)."""
-    if hasattr(P, "fgm"):
-        x_adv = P.fgm(model, data.x, data.y, eps, INF, clip=(0, 1))
-    else:  # perturbations without attacks: the same step inline
-        g = P.input_gradient(model, data.x, data.y)
-        x_adv = np.clip(data.x + eps * np.sign(as_numpy(g.data)), 0, 1).astype(data.x.dtype)
-    return float(np.mean(as_numpy(model(mg.Tensor(x_adv)).data).argmax(1) != data.y))
-
-
-@pytest.mark.slow
-def test_adversarial_training_lowers_fgsm_error_on_digits(digits, capsys):
-    # A measurement, printed (run with -s to see it): 30 epochs of SGD, seed 0.  The one
-    # assertion is the robust fact, true by a wide margin on every seed we tried:
-    # FGSM-trained networks have a much lower FGSM error than plainly trained ones.
-    train, test = digits
-    rows = {}
-    for objective in (R.CrossEntropy(), R.AdversarialTraining(0.1, INF), R.GradientPenalty(0.1, INF)):
-        model, _ = sgd(objective, train, epochs=30)
-        rows[objective.name] = [fgsm_error(model, test, e) for e in (0.0, 0.1, 0.2)]
-    with capsys.disabled():
-        print("\n  digits test error, maxout 64-32x3-10, 30 epochs SGD lr 0.1 batch 32, seed 0")
-        print(f"  {'objective':<22}{'clean':>8}{'fgsm .1':>9}{'fgsm .2':>9}")
-        for name, (e0, e1, e2) in rows.items():
-            print(f"  {name:<22}{e0:>8.3f}{e1:>9.3f}{e2:>9.3f}")
-    plain, adv = rows["ce"], rows["adv-pinf(eps=0.1)"]
-    assert adv[1] < 0.8 * plain[1] and adv[2] < 0.8 * plain[2], rows
 
 
 def test_vat_direction_in_float32_matches_float64():

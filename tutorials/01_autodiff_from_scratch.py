@@ -82,6 +82,9 @@ try:
     mg.grad(g.sum(), xs)
 except RuntimeError as e:
     print("RuntimeError:", str(e)[:110], "...")
+    print("EXPECTED FAILURE: a constant gradient cannot be differentiated again")
+else:
+    raise AssertionError("differentiating a gradient taken without create_graph should have failed")
 
 # %% [markdown]
 # ## 3. A Hessian-vector product, checked against finite differences
@@ -144,6 +147,9 @@ try:
     mg.gradcheck(lambda x: WrongSquare.apply(x), [inp])
 except mg.GradcheckError as e:
     print("GradcheckError:", e)
+    print("EXPECTED FAILURE: gradcheck catches a backward that is off by 10%")
+else:
+    raise AssertionError("gradcheck should have rejected WrongSquare's derivative")
 
 # %% [markdown]
 # ## 5. A picture: tanh and its derivatives by repeated autodiff

@@ -79,6 +79,8 @@ with np.errstate(all="ignore"):
     naive = np.log(np.exp(logits) / np.exp(logits).sum())
 stable = F.log_softmax(mg.Tensor(logits)).numpy()
 print("naive log(softmax):", naive, "   minigrad log_softmax:", stable)
+assert not np.all(np.isfinite(naive)), "the naive formula should have overflowed to -inf"
+print("EXPECTED FAILURE: naive log(softmax) gives -inf at logits [-1000, 1]")
 assert np.all(np.isfinite(stable))
 
 lg = mg.Tensor(logits, requires_grad=True)

@@ -41,8 +41,8 @@ print(f"{'p':>6} {'q':>6} {'‖r*‖_p':>8} {'gᵀr*':>9} {'ε‖g‖_q':>9}")
 for p in [1, 1.5, 2, 4, np.inf]:
     q = P.dual_exponent(p)
     r = P.worst_case(g, eps, p).numpy()
-    print(f"{p:>6} {q:>6.3g} {P.lp_norm(r, p).item():8.4f} {float((g * r).sum()):9.4f} "
-          f"{eps * P.lp_norm(g, q).item():9.4f}")
+    print(f"{p:>6} {q:>6.3g} {P.per_example_norm(r, p).item():8.4f} {float((g * r).sum()):9.4f} "
+          f"{eps * P.per_example_norm(g, q).item():9.4f}")
 
 # %% [markdown]
 # ## 2. No feasible perturbation does better (PAPERS.md §4, claim 1)

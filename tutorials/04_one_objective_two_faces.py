@@ -15,6 +15,9 @@
 # DataGrad adds a third: the penalty's gradient by a *finite difference* along r, which
 # is a perturbed point again.  This tutorial measures how these agree, with the public
 # functions of `minigrad.verify` (each one a numbered claim of PAPERS.md §4), in float64.
+# The claims measure the library's own objectives (`regularizers.AdversarialTraining`,
+# `GradientPenalty`, `DataGrad`, `DataGradFD`) and `perturbations.worst_case`: the numbers
+# below are those of the objectives you train with, not of a copy.
 
 # %%
 import os
@@ -78,8 +81,9 @@ for norm, c in fd.items():
 # %%
 same = verify.claim5_goodfellow_equals_datagrad(model, x, y, eps=0.1, a=0.5)
 print(same)
-print("as objectives:", R.AdversarialTraining(0.1, np.inf, alpha=0.5), "≡",
-      R.DataGrad(1.0, 0.05, norm="l1", method="finite_difference", step=0.1))
+print("as objectives:", repr(R.AdversarialTraining(0.1, np.inf, alpha=0.5)), "≡",
+      repr(R.DataGradFD(1.0, 0.05, norm="l1", phi=0.1)))
+assert same.rel_diff < 1e-12
 
 # %% [markdown]
 # ## 6. Figure: the convergence plots

@@ -93,6 +93,9 @@ try:
     model(mg.Tensor(x_host))  # forgot to move the batch
 except TypeError as e:
     print("TypeError:", e)
+    print("EXPECTED FAILURE: a host batch meeting device parameters is refused")
+else:
+    raise AssertionError("a host array meeting device parameters should have raised TypeError")
 
 # %% [markdown]
 # ## 5. Figure: step times

@@ -16,7 +16,11 @@ perturbs x reports ``same_region``: whether all perturbed points kept x's patter
 winning pieces.  ``region_radius`` gives the exact distance to the nearest kink, which
 ``run_all`` uses to pick a batch that no perturbation takes out of its region.
 
-    python -m minigrad.verify         # prints a table of all nine claims
+    python -m minigrad.verify         # prints a table of all nine claims (verify/__main__.py)
+
+The claims measure the library's own objects: the objectives of ``regularizers`` (DataGrad,
+DataGradFD, AdversarialTraining, GradientPenalty) and ``perturbations.worst_case``; nothing
+here re-derives them.  The region geometry lives in verify/regions.py.
 """
 from __future__ import annotations
 
@@ -24,11 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import functional as F
-from .backend import as_numpy, to_device
-from .nn import Dropout, Linear, Maxout, Sequential, maxout_mlp
-from .perturbations import dual_exponent, fgsm, input_gradient, lp_norm, sample_ball, worst_case
-from .tensor import Tensor, grad
+from .. import functional as F
+from .. import regularizers as R
+from ..backend import as_numpy, to_device
+from ..nn import Dropout, maxout_mlp
+from ..perturbations import dual_exponent, input_gradient, per_example_norm, sample_ball, worst_case
+from ..tensor import Tensor, as_tensor, grad, unwrap
+from .regions import local_jacobian, maxout_layers, region_radius, same_region
 
 # O(ε²) at ε = 1e-3 is ~1e-7 of the loss, far above float64 rounding (1e-16); ε = 0.1 keeps
 # ℓ∞ steps inside demo_problem's regions (ℓ∞ radius ≥ 0.3).  A forward difference at
@@ -99,7 +105,7 @@ def _slope(h, errors) -> float:
 def _prepare(model, x, who) -> Tensor:
     """x as a float64 constant on the model's device, after checking the model can resolve
     O(ε²): float64 parameters, and no dropout mask drawn (eval mode)."""
-    x = x.data if isinstance(x, Tensor) else x
+    x = unwrap(x)
     if x.dtype != np.float64 or any(q.dtype != np.float64 for q in model.parameters()):
         dts = sorted({str(q.dtype) for q in model.parameters()} | {str(x.dtype)})
         raise TypeError(f"{who}: needs a float64 model and x, got {dts}; float32 resolves ~1e-7 of the "
@@ -110,8 +116,9 @@ def _prepare(model, x, who) -> Tensor:
     return Tensor(to_device(x, model.device))
 
 
-def _loss(model, x, y, reduction="mean") -> Tensor:
-    return F.cross_entropy(model(x if isinstance(x, Tensor) else Tensor(x)), y, reduction=reduction)
+def _summed_loss(model, x, y, reduction="sum") -> Tensor:
+    """Σᵢ Lᵢ (or per example, reduction='none'): the claims about L itself, not about an objective."""
+    return F.cross_entropy(model(as_tensor(x)), y, reduction=reduction)
 
 
 def _param_grad(model, objective) -> np.ndarray:
@@ -122,92 +129,11 @@ def _param_grad(model, objective) -> np.ndarray:
                            for q, g in zip(params, gs)])
 
 
-def _maxout_layers(model):
-    ok = isinstance(model, Sequential) and all(isinstance(m, (Linear, Dropout)) for m in model.layers)
-    return [m for m in model.layers if not isinstance(m, Dropout)] if ok else None
-
-
-def activation_pattern(model, x):
-    """The winning piece of every Maxout unit, per example: a list of (batch, units) int
-    arrays, one per Maxout layer (None if the model is not a Sequential of Linear, Maxout
-    and Dropout layers).  Two points with equal patterns lie in one linear region."""
-    layers = _maxout_layers(model)
-    if layers is None:
-        return None
-    h, pattern = as_numpy(x.data if isinstance(x, Tensor) else x), []
-    for layer in layers:
-        z = h @ as_numpy(layer.weight.data) + as_numpy(layer.bias.data)
-        if isinstance(layer, Maxout):
-            z = z.reshape(len(z), layer.pieces, layer.units)  # pieces-major columns
-            pattern.append(z.argmax(axis=1))
-            z = z.max(axis=1)
-        h = z
-    return pattern
-
-
-def _same_region(model, x, *perturbed):
-    # A region (fixed pattern) is a convex polytope: if x + ε_max·d is in x's region, so is
-    # x + ε·d for every ε ≤ ε_max; checking the largest perturbation suffices.
-    base = activation_pattern(model, x)
-    if base is None:
-        return None
-    return all(all(np.array_equal(a, b) for a, b in zip(base, activation_pattern(model, xp)))
-               for xp in perturbed)
-
-
-def _local_maps(model, x):
-    """Per example, the Jacobian of each layer's input w.r.t. x with the active pieces held
-    fixed; yields (layer, M (batch, D, in), z (batch, out) pre-activations)."""
-    layers, h = _maxout_layers(model), as_numpy(x.data if isinstance(x, Tensor) else x)
-    M = np.broadcast_to(np.eye(h.shape[1]), (len(h),) + (h.shape[1],) * 2)
-    for layer in layers:
-        W, z = as_numpy(layer.weight.data), h @ as_numpy(layer.weight.data) + as_numpy(layer.bias.data)
-        yield layer, M, z
-        if isinstance(layer, Maxout):
-            k = z.reshape(len(z), layer.pieces, layer.units).argmax(axis=1)
-            cols = k * layer.units + np.arange(layer.units)    # the winning columns
-            W = np.transpose(W[:, cols], (1, 0, 2))            # (batch, in, units)
-            h = np.take_along_axis(z, cols, axis=1)
-        else:
-            h = z
-        M = M @ W
-
-
-def local_jacobian(model, x) -> np.ndarray:
-    """A = ∂logits/∂x (batch, K, D) inside x's linear region, from the active pieces."""
-    *_, (layer, M, _) = _local_maps(model, x)
-    return np.transpose(M @ as_numpy(layer.weight.data), (0, 2, 1))
-
-
-def region_radius(model, x, p) -> np.ndarray:
-    """Per example, the ℓp distance from x to the boundary of its linear region.
-
-    With the pattern fixed every pre-activation is affine in x, so the region is the
-    polytope {z_win(x) ≥ z_a(x) for every unit and losing piece a}; the distance to one
-    face is the margin z_win − z_a over the dual norm ‖∇ₓ(z_win − z_a)‖_q.
-    """
-    q, radius = dual_exponent(p), np.full(len(x), np.inf)
-    for layer, M, z in _local_maps(model, x):
-        if not isinstance(layer, Maxout):
-            continue
-        P, U = layer.pieces, layer.units
-        z = z.reshape(len(z), P, U)
-        k = z.argmax(axis=1)
-        W = as_numpy(layer.weight.data).reshape(-1, P, U)
-        w_win = np.take_along_axis(W[None], k[:, None, None, :], axis=2)   # (batch, in, 1, units)
-        normal = np.einsum("bdi,bipu->bdpu", M, w_win - W[None])
-        margin = np.take_along_axis(z, k[:, None, :], axis=1) - z
-        dist = margin / np.maximum(np.linalg.norm(normal, ord=q, axis=1), 1e-300)
-        dist[np.broadcast_to(np.arange(P)[None, :, None] == k[:, None, :], dist.shape)] = np.inf
-        radius = np.minimum(radius, dist.reshape(len(z), -1).min(axis=1))
-    return radius
-
-
 def input_hessians(model, x, y) -> np.ndarray:
     """∇²ₓLᵢ for every example (batch, D, D) by double backprop: D Hessian-vector
     products, each for the whole batch (the summed loss's Hessian is block diagonal)."""
     xt = Tensor(x.data, requires_grad=True)
-    (g,) = grad(_loss(model, xt, y, "sum"), xt, create_graph=True)
+    (g,) = grad(_summed_loss(model, xt, y), xt, create_graph=True)
     cols = []
     for j in range(xt.shape[1]):
         e = xt.xp.zeros(xt.shape, dtype=xt.dtype)
@@ -219,7 +145,7 @@ def input_hessians(model, x, y) -> np.ndarray:
 # --- the claims -------------------------------------------------------------------------
 def _as_batch(g) -> np.ndarray:
     """g as (batch, coordinates): a 1-D vector is one example, not a batch of scalars."""
-    g = as_numpy(g.data if isinstance(g, Tensor) else g)
+    g = as_numpy(unwrap(g))
     return g.reshape(1, -1) if g.ndim == 1 else g.reshape(len(g), -1)
 
 
@@ -230,11 +156,11 @@ def claim1_holder_optimality(g, eps, p, n_random=2000, seed=0) -> Holder:
     (the linear maximum over the ball lies on the sphere)."""
     g = _as_batch(g)
     r, q = as_numpy(worst_case(g, eps, p).data), dual_exponent(p)
-    value, bound = (g * r).sum(axis=1), eps * as_numpy(lp_norm(g, q).data)
+    value, bound = (g * r).sum(axis=1), eps * as_numpy(per_example_norm(g, q).data)
     live = bound > 0
     samples = sample_ball((n_random * len(g), g.shape[1]), eps, p, seed, surface=True)
     best = np.einsum("nbd,bd->nb", samples.reshape(n_random, *g.shape), g).max(axis=0)
-    return Holder(norm_error=float(np.max(np.abs(as_numpy(lp_norm(r, p).data)[live] - eps)) / eps),
+    return Holder(norm_error=float(np.max(np.abs(as_numpy(per_example_norm(r, p).data)[live] - eps)) / eps),
                   value_error=float(np.max(np.abs(value - bound)[live] / bound[live])),
                   excess=float(np.max((best - value)[live] / bound[live])), n_random=n_random)
 
@@ -272,16 +198,16 @@ def claim3_linearization(model, x, y, p, eps_values=EPS_VALUES) -> Convergence:
     ``details['coef_measured']`` is residual/ε², which tends to it."""
     x = _prepare(model, x, "claim3_linearization")
     g = input_gradient(model, x, y)
-    base = _loss(model, x, y, "sum").item() + np.array(eps_values) * lp_norm(g, dual_exponent(p)).sum().item()
+    base = _summed_loss(model, x, y).item() + np.array(eps_values) * per_example_norm(g, dual_exponent(p)).sum().item()
     rs = [worst_case(g, e, p) for e in eps_values]
-    res = np.array([_loss(model, x + r, y, "sum").item() for r in rs]) - base
+    res = np.array([_summed_loss(model, x + r, y).item() for r in rs]) - base
     d = worst_case(g, 1.0, p)
     xt = Tensor(x.data, requires_grad=True)
-    (gx,) = grad(_loss(model, xt, y, "sum"), xt, create_graph=True)
+    (gx,) = grad(_summed_loss(model, xt, y), xt, create_graph=True)
     coef = 0.5 * float(np.sum(as_numpy(grad(gx, xt, grad_outputs=d)[0].data * d.data)))
     measured = res / np.array(eps_values) ** 2
     return Convergence("3: L(x+r*) - L(x) - eps*||g||_q = O(eps^2)", np.array(eps_values), np.abs(res),
-                       _slope(eps_values, np.abs(res)), 2.0, _same_region(model, x, x + rs[0]),
+                       _slope(eps_values, np.abs(res)), 2.0, same_region(model, x, x + rs[0]),
                        dict(coef_hvp=coef, coef_measured=measured,
                             coef_rel_error=abs(measured[-1] - coef) / abs(coef)))
 
@@ -297,34 +223,29 @@ def claim4_datagrad_fd(model, x, y, norm="l1", phis=PHI_VALUES) -> Convergence:
     x = _prepare(model, x, "claim4_datagrad_fd")
     if norm not in ("l1", "l2"):
         raise ValueError(f"claim4_datagrad_fd: norm must be 'l1' or 'l2', got {norm!r}")
-    J = input_gradient(model, x, y, create_graph=True)
-    R = lp_norm(J, 1) if norm == "l1" else (J * J).reshape(len(J), -1).sum(axis=1)
-    exact = _param_grad(model, R.mean())
-    r = np.sign(as_numpy(J.data)) if norm == "l1" else 2 * as_numpy(J.data)   # ∇_J R
-    r = to_device(r, model.device)
-    at = lambda s: _param_grad(model, _loss(model, x + s * r, y))  # noqa: E731
-    g0, size = at(0.0), np.linalg.norm(exact)
-    plus, minus = [at(f) for f in phis], [at(-f) for f in phis]
-    fwd = np.array([np.linalg.norm((gp - g0) / f - exact) for gp, f in zip(plus, phis)]) / size
-    cen = np.array([np.linalg.norm((gp - gm) / (2 * f) - exact)
-                    for gp, gm, f in zip(plus, minus, phis)]) / size
+    # The penalty alone: DataGrad with α = 0, β = 1 (exact), and DataGradFD with α = 0, β = 1, whose
+    # surrogate gradient (α − β/φ)∇θL(x) + (β/φ)∇θL(x + φr) is then the forward difference itself.
+    exact = _param_grad(model, R.DataGrad(0.0, 1.0, norm)(model, x, y))
+    size = np.linalg.norm(exact)
+    fds = [R.DataGradFD(0.0, 1.0, norm, phi=f) for f in phis]
+    plus = [_param_grad(model, fd(model, x, y)) for fd in fds]
+    # The backward difference is the same surrogate at x − φr: (∇θL(x − φr) − ∇θL(x))/φ.
+    steps = [fd.perturbation(model, x, y) for fd in fds]
+    minus = [_param_grad(model, fd.loss_at(model, x, y, -s)) for fd, s in zip(fds, steps)]
+    fwd = np.array([np.linalg.norm(gp - exact) for gp in plus]) / size
+    cen = np.array([np.linalg.norm((gp - gm) / 2 - exact) for gp, gm in zip(plus, minus)]) / size
     return Convergence(f"4: DataGrad-{norm} finite difference -> exact, error O(phi)", np.array(phis), fwd,
-                       _slope(phis, fwd), 1.0, _same_region(model, x, x + phis[0] * r, x - phis[0] * r),
+                       _slope(phis, fwd), 1.0, same_region(model, x, x + steps[0], x - steps[0]),
                        dict(central_errors=cen, central_slope=_slope(phis, cen)))
 
 
 def claim5_goodfellow_equals_datagrad(model, x, y, eps=0.1, a=0.5) -> Identity:
-    """Claim 5: ∇θ[a·L(x) + (1−a)·L(x + ε·sign g)] (Goodfellow et al. 2015, via ``fgsm``)
-    equals the DataGrad-L1 update (α − β/φ)∇θL(x) + (β/φ)∇θL(x + φr) with α = 1,
-    β = (1−a)ε, φ = ε and r = ∇_J‖J‖₁ obtained by differentiating the penalty."""
+    """Claim 5: Goodfellow et al.'s a·L(x) + (1−a)·L(x + ε·sign g) (``AdversarialTraining(ε, ∞, a)``)
+    and the finite-difference DataGrad-L1 update (α − β/φ)∇θL(x) + (β/φ)∇θL(x + φr) with α = 1,
+    β = (1−a)ε, φ = ε and r = ∇_J‖J‖₁ = sign J (``DataGradFD``) have one parameter gradient."""
     x = _prepare(model, x, "claim5_goodfellow_equals_datagrad")
-    adv = Tensor(fgsm(model, x, y, eps))
-    goodfellow = _param_grad(model, a * _loss(model, x, y) + (1 - a) * _loss(model, adv, y))
-    J = Tensor(input_gradient(model, x, y).data, requires_grad=True)
-    (r,) = grad(lp_norm(J, 1).sum(), J)
-    alpha, beta, phi = 1.0, (1 - a) * eps, eps
-    datagrad = ((alpha - beta / phi) * _param_grad(model, _loss(model, x, y))
-                + (beta / phi) * _param_grad(model, _loss(model, x + phi * r, y)))
+    goodfellow = _param_grad(model, R.AdversarialTraining(eps, np.inf, alpha=a)(model, x, y))
+    datagrad = _param_grad(model, R.DataGradFD(1.0, (1 - a) * eps, "l1", phi=eps)(model, x, y))
     diff = float(np.abs(goodfellow - datagrad).max())
     return Identity(max_abs_diff=diff, rel_diff=diff / float(np.abs(goodfellow).max()))
 
@@ -335,17 +256,16 @@ def claim6_perturbed_vs_penalty(model, x, y, p, eps_values=EPS_VALUES) -> Conver
     the second-order term ½ε²∇θ(dᵀ∇²ₓL d) does not cancel.  ``details['ratios']`` =
     ‖difference‖/ε² settles to a constant."""
     x = _prepare(model, x, "claim6_perturbed_vs_penalty")
-    g = input_gradient(model, x, y, create_graph=True)
-    gq = lp_norm(g, dual_exponent(p)).mean()
     errors, rs = [], []
     for e in eps_values:
-        rs.append(worst_case(g, e, p).detach())
-        perturbed = _param_grad(model, _loss(model, x + rs[-1], y))
-        penalty = _param_grad(model, _loss(model, x, y) + e * gq)
+        point = R.AdversarialTraining(e, p, alpha=0.0)  # mean L(x + r*), r* stopped
+        rs.append(point.perturbation(model, x, y))
+        perturbed = _param_grad(model, point(model, x, y))
+        penalty = _param_grad(model, R.GradientPenalty(e, p)(model, x, y))
         errors.append(np.linalg.norm(perturbed - penalty))
     errors, eps_values = np.array(errors), np.array(eps_values)
     return Convergence("6: perturbed-point vs explicit-penalty gradient = O(eps^2)", eps_values, errors,
-                       _slope(eps_values, errors), 2.0, _same_region(model, x, x + rs[0]),
+                       _slope(eps_values, errors), 2.0, same_region(model, x, x + rs[0]),
                        dict(ratios=errors / eps_values ** 2))
 
 
@@ -357,13 +277,14 @@ def claim7_stop_gradient(model, x, y, p, eps_values=EPS_VALUES) -> Convergence:
     g = input_gradient(model, x, y, create_graph=True)
     errors, rs = [], []
     for e in eps_values:
-        rs.append(worst_case(g, e, p))
-        through = _param_grad(model, _loss(model, x + rs[-1], y))
-        stopped = _param_grad(model, _loss(model, x + rs[-1].detach(), y))
+        point = R.AdversarialTraining(e, p, alpha=0.0)
+        rs.append(worst_case(g, e, p))  # r*(θ), part of the graph
+        through = _param_grad(model, point.loss_at(model, x, y, rs[-1]))
+        stopped = _param_grad(model, point.loss_at(model, x, y, rs[-1].detach()))
         errors.append(np.linalg.norm(through - stopped))
     errors, eps_values = np.array(errors), np.array(eps_values)
     return Convergence("7: through r*(theta) vs stop-gradient = O(eps^2); 0 for p=inf", eps_values,
-                       errors, _slope(eps_values, errors), 2.0, _same_region(model, x, x + rs[0]),
+                       errors, _slope(eps_values, errors), 2.0, same_region(model, x, x + rs[0]),
                        dict(max_abs=float(errors.max()), ratios=errors / eps_values ** 2))
 
 
@@ -379,13 +300,13 @@ def claim8_gaussian_noise(model, x, y, sigmas=(0.1, 0.05, 0.025, 0.0125), n_samp
     (n = s·z), so the slope compares like with like.  H by double backprop."""
     x = _prepare(model, x, "claim8_gaussian_noise")
     H, (B, D), x0 = input_hessians(model, x, y), x.shape, as_numpy(x.data)
-    tr, L0 = float(np.trace(H, axis1=1, axis2=2).sum()), _loss(model, x, y, "sum").item()
+    tr, L0 = float(np.trace(H, axis1=1, axis2=2).sum()), _summed_loss(model, x, y).item()
     z = np.random.default_rng(seed).standard_normal((n_samples, B, D))
     quad = 0.5 * np.einsum("nbi,bij,nbj->n", z, H, z)  # ½zᵀHz: ½nᵀHn = s²·quad
-    labels = to_device(np.tile(as_numpy(y.data if isinstance(y, Tensor) else y), n_samples), model.device)
+    labels = to_device(np.tile(as_numpy(unwrap(y)), n_samples), model.device)
 
     def batch_loss(points):  # Σ over the batch of L, for each of the n_samples noisy batches
-        losses = _loss(model, Tensor(to_device(points.reshape(-1, D), model.device)), labels, "none")
+        losses = _summed_loss(model, to_device(points.reshape(-1, D), model.device), labels, "none")
         return as_numpy(losses.data).reshape(n_samples, B).sum(axis=1)
 
     rows, same, root_n = [], True, np.sqrt(n_samples)
@@ -393,11 +314,11 @@ def claim8_gaussian_noise(model, x, y, sigmas=(0.1, 0.05, 0.025, 0.0125), n_samp
         anti = 0.5 * (batch_loss(x0 + s * z) + batch_loss(x0 - s * z)) - L0
         resid, expected = anti - s ** 2 * quad, 0.5 * s ** 2 * tr
         rows.append((anti.mean() / expected, anti.std() / root_n / expected, resid.mean(), resid.std() / root_n))
-        same = same and _same_region(model, np.tile(x0, (n_samples, 1)), (x0 + s * z).reshape(-1, D),
+        same = same and same_region(model, np.tile(x0, (n_samples, 1)), (x0 + s * z).reshape(-1, D),
                                      (x0 - s * z).reshape(-1, D)) is not False
     ratio, ratio_se, resid, resid_se = (np.array(c) for c in zip(*rows))
     return Convergence("8: E L(x+n) - L(x) - (s^2/2) tr H = O(s^4)", np.array(sigmas), np.abs(resid),
-                       _slope(sigmas, np.abs(resid)), 4.0, same if _maxout_layers(model) else None,
+                       _slope(sigmas, np.abs(resid)), 4.0, same if maxout_layers(model) else None,
                        dict(trace=tr, ratio=ratio, ratio_se=ratio_se, residual=resid, residual_se=resid_se))
 
 
@@ -406,7 +327,7 @@ def claim9_local_hessian(model, x, y) -> LocalHessian:
     ∇²ₓLᵢ = Aᵢᵀ(diag pᵢ − pᵢpᵢᵀ)Aᵢ with Aᵢ = ∂logits/∂x from the active pieces:
     symmetric, positive semi-definite, rank ≤ K − 1 (diag p − ppᵀ annihilates 1)."""
     x = _prepare(model, x, "claim9_local_hessian")
-    if _maxout_layers(model) is None:
+    if maxout_layers(model) is None:
         raise TypeError("claim9_local_hessian: needs a Sequential of Linear/Maxout layers (e.g. maxout_mlp)")
     H, A = input_hessians(model, x, y), local_jacobian(model, x)
     p = as_numpy(F.softmax(model(x)).data)
@@ -448,24 +369,3 @@ def run_all(seed=0) -> dict:
             "7 stop-gradient p=2": claim7_stop_gradient(model, x, y, 2),
             "8 Gaussian noise": claim8_gaussian_noise(model, x, y),
             "9 local Hessian": claim9_local_hessian(model, x, y)}
-
-
-def _row(result) -> str:
-    if isinstance(result, Convergence):
-        return (f"slope {result.slope:6.3f} (expected {result.expected_slope:g}); errors "
-                f"{result.errors[0]:.2e} -> {result.errors[-1]:.2e}; same region: {result.same_region}")
-    if isinstance(result, Holder):
-        return (f"|‖r*‖-eps|/eps {result.norm_error:.1e}; |gᵀr*-eps‖g‖q| rel {result.value_error:.1e}; "
-                f"best random - gᵀr* rel {result.excess:.2e}")
-    if isinstance(result, Limits):
-        return (f"sign exact {result.sign_exact}; p->inf slope {result.slope_inf:.3f}, dist "
-                f"{result.dist_to_inf[-1]:.1e}; p->1 dist {result.dist_to_one[-1]:.1e}")
-    if isinstance(result, Identity):
-        return f"max |difference| {result.max_abs_diff:.1e} (relative {result.rel_diff:.1e})"
-    return (f"|H - AᵀSA| {result.max_abs_diff:.1e}; asym {result.max_asymmetry:.1e}; min eig "
-            f"{result.min_eigenvalue:.1e}; rank {result.max_rank} <= K-1 = {result.n_classes - 1}")
-
-
-if __name__ == "__main__":
-    for name, result in run_all().items():
-        print(f"{name:28s} {_row(result)}")

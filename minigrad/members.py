@@ -1,0 +1,100 @@
+"""The family's members by name: the one table that maps a canonical name to an objective.
+
+Every place that names a member (compare's tables and plots, the CLI, the benchmark, the
+tutorials) uses these names, and every objective's ``name`` is one of them:
+
+    plain, l1, l2                        the data loss, and it plus L1 / L2 weight decay
+    adv-p1, adv-p2, adv-pinf             adversarial training at r*(p); adv-pinf is Goodfellow's FGSM
+    gp-q1, gp-q2                         the explicit penalty ε‖∇ₓL‖_q (q = 1 is adv-pinf's dual)
+    datagrad-l1, datagrad-l2             DataGrad, exact (double backprop)
+    datagrad-l1-fd, datagrad-l2-fd       DataGrad by the finite-difference perturbed point, φ = ε
+    double-backprop                      Drucker & LeCun's λΣ(∂L/∂xᵢ)²
+    multitask, multitask+datagrad        the reconstruction cue, alone and with DataGrad-L1
+    vat                                  virtual adversarial training (ε₂ budget)
+
+    objective = member("adv-pinf", model, Strengths(eps=0.1))
+
+Budgets.  ``eps`` is the ℓ∞ budget; the ℓ2 and ℓ1 budgets default to ε·√D/2 and ε·√D (D input
+features): on 8×8 digits ε = 0.1 gives ε₂ = 0.4 and ε₁ = 0.8 (``Strengths.budgets``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import regularizers as R
+from .objective import Combined, Objective
+
+MEMBERS = ("plain", "l1", "l2", "adv-p1", "adv-p2", "adv-pinf", "gp-q1", "gp-q2",
+           "datagrad-l1", "datagrad-l2", "datagrad-l1-fd", "datagrad-l2-fd",
+           "double-backprop", "multitask", "multitask+datagrad", "vat")
+
+
+@dataclass(frozen=True)
+class Strengths:
+    """Every strength a member takes, with compare's defaults.
+
+    eps, eps2, eps1: the ℓ∞, ℓ2 and ℓ1 training budgets (None: from eps, see ``budgets``);
+    beta_l1, beta_l2: DataGrad's β for the L1 and L2 penalties (double-backprop's λ is beta_l2);
+    gp_scale: the gradient penalty's ε is gp_scale times the budget of its norm;
+    l1, l2: weight decay; gamma: the multitask weight; seed: the multitask decoder's and VAT's
+    noise (derived streams, independent of a model built with the same seed)."""
+    eps: float = 0.1
+    eps2: float | None = None
+    eps1: float | None = None
+    beta_l1: float = 0.05
+    beta_l2: float = 0.01
+    gp_scale: float = 1.0
+    l1: float = 1e-4
+    l2: float = 1e-3
+    gamma: float = 1.0
+    seed: int = 0
+
+    def budgets(self, n_features: int) -> dict:
+        """{'inf': ε, '2': ε₂, '1': ε₁}, the defaults ε₂ = ε·√D/2 and ε₁ = ε·√D for D features."""
+        root = math.sqrt(n_features)
+        return {"inf": self.eps, "2": self.eps2 or self.eps * root / 2, "1": self.eps1 or self.eps * root}
+
+
+def _n_features(model) -> int:
+    first = next((m for m in getattr(model, "layers", ()) if hasattr(m, "in_features")), None)
+    if first is None:
+        raise ValueError("member: cannot tell the model's number of input features; pass n_features")
+    return first.in_features
+
+
+def member(name: str, model, strengths: Strengths = Strengths(), n_features: int | None = None) -> Objective:
+    """The objective of member ``name`` for ``model`` (Multitask sizes its decoder from it), with
+    ``strengths``; ``n_features`` (default: the model's input width) sets the ℓ2 and ℓ1 budgets."""
+    if name not in MEMBERS:
+        raise ValueError(f"member: name must be one of {', '.join(MEMBERS)}; got {name!r}")
+    s = strengths
+    b = s.budgets(_n_features(model) if n_features is None else n_features)
+    eps, eps2, eps1 = b["inf"], b["2"], b["1"]
+    table = {
+        "plain": lambda: R.CrossEntropy(),
+        "l1": lambda: Combined(R.CrossEntropy(), R.WeightDecay(l1=s.l1), name="l1"),
+        "l2": lambda: Combined(R.CrossEntropy(), R.WeightDecay(l2=s.l2), name="l2"),
+        "adv-p1": lambda: R.AdversarialTraining(eps1, 1, alpha=0.5),
+        "adv-p2": lambda: R.AdversarialTraining(eps2, 2, alpha=0.5),
+        "adv-pinf": lambda: R.AdversarialTraining(eps, np.inf, alpha=0.5),
+        "gp-q1": lambda: R.GradientPenalty(s.gp_scale * eps, np.inf),
+        "gp-q2": lambda: R.GradientPenalty(s.gp_scale * eps2, 2),
+        "datagrad-l1": lambda: R.DataGrad(1.0, s.beta_l1, "l1"),
+        "datagrad-l2": lambda: R.DataGrad(1.0, s.beta_l2, "l2"),
+        "datagrad-l1-fd": lambda: R.DataGradFD(1.0, s.beta_l1, "l1", phi=eps),
+        "datagrad-l2-fd": lambda: R.DataGradFD(1.0, s.beta_l2, "l2", phi=eps),
+        "double-backprop": lambda: R.DoubleBackprop(s.beta_l2),
+        "multitask": lambda: Combined(R.CrossEntropy(), R.Multitask.for_model(model, s.gamma, seed=s.seed),
+                                      name="multitask"),
+        "multitask+datagrad": lambda: Combined(R.DataGrad(1.0, s.beta_l1, "l1"),
+                                               R.Multitask.for_model(model, s.gamma, seed=s.seed),
+                                               name="multitask+datagrad"),
+        "vat": lambda: Combined(R.CrossEntropy(), R.VirtualAdversarial(eps2, seed=s.seed), name="vat"),
+    }
+    return table[name]()
+
+
+__all__ = ["MEMBERS", "Strengths", "member"]

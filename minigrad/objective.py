@@ -1,0 +1,184 @@
+"""What a training objective is, and how objectives compose (the base of the family).
+
+An ``Objective`` is a callable ``objective(model, x, y) -> loss Tensor`` whose gradient with
+respect to the parameters is the training direction.  ``A + B`` is their ``Combined`` sum
+(losses add, so gradients add), ``c * A`` is ``Scaled`` by a constant c ≥ 0, and ``sum([...])``
+works.  ``frozen(model, x, y)`` returns the objective with every stop-gradient quantity held
+at the current θ (``Frozen``), which is what a gradient check differentiates.
+
+The members themselves live in ``regularizers.py``; their canonical names and the table that
+builds each one from a few strengths live in ``members.py``.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from . import functional as F
+from . import validate
+from .tensor import Op, Tensor, as_tensor, unwrap
+
+
+def fmt(v) -> str:
+    """A number as it appears in an objective's repr: 0.1, 1e-05, inf."""
+    return "inf" if v == np.inf else f"{v:g}"
+
+
+def data_loss(model, x, y) -> Tensor:
+    """L(x) = mean cross-entropy.  x: a raw array (a constant), or a Tensor, whose graph is kept
+    (so ``loss_at`` can be differentiated through a perturbation that depends on θ, claim 7)."""
+    return F.cross_entropy(model(as_tensor(x)), y)
+
+
+class Objective:
+    """``objective(model, x, y) -> loss``; its θ-gradient is the training direction.
+
+    ``name`` is the member's canonical name (the one of compare, the CLI, tables, plots and the
+    benchmark: ``members.MEMBERS``); ``repr`` adds its strengths, e.g. ``adv-pinf(eps=0.1)``."""
+
+    includes_data_loss = False  # True: a full objective, trainable alone
+    name = "objective"
+
+    def settings(self) -> str:
+        """The strengths shown in the repr, 'eps=0.1' ('' for none)."""
+        return ""
+
+    def __repr__(self):
+        s = self.settings()
+        return f"{self.name}({s})" if s else self.name
+
+    def __call__(self, model, x, y) -> Tensor:
+        raise NotImplementedError
+
+    def parameters(self) -> list:
+        """Trainable parameters owned by the objective (give them to the optimizer too)."""
+        return []
+
+    def frozen(self, model, x, y) -> "Objective":
+        """This objective with its stop-gradient quantities fixed at the current θ."""
+        return self
+
+    def __add__(self, other):
+        if isinstance(other, numbers.Number) and other == 0:  # so sum([...]) works
+            return self
+        if not isinstance(other, Objective):
+            return NotImplemented
+        return Combined(self, other)
+
+    def __radd__(self, other):
+        return self.__add__(other)
+
+    def __mul__(self, weight):
+        if not isinstance(weight, numbers.Real):
+            return NotImplemented
+        return Scaled(weight, self)
+
+    __rmul__ = __mul__
+
+
+class Combined(Objective):
+    """Σₖ objectiveₖ: losses add, so parameter gradients add.
+
+    ``name`` joins the members' names with ' + ' unless a name is given (the registry names
+    plain + l1 'l1', for instance)."""
+
+    def __init__(self, *members, name: str | None = None):
+        flat = []
+        for m in members:
+            if not isinstance(m, Objective):
+                raise TypeError(f"Combined: members must be Objectives, got {m!r}")
+            flat.extend(m.members if isinstance(m, Combined) else [m])
+        full = [m.name for m in flat if m.includes_data_loss and not isinstance(m, Scaled)]
+        if len(full) > 1:  # e.g. plain + gp-q1: the data loss counted twice
+            warnings.warn(f"Combined: {' and '.join(full)} each include the data loss, so it is counted "
+                          f"{len(full)} times; add terms (WeightDecay, Multitask, VirtualAdversarial) to a "
+                          "full objective, or scale the members deliberately (c * member)", stacklevel=3)
+        self.members, self._name = flat, name
+
+    includes_data_loss = property(lambda self: any(m.includes_data_loss for m in self.members))
+    name = property(lambda self: self._name or " + ".join(m.name for m in self.members))
+
+    def __repr__(self):
+        inner = " + ".join(map(repr, self.members))
+        return f"{self._name}: {inner}" if self._name else inner
+
+    def __call__(self, model, x, y):
+        x = unwrap(x)
+        total = self.members[0](model, x, y)
+        for m in self.members[1:]:
+            total = total + m(model, x, y)
+        return total
+
+    def parameters(self):
+        seen, out = set(), []
+        for p in (p for m in self.members for p in m.parameters()):
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        return out
+
+    def frozen(self, model, x, y):
+        return Combined(*(m.frozen(model, x, y) for m in self.members), name=self._name)
+
+
+class Scaled(Objective):
+    """c · objective, for a constant weight c >= 0."""
+
+    def __init__(self, weight, member: Objective):
+        self.weight = validate.number(weight, "weight", "Scaled", low=0)
+        self.member = member
+
+    includes_data_loss = property(lambda self: self.member.includes_data_loss)
+
+    def _show(self, inner: str) -> str:
+        return f"{fmt(self.weight)}*" + (f"({inner})" if isinstance(self.member, Combined) else inner)
+
+    name = property(lambda self: self._show(self.member.name))
+
+    def __repr__(self):
+        return self._show(repr(self.member))
+
+    def __call__(self, model, x, y):
+        return self.member(model, x, y) * self.weight
+
+    def parameters(self):
+        return self.member.parameters()
+
+    def frozen(self, model, x, y):
+        return Scaled(self.weight, self.member.frozen(model, x, y))
+
+
+class Frozen(Objective):
+    """``member.loss_at(model, x, y, **held)``: the member with ``held`` fixed (see ``frozen``)."""
+
+    def __init__(self, member, **held):
+        self.member, self.held = member, held
+
+    includes_data_loss = property(lambda self: self.member.includes_data_loss)
+    name = property(lambda self: f"frozen({self.member.name})")
+
+    def __call__(self, model, x, y):
+        return self.member.loss_at(model, x, y, **self.held)
+
+    def parameters(self):
+        return self.member.parameters()
+
+
+class HeldGradient(Op):
+    """A loss term whose value and parameter gradient were computed already: y = ``value``,
+    ∂y/∂θₖ = ``grads[k]`` (constants).
+
+    A perturbed-point member takes g = ∇ₓL(x) and ∇θL(x) from *one* backward pass through the
+    clean forward; this op hands that ∇θL(x) to the caller's backward pass, so the clean graph is
+    not swept twice (17 matrix products per step for a two-layer Maxout net instead of 19).  Its
+    backward is constant in θ, so asking for a second derivative is an error, never a silent 0."""
+
+    differentiable = False
+
+    def forward(self, *params):
+        return self.value
+
+    def backward(self, gy):
+        return tuple(None if g is None else gy * g for g in self.grads)

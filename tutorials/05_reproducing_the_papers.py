@@ -33,7 +33,7 @@ OUT = os.path.join(FIGURES, "05_compare")
 # Exactly what `python -m minigrad compare --out ...` runs.
 
 # %%
-argv = ["compare", "--out", OUT, "--no-progress"] + (["--quick"] if QUICK else [])
+argv = ["compare", "--out", OUT, "--quiet"] + (["--quick"] if QUICK else [])
 status = cli.main(argv)
 assert status == 0
 
@@ -46,10 +46,10 @@ with open(os.path.join(OUT, "results.json")) as f:
     run = json.load(f)
 results = {r["member"]: r for r in run["results"]}
 print("budgets used for training:", run["meta"]["budgets"])
-fgsm_eps = run["meta"]["attacks"]["fgm-inf"][len(run["meta"]["attacks"]["fgm-inf"]) // 2]
+fgsm_eps = run["meta"]["attacks"]["fgsm"][len(run["meta"]["attacks"]["fgsm"]) // 2]
 print(f"\n{'member':>20} {'clean':>7} {'FGSM ε=' + str(fgsm_eps):>12}")
 for name, r in results.items():
-    print(f"{name:>20} {r['clean_error']:7.3f} {r['attacks']['fgm-inf'][str(fgsm_eps)]:12.3f}")
+    print(f"{name:>20} {r['clean_error']:7.3f} {r['attacks']['fgsm'][str(fgsm_eps)]:12.3f}")
 
 # %% [markdown]
 # ## 3. What matches, checked rather than asserted by eye
@@ -60,13 +60,13 @@ for name, r in results.items():
 if "adv-pinf" in results and "datagrad-l1-fd" in results:
     a, d = results["adv-pinf"], results["datagrad-l1-fd"]
     print("adv-pinf and datagrad-l1-fd: clean", a["clean_error"], "vs", d["clean_error"],
-          "| FGSM", a["attacks"]["fgm-inf"], "vs", d["attacks"]["fgm-inf"])
+          "| FGSM", a["attacks"]["fgsm"], "vs", d["attacks"]["fgsm"])
     assert abs(a["clean_error"] - d["clean_error"]) < 0.01
 
-plain = results["plain"]["attacks"]["fgm-inf"][str(fgsm_eps)]
+plain = results["plain"]["attacks"]["fgsm"][str(fgsm_eps)]
 for name in ("adv-pinf", "datagrad-l1", "gp-q1", "multitask+datagrad"):
     if name in results:
-        mine = results[name]["attacks"]["fgm-inf"][str(fgsm_eps)]
+        mine = results[name]["attacks"]["fgsm"][str(fgsm_eps)]
         print(f"{name:>20}: FGSM error {mine:.3f} vs plain {plain:.3f} "
               f"({'lower' if mine < plain else 'not lower'})")
 

@@ -11,6 +11,7 @@ Importing minigrad imports NumPy only; CuPy, matplotlib and torch are imported w
 from . import functional, ops
 from .backend import as_numpy, get_array_module, keep_freed_memory, to_device
 from .diffops import grad_fn, hessian, hvp, jacobian, jvp, vjp  # noqa: I001 - differential operators
+from .draw import draw
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import Op, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 
@@ -20,4 +21,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Op", "grad", "no_grad", "enable_grad", "is_grad_enabled", "ops", "functional",
            "gradcheck", "gradgradcheck", "GradcheckError", "get_array_module", "to_device", "as_numpy",
-           "vjp", "jvp", "hvp", "jacobian", "hessian", "grad_fn"]
+           "vjp", "jvp", "hvp", "jacobian", "hessian", "grad_fn", "draw"]

@@ -29,7 +29,6 @@ from minigrad.draw import render
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
 FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
-IMAGES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images")  # pictures the README shows
 HAVE_DOT = shutil.which("dot") is not None
 plt = plots.pyplot()  # None, with a message, if matplotlib is not installed
 
@@ -70,7 +69,7 @@ names = dict(model.named_parameters(), x=x)
 
 forward_dot = mg.draw(loss, names=names, layers=layers, title="the forward graph of L")
 print(len(diffops.__all__), "differential operators;", forward_dot.count("->"), "edges in the forward graph")
-show_graph(forward_dot, "08_forward_graph.png")
+forward_png = show_graph(forward_dot, "08_forward_graph.png")
 
 # %% [markdown]
 # ## 2. What a `create_graph=True` backward adds
@@ -91,9 +90,9 @@ penalty = (g * g).sum()
 double_dot = mg.draw(penalty, forward=loss, gradients=g, names=names, layers=layers,
                      title="R = ‖∇ₓL‖²: the forward graph (blue) and what backward recorded (orange)")
 path = show_graph(double_dot, "08_double_backprop_graph.png")
-if path is not None and not QUICK:  # the README's copy
-    os.makedirs(IMAGES, exist_ok=True)
-    shutil.copyfile(path, os.path.join(IMAGES, "08_double_backprop_graph.png"))
+if path is not None and not QUICK:  # the README's copy, in tutorials/images
+    images = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images")
+    shutil.copyfile(path, os.path.join(images, "08_double_backprop_graph.png"))
 
 # %% [markdown]
 # The same graph with each layer collapsed to one node: how it scales to the Maxout MLP of the
@@ -101,8 +100,8 @@ if path is not None and not QUICK:  # the README's copy
 # ops, not on the units).
 
 # %%
-show_graph(mg.draw(penalty, forward=loss, gradients=g, names=names, layers=layers, collapse=True),
-           "08_double_backprop_collapsed.png")
+collapsed_png = show_graph(mg.draw(penalty, forward=loss, gradients=g, names=names, layers=layers, collapse=True),
+                           "08_double_backprop_collapsed.png")
 
 # %% [markdown]
 # ## 3. The penalty's gradient flows through the recorded graph

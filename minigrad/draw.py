@@ -129,26 +129,45 @@ def draw(outputs, forward=None, gradients=None, names=None, layers=None, collaps
          constants=False, max_nodes=300, rankdir="LR", ladder=True, title=None, filename=None, format=None) -> str:
     """The graph that produced ``outputs`` (a Tensor or a list) as DOT text.
 
-    ``forward``: tensors of the forward pass (or ``forward_ops`` of them); ops not reachable
-    from them are coloured as recorded by a ``create_graph=True`` backward.  ``gradients``: the
-    tensors that backward returned; ops after them (a penalty on the gradient) get a third colour.  ``names``: a dict
-    name → Tensor, or a Module (its ``named_parameters``), to label leaves.  ``layers``, ``collapse``,
-    ``compact``: see the module docstring.  ``constants``: also draw tensors that need no gradient.
-    ``ladder``: lay the recorded backward out under the forward, running back (dashed edges: the
-    forward values it reads).  ``filename``: also render there (format from the suffix or ``format``; needs graphviz).
+    ``forward``: tensors of the forward pass (or ``forward_ops`` of them); ops not reachable from
+    them are coloured as recorded by a ``create_graph=True`` backward.  ``gradients``: the tensors
+    that backward returned; ops after them (a penalty on the gradient) get a third colour.
+    ``names``: a dict name → Tensor, or a Module (its ``named_parameters``), to label leaves.
+    ``layers``, ``collapse``, ``compact``: see the module docstring.  ``constants``: also draw
+    tensors that need no gradient.  ``ladder``: lay the recorded backward out under the forward,
+    running back (dashed edges: the forward values it reads).  ``filename``: also render there
+    (format from the suffix or ``format``; needs Graphviz).
     """
     outputs = _as_list(outputs)
     if not outputs:
         raise ValueError("draw: no outputs given")
-    from .nn import Parameter  # imported here: the engine below knows nothing of layers
+    layers = list(layers or [])
+    if collapse and not layers:
+        raise ValueError("draw: collapse=True needs layers=[(name, layer_output), ...] to collapse")
     if names is not None and hasattr(names, "named_parameters"):
         names = dict(names.named_parameters())
-    label_of = {id(t): n for n, t in (names or {}).items()}
     fwd = forward if isinstance(forward, (set, frozenset)) else (
         forward_ops(forward) if forward is not None else None)
     order, leaves = _collect(outputs, constants)
+    part, group = _classify(order, leaves, fwd, gradients, layers)
+    graph = _Graph(part, group if collapse else {}, compact)
+    graph.add_leaves(leaves, {id(t): n for n, t in (names or {}).items()}, folded_into_layers=collapse)
+    graph.add_ops(order, layers, group)
+    graph.add_outputs(outputs, {id(t): n for n, t in (names or {}).items()})
+    if len(graph.nodes) > max_nodes:
+        hint = ("pass collapse=True (one node per layer)" if layers and not collapse else
+                "pass layers=[(name, layer_output), ...] and collapse=True" if not layers else "draw fewer outputs")
+        raise ValueError(f"draw: the graph has {len(graph.nodes)} nodes, more than max_nodes={max_nodes} can show "
+                         f"readably; {hint}, or raise max_nodes")
+    dot = graph.dot(layers, rankdir, _legend(title, set(part.values())), ladder and fwd is not None)
+    if filename is not None:
+        render(dot, filename, format)
+    return dot
+
+
+def _classify(order, leaves, fwd, gradients, layers):
+    """op id -> 'forward' | 'backward' | 'penalty', and op/leaf id -> layer index."""
     part = {id(op): "forward" if fwd is None or id(op) in fwd else "backward" for op in order}
-    layers = list(layers or [])
     group = _layer_of(order, layers, fwd if fwd is not None else set(part), leaves) if layers else {}
     if gradients is not None:  # ops after the gradients (the penalty on them) are drawn apart
         recorded = forward_ops(gradients)
@@ -156,97 +175,98 @@ def draw(outputs, forward=None, gradients=None, names=None, layers=None, collaps
             if part[id(op)] == "backward" and id(op) not in recorded:
                 part[id(op)] = "penalty"
                 group.pop(id(op), None)
-    if collapse and not layers:
-        raise ValueError("draw: collapse=True needs layers=[(name, layer_output), ...] to collapse")
+    return part, group
 
-    # nodes: key -> (label, attributes); a collapsed layer is one node standing for its ops
-    nodes, edges, clusters, node_part = {}, set(), {}, {}
 
-    def op_key(op):
-        if collapse and id(op) in group:
-            return f"L{group[id(op)]}{part[id(op)][0]}"
+class _Graph:
+    """Nodes (key -> (label, attributes)), edges and layer clusters of one picture.  With
+    ``collapsed`` (op id -> layer) the ops of a layer share one node per part."""
+
+    def __init__(self, part, collapsed, compact):
+        self.part, self.collapsed, self.compact = part, collapsed, compact
+        self.nodes, self.edges, self.clusters, self.node_part, self.folded = {}, set(), {}, {}, set()
+
+    def op_key(self, op):
+        if id(op) in self.collapsed:
+            return f"L{self.collapsed[id(op)]}{self.part[id(op)][0]}"
         return f"o{id(op)}"
 
-    folded = {oid for oid, t in leaves.items() if collapse and isinstance(t, Parameter) and oid in group}
-    for oid, t in leaves.items():  # a collapsed layer's node stands for its parameters too
-        if oid in folded:
-            continue
-        is_param = isinstance(t, Parameter)
-        kind = "param" if is_param else ("input" if t.requires_grad else "const")
-        name = label_of.get(oid) or t.name or ("parameter" if is_param else "input" if t.requires_grad else "")
-        nodes[f"t{oid}"] = (f"{name}\n{_describe(t)}".strip(), dict(
-            shape="ellipse", style="filled", fillcolor=COLORS[kind], fontsize="10" if kind != "const" else "8"))
-    counts = {}
-    for op in order:
-        key = op_key(op)
-        out_t = Tensor(op._out)
-        if key.startswith("L"):
-            k = group[id(op)]
-            counts.setdefault(key, []).append(type(op).__name__)
-            names_k = counts[key]
-            node_part[key] = part[id(op)]
-            nodes[key] = (f"{layers[k][0]}\n{part[id(op)]}: "
-                          f"{len(names_k)} ops", dict(shape="box3d", style="filled", fontsize="10",
-                                                     fillcolor=COLORS[part[id(op)]]))
-        else:
-            label = type(op).__name__ + (f"\n{_describe(out_t)}" if compact else "")
-            node_part[key] = part[id(op)]
-            nodes[key] = (label, dict(shape="box", style="filled,rounded", fillcolor=COLORS[part[id(op)]],
-                                      color=BORDER[part[id(op)]], fontsize="10"))
-            if id(op) in group:
-                clusters.setdefault(group[id(op)], []).append(key)
-        if not compact and not key.startswith("L"):
-            tkey = f"r{id(op)}"
-            node_part[tkey] = part[id(op)]
-            nodes[tkey] = (_describe(out_t), dict(shape="ellipse", fontsize="8", color=BORDER[part[id(op)]]))
-            edges.add((key, tkey))
-            if id(op) in group:
-                clusters[group[id(op)]].append(tkey)
-        for i in op.inputs:
-            if i._op is not None:
-                src = op_key(i._op) if compact or op_key(i._op).startswith("L") else f"r{id(i._op)}"
-            elif id(i) in leaves and id(i) not in folded:
-                src = f"t{id(i)}"
-            else:
+    def result_key(self, op):  # the node an op's result leaves from
+        key = self.op_key(op)
+        return key if self.compact or key.startswith("L") else f"r{id(op)}"
+
+    def add_leaves(self, leaves, label_of, folded_into_layers):
+        from .nn import Parameter  # imported here: the engine below knows nothing of layers
+        for oid, t in leaves.items():
+            is_param = isinstance(t, Parameter)
+            if folded_into_layers and is_param and oid in self.collapsed:
+                self.folded.add(oid)  # a collapsed layer's node stands for its parameters too
                 continue
-            if src != key:
-                edges.add((src, key))
-    for k, t in enumerate(outputs):
-        okey = f"out{k}"
-        node_part[okey] = part.get(id(t._op), "forward") if t._op is not None else "forward"
-        label = label_of.get(id(t)) or t.name or ("output" if len(outputs) == 1 else f"output {k}")
-        nodes[okey] = (f"{label}\n{_describe(t)}", dict(shape="ellipse", peripheries="2", style="filled",
-                                                        fillcolor=COLORS["output"], fontsize="10"))
-        if t._op is not None:
-            src = op_key(t._op) if compact or op_key(t._op).startswith("L") else f"r{id(t._op)}"
-            edges.add((src, okey))
-        else:
-            edges.add((f"t{id(t)}", okey))
+            kind = "param" if is_param else ("input" if t.requires_grad else "const")
+            name = label_of.get(oid) or t.name or {"param": "parameter", "input": "input"}.get(kind, "")
+            self.nodes[f"t{oid}"] = (f"{name}\n{_describe(t)}".strip(), dict(
+                shape="ellipse", style="filled", fillcolor=COLORS[kind], fontsize="10" if kind != "const" else "8"))
 
-    if len(nodes) > max_nodes:
-        hint = ("pass collapse=True (one node per layer)" if layers and not collapse else
-                "pass layers=[(name, layer_output), ...] and collapse=True" if not layers else "draw fewer outputs")
-        raise ValueError(f"draw: the graph has {len(nodes)} nodes, more than max_nodes={max_nodes} can show "
-                         f"readably; {hint}, or raise max_nodes")
+    def add_ops(self, order, layers, group):
+        counts = {}
+        for op in order:
+            key, part = self.op_key(op), self.part[id(op)]
+            self.node_part[key] = part
+            if key.startswith("L"):
+                counts[key] = counts.get(key, 0) + 1
+                n = counts[key]
+                self.nodes[key] = (f"{layers[self.collapsed[id(op)]][0]}\n{part}: {n} op{'s' * (n > 1)}", dict(
+                    shape="box3d", style="filled", fontsize="10", margin="0.15,0.1", fillcolor=COLORS[part]))
+            else:
+                label = type(op).__name__ + (f"\n{_describe(Tensor(op._out))}" if self.compact else "")
+                self.nodes[key] = (label, dict(shape="box", style="filled,rounded", fillcolor=COLORS[part],
+                                               color=BORDER[part], fontsize="10"))
+                self._cluster(group, op, key)
+                if not self.compact:
+                    tkey = f"r{id(op)}"
+                    self.node_part[tkey] = part
+                    self.nodes[tkey] = (_describe(Tensor(op._out)), dict(shape="ellipse", fontsize="8",
+                                                                         color=BORDER[part]))
+                    self.edges.add((key, tkey))
+                    self._cluster(group, op, tkey)
+            for i in op.inputs:
+                if i._op is not None:
+                    src = self.result_key(i._op)
+                elif f"t{id(i)}" in self.nodes:
+                    src = f"t{id(i)}"
+                else:
+                    continue  # a constant not drawn, or a parameter folded into its layer
+                if src != key:
+                    self.edges.add((src, key))
 
-    lines = ["digraph minigrad {", f'  graph [rankdir={rankdir}, fontname="Helvetica", fontsize=11, nodesep=0.15, '
-             f'ranksep=0.3, labelloc=b, label={_quote(_legend(title, set(part.values())))}];',
-             '  node [fontname="Helvetica", margin="0.05,0.02", height=0.3];',
-             '  edge [arrowsize=0.6, color="#666666"];']
-    in_cluster = {key for keys in clusters.values() for key in keys}
-    for k, keys in sorted(clusters.items()):
-        lines.append(f"  subgraph cluster_{k} {{ label={_quote(layers[k][0])}; style=dashed; color=\"#999999\";")
-        lines += [f"    {key} [label={_quote(nodes[key][0])}, {_attrs(nodes[key][1])}];" for key in keys]
-        lines.append("  }")
-    for key, (label, attrs) in nodes.items():
-        if key not in in_cluster:
-            lines.append(f"  {key} [label={_quote(label)}, {_attrs(attrs)}];")
-    lines += [_edge(a, b, node_part, ladder and fwd is not None) for a, b in sorted(edges)]
-    lines.append("}")
-    dot = "\n".join(lines) + "\n"
-    if filename is not None:
-        render(dot, filename, format)
-    return dot
+    def _cluster(self, group, op, key):
+        if id(op) in group:
+            self.clusters.setdefault(group[id(op)], []).append(key)
+
+    def add_outputs(self, outputs, label_of):
+        for k, t in enumerate(outputs):
+            key = f"out{k}"
+            self.node_part[key] = self.part.get(id(t._op), "forward") if t._op is not None else "forward"
+            label = label_of.get(id(t)) or t.name or ("output" if len(outputs) == 1 else f"output {k}")
+            self.nodes[key] = (f"{label}\n{_describe(t)}", dict(shape="ellipse", peripheries="2", style="filled",
+                                                                fillcolor=COLORS["output"], fontsize="10"))
+            self.edges.add((self.result_key(t._op) if t._op is not None else f"t{id(t)}", key))
+
+    def dot(self, layers, rankdir, legend, ladder) -> str:
+        lines = ["digraph minigrad {",
+                 f'  graph [rankdir={rankdir}, fontname="Helvetica", fontsize=11, nodesep=0.15, ranksep=0.3, '
+                 f'labelloc=b, label={_quote(legend)}];',
+                 '  node [fontname="Helvetica", margin="0.05,0.02", height=0.3];',
+                 '  edge [arrowsize=0.6, color="#666666"];']
+        in_cluster = {key for keys in self.clusters.values() for key in keys}
+        for k, keys in sorted(self.clusters.items()):
+            lines.append(f"  subgraph cluster_{k} {{ label={_quote(layers[k][0])}; style=dashed; color=\"#999999\";")
+            lines += [f"    {key} [label={_quote(self.nodes[key][0])}, {_attrs(self.nodes[key][1])}];" for key in keys]
+            lines.append("  }")
+        lines += [f"  {key} [label={_quote(label)}, {_attrs(attrs)}];"
+                  for key, (label, attrs) in self.nodes.items() if key not in in_cluster]
+        lines += [_edge(a, b, self.node_part, ladder) for a, b in sorted(self.edges)]
+        return "\n".join(lines) + "\n}\n"
 
 
 def _edge(a, b, node_part, ladder) -> str:

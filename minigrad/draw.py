@@ -319,3 +319,8 @@ def render(dot: str, filename: str, format: str | None = None, dpi: int = 110) -
     with open(filename, "wb") as f:
         f.write(data)
     return filename
+
+
+# ``minigrad.draw`` is this function (exported by the package), so it carries the module's other
+# public names: ``minigrad.draw.render(...)`` works whichever of the two a reader reaches.
+draw.render, draw.forward_ops = render, forward_ops

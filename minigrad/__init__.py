@@ -10,6 +10,8 @@ Importing minigrad imports NumPy only; CuPy, matplotlib and torch are imported w
 """
 from . import functional, ops
 from .backend import as_numpy, get_array_module, keep_freed_memory, to_device
+from .diffops import grad_fn, hessian, hvp, jacobian, jvp, vjp
+from .draw import draw  # the function; it also carries draw.render and draw.forward_ops
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import Op, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 
@@ -18,4 +20,5 @@ keep_freed_memory()  # no page faults for re-allocated arrays (see its docstring
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "Op", "grad", "no_grad", "enable_grad", "is_grad_enabled", "ops", "functional",
-           "gradcheck", "gradgradcheck", "GradcheckError", "get_array_module", "to_device", "as_numpy"]
+           "gradcheck", "gradgradcheck", "GradcheckError", "get_array_module", "to_device", "as_numpy",
+           "vjp", "jvp", "hvp", "jacobian", "hessian", "grad_fn", "draw"]

@@ -11,7 +11,7 @@ Importing minigrad imports NumPy only; CuPy, matplotlib and torch are imported w
 from . import functional, ops
 from .backend import as_numpy, get_array_module, keep_freed_memory, to_device
 from .diffops import grad_fn, hessian, hvp, jacobian, jvp, vjp
-from .draw import draw  # the function; it also carries draw.render and draw.forward_ops
+from .graph_drawing import draw
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import Op, Tensor, enable_grad, grad, is_grad_enabled, no_grad
 

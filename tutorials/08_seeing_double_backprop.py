@@ -25,7 +25,7 @@ import numpy as np
 
 import minigrad as mg
 from minigrad import diffops, functional as F, nn, plots, verify
-from minigrad.draw import render
+from minigrad.graph_drawing import render
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
 FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
@@ -56,7 +56,7 @@ def print_saved(path):
 
 # %%
 model = nn.maxout_mlp(4, (3,), pieces=2, n_classes=3, seed=0, dtype=np.float64)
-x = mg.Tensor(np.random.default_rng(0).standard_normal((2, 4)), requires_grad=True, name="x")
+x = mg.Tensor(np.random.default_rng(0).standard_normal((2, 4)), requires_grad=True)
 y = np.array([0, 2])
 
 layers, h = [], x

@@ -29,6 +29,11 @@ class InvalidArgument(MinigradError, ValueError):
     exit_code = 2
 
 
+class InvalidDType(MinigradError, TypeError):
+    """A value that cannot meet a Tensor's dtype without silently changing (2.5 into an int64 Tensor)."""
+    exit_code = 2
+
+
 class DataError(MinigradError, ValueError):
     """A dataset that is unreadable or invalid: names the file or the first bad index."""
     exit_code = 3

@@ -40,6 +40,7 @@ import numpy as np
 from . import functional as F
 from . import validate
 from .backend import device_of, get_array_module, to_device
+from .errors import InvalidArgument
 from .tensor import Tensor, as_tensor, enable_grad, grad, unwrap
 
 
@@ -83,7 +84,10 @@ def worst_case(g, eps, p) -> Tensor:
 def _checked_gradient(g) -> Tensor:
     g = as_tensor(g)
     if g.dtype.kind != "f":
-        raise TypeError(f"worst_case: g must be floating point, got dtype {g.dtype}")
+        raise InvalidArgument(f"worst_case: g must be floating point, got dtype {g.dtype}")
+    if g.ndim < 1 or g.shape[0] == 0:
+        raise InvalidArgument(f"worst_case: g must hold at least one example along its first axis, got shape "
+                              f"{g.shape}")
     if not bool(g.xp.isfinite(g.data).all()):
         raise NonFiniteGradient("worst_case: g contains NaN or inf; the loss or its gradient has diverged")
     return g
@@ -159,12 +163,12 @@ def _batch(x, y, who):
     x = unwrap(x)
     if not hasattr(x, "dtype"):
         x = np.asarray(x)
-    if x.dtype.kind != "f" or x.ndim < 1:
-        raise ValueError(f"{who}: x must be a floating array with a batch axis, "
-                         f"got dtype {x.dtype} and shape {x.shape}")
+    if x.dtype.kind != "f" or x.ndim < 1 or x.shape[0] == 0:
+        raise InvalidArgument(f"{who}: x must be a floating array with a batch axis holding at least one "
+                              f"example, got dtype {x.dtype} and shape {x.shape}")
     labels = unwrap(y)
     if getattr(labels, "shape", None) != x.shape[:1]:
-        raise ValueError(f"{who}: y must hold one label per example, shape {x.shape[:1]}, "
+        raise InvalidArgument(f"{who}: y must hold one label per example, shape {x.shape[:1]}, "
                          f"got shape {getattr(labels, 'shape', type(y).__name__)}")
     return x
 

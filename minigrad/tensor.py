@@ -22,6 +22,7 @@ import threading
 import numpy as np
 
 from . import backend
+from .errors import InvalidDType
 
 _state = threading.local()
 
@@ -143,6 +144,14 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, (int, float, np.generic)) and not isinstance(x, bool):
+        # One rule for a Python number meeting a Tensor: it takes the Tensor's dtype, as long as
+        # that changes nothing but float rounding.  A non-integer meeting an integer Tensor would
+        # be truncated (2.5 -> 2), so it is refused; NumPy would promote instead, which breaks the
+        # "no silent casts" rule in the other direction.
+        if like.dtype.kind in "iub" and not (float(x).is_integer() and np.can_cast(np.min_scalar_type(int(x)),
+                                                                                   like.dtype)):
+            raise InvalidDType(f"{x!r} cannot meet a {like.dtype} Tensor without changing its value; "
+                            "convert the Tensor to a float dtype first")
         return Tensor(like.xp.asarray(x, dtype=like.dtype))
     return Tensor(x)
 

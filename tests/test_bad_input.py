@@ -15,8 +15,7 @@ import minigrad as mg
 from minigrad import cli, datasets, nn, optim, train
 from minigrad import perturbations as P
 from minigrad.checkpoint import load_checkpoint, save_checkpoint
-from minigrad.errors import (CheckpointError, DataError, Diverged, InvalidArgument, MinigradError,
-                             OutputError)
+from minigrad.errors import CheckpointError, DataError, Diverged, InvalidArgument, InvalidDType, MinigradError
 
 pytest.importorskip("sklearn")  # the CLI rows train on the embedded digits
 
@@ -70,6 +69,22 @@ def _damage(kind):
 
 
 ROWS = {
+    # 5. a Python number meeting an integer Tensor: kept exactly, or refused (never truncated)
+    "int Tensor * 2.5": (lambda tp: mg.Tensor(np.array([1, 2, 3])) * 2.5, InvalidDType,
+                         "2.5 cannot meet a int64 Tensor without changing its value"),
+    "int Tensor + nan": (lambda tp: mg.Tensor(np.array([1, 2, 3])) + float("nan"), InvalidDType, "nan cannot meet"),
+    "uint8 Tensor - 1": (lambda tp: mg.Tensor(np.array([1, 2], np.uint8)) * -1, InvalidDType, "-1 cannot meet"),
+    # 9. empty batches into the closed form and the attacks
+    "worst_case on an empty batch": (lambda tp: P.worst_case(np.zeros((0, 4)), 0.1, 2), InvalidArgument,
+                                     "worst_case: g must hold at least one example"),
+    "fgsm on an empty batch": (lambda tp: P.fgsm(_model(), np.zeros((0, 4), np.float32), np.zeros(0, int), 0.1),
+                               InvalidArgument, "holding at least one example"),
+    "pgd on an empty batch": (lambda tp: P.pgd(_model(), np.zeros((0, 4), np.float32), np.zeros(0, int), 0.1, 2,
+                                               steps=3, step_size=0.05), InvalidArgument, "holding at least one example"),
+    "worst_case p 0.5": (lambda tp: P.worst_case(np.ones((1, 4)), 0.1, 0.5), InvalidArgument,
+                         "p must be a number >= 1 or inf, got 0.5"),
+    "worst_case eps inf": (lambda tp: P.worst_case(np.ones((1, 4)), np.inf, 2), InvalidArgument,
+                           "eps must be a finite number >= 0"),
     # 2. an infinite max norm would compute inf/inf = NaN in every weight
     "max_norm_ inf": (lambda tp: optim.max_norm_(np.ones((2, 2)), np.inf), InvalidArgument,
                       "max_norm must be a finite number > 0, got inf"),
@@ -293,3 +308,11 @@ def test_a_run_is_never_silently_replaced(tmp_path, capsys):
     assert {p: (out / "replaced" / p).read_bytes() for p in before} == before
     metrics = json.loads((out / "replaced" / "metrics.json").read_text())
     assert metrics["epoch"] == load_checkpoint(out / "replaced" / "checkpoint.npz").meta["epoch"] == 1
+
+
+def test_a_number_meeting_an_integer_tensor_is_kept_exactly():
+    # The defined result of case 5's rule: an integral value takes the Tensor's dtype unchanged.
+    out = mg.Tensor(np.array([1, 2, 3])) * 2
+    assert out.dtype == np.int64 and out.numpy().tolist() == [2, 4, 6]
+    assert (mg.Tensor(np.array([1, 2, 3])) * 2.0).numpy().tolist() == [2, 4, 6]
+    assert (mg.Tensor(np.ones(2, np.float32)) * 0.1).dtype == np.float32  # floats round, as float ops do

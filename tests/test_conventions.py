@@ -214,14 +214,7 @@ def test_float32_in_float32_out(name):
         assert h is None or (h.dtype == np.float32 and np.all(np.isfinite(arr(h))))
 
 
-# --- imports flow one way --------------------------------------------------------------------------
-# The floors of DESIGN.md for the modules of the engine and the family; a module may import only
-# from floors below its own (the tools on top are free to import these).
-FLOORS = [("backend",), ("validate",), ("tensor",), ("ops",), ("functional",), ("nn",),
-          ("perturbations",), ("objective",), ("terms",), ("regularizers",), ("members",),
-          ("verify.regions",), ("verify.claims",), ("verify", "verify.__main__")]
-
-
+# --- imports flow one way (the floors and the circle check are in test_layout.py) ------------------------
 def _imports_of_the_package():
     import ast
     import pathlib
@@ -241,27 +234,3 @@ def _imports_of_the_package():
         graph[name] = {d for d in deps if d}
     names = set(graph)
     return {m: {d if d in names else d.rsplit(".", 1)[0] for d in ds} & names - {m} for m, ds in graph.items()}
-
-
-def test_no_import_circle_and_no_upward_import_in_the_engine_and_family():
-    graph = _imports_of_the_package()
-    floor = {m: i for i, mods in enumerate(FLOORS) for m in mods}
-    for module, deps in graph.items():
-        for dep in deps:
-            if module in floor and dep in floor:
-                assert floor[dep] < floor[module] or dep == "verify" and module == "verify.__main__", (
-                    f"{module} imports {dep} from its own floor or above")
-    # no circle among these modules: a depth-first search finds no back edge (the tools above them,
-    # cli/compare/train/plots, are checked by the package-wide test of the layout)
-    state = {}
-
-    def visit(m, path):
-        state[m] = "open"
-        for d in graph.get(m, set()) & set(floor):
-            assert state.get(d) != "open", f"import circle: {' -> '.join(path + [d])}"
-            if d not in state:
-                visit(d, path + [d])
-        state[m] = "done"
-    for m in floor:
-        if m not in state:
-            visit(m, [m])

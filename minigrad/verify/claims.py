@@ -31,6 +31,7 @@ import numpy as np
 from .. import functional as F
 from .. import regularizers as R
 from ..backend import as_numpy, to_device
+from ..diffops import hvp
 from ..nn import Dropout, maxout_mlp
 from ..perturbations import dual_exponent, input_gradient, per_example_norm, sample_ball, worst_case
 from ..tensor import Tensor, as_tensor, grad, unwrap
@@ -132,13 +133,14 @@ def _param_grad(model, objective) -> np.ndarray:
 def input_hessians(model, x, y) -> np.ndarray:
     """∇²ₓLᵢ for every example (batch, D, D) by double backprop: D Hessian-vector
     products, each for the whole batch (the summed loss's Hessian is block diagonal)."""
-    xt = Tensor(x.data, requires_grad=True)
-    (g,) = grad(_summed_loss(model, xt, y), xt, create_graph=True)
+    def summed(a):
+        return _summed_loss(model, a, y)
+
     cols = []
-    for j in range(xt.shape[1]):
-        e = xt.xp.zeros(xt.shape, dtype=xt.dtype)
-        e[:, j] = 1
-        cols.append(as_numpy(grad(g, xt, grad_outputs=Tensor(e))[0].data))   # Hᵢeⱼ for all i
+    for j in range(x.shape[1]):
+        e = x.xp.zeros(x.shape, dtype=x.dtype)
+        e[:, j] = 1  # eⱼ for every example at once: the batch's Hessian is block diagonal
+        cols.append(as_numpy(hvp(summed, x, Tensor(e))[1].data))   # Hᵢeⱼ for all i
     return np.stack(cols, axis=-1)
 
 
@@ -202,9 +204,8 @@ def claim3_linearization(model, x, y, p, eps_values=EPS_VALUES) -> Convergence:
     rs = [worst_case(g, e, p) for e in eps_values]
     res = np.array([_summed_loss(model, x + r, y).item() for r in rs]) - base
     d = worst_case(g, 1.0, p)
-    xt = Tensor(x.data, requires_grad=True)
-    (gx,) = grad(_summed_loss(model, xt, y), xt, create_graph=True)
-    coef = 0.5 * float(np.sum(as_numpy(grad(gx, xt, grad_outputs=d)[0].data * d.data)))
+    _, Hd = hvp(lambda a: _summed_loss(model, a, y), x, d)  # Σᵢ ∇²ₓLᵢ dᵢ, by double backprop
+    coef = 0.5 * float(np.sum(as_numpy(Hd.data * d.data)))
     measured = res / np.array(eps_values) ** 2
     return Convergence("3: L(x+r*) - L(x) - eps*||g||_q = O(eps^2)", np.array(eps_values), np.abs(res),
                        _slope(eps_values, np.abs(res)), 2.0, same_region(model, x, x + rs[0]),

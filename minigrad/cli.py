@@ -31,8 +31,8 @@ RUN_FILES = ("checkpoint.npz", "metrics.json")
 def add_train_arguments(p):
     X.add_data_arguments(p)
     X.add_model_arguments(p, pieces=5)
-    X.add_optimizer_arguments(p, epochs=10, batch_size=100, lr=0.1)
-    p.add_argument_group("optimisation").add_argument(
+    optimisation = X.add_optimizer_arguments(p, epochs=10, batch_size=100, lr=0.1)
+    optimisation.add_argument(
         "--patience", type=X.positive_int, default=None, metavar="N",
         help="stop when the validation error has not improved for N epochs and keep the best epoch's "
              "parameters (needs --valid-fraction)")
@@ -133,7 +133,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default in (None, False) or action.default is argparse.SUPPRESS or "default" in text:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
+                or "default" in text:
             return text
         value = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
         return f"{text} (default: {value})"

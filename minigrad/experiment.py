@@ -93,6 +93,7 @@ def add_optimizer_arguments(p, epochs: int, batch_size: int, lr: float, adam=Tru
                    help="sgd momentum, ramped linearly from START to END over the epochs")
     g.add_argument("--max-col-norm", type=non_negative_float, default=optim.MAXOUT_MAX_COL_NORM, metavar="C",
                    help="bound the L2 norm of every weight column after each step (0: no bound)")
+    return g
 
 
 def add_run_arguments(p, out: str | None, threads: int | None):

@@ -125,3 +125,15 @@ def test_train_on_mnist_format_files(tmp_path, capsys):
 def test_evaluate_reports_an_unreadable_checkpoint(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "nope.npz"), "--data", "digits"]) == 4
     assert "nope.npz: no such checkpoint file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "compare"])
+def test_help_shows_each_default_once(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    entries = re.split(r"\n  (?=-)", text.split("options:", 1)[1])
+    assert len(entries) > 3
+    for entry in entries:
+        assert entry.count("default") <= 1, entry
+    assert text.count("optimisation:") <= 1

@@ -124,9 +124,11 @@ class Fold(Op):
         n, c, oh, ow = y.shape[:4]
         h, w = self.image
         out = xp.zeros((n, c, h + t + b, w + l + r), dtype=y.dtype)
+        # offsets first, contiguous (one copy): each slice y[a, b] below is then a contiguous read
+        y = xp.ascontiguousarray(y.transpose(4, 5, 0, 1, 2, 3))
         for a in range(kh):  # a loop over kernel offsets only: each step is one strided add
             for bb in range(kw):
-                out[:, :, a:a + sh * (oh - 1) + 1:sh, bb:bb + sw * (ow - 1) + 1:sw] += y[:, :, :, :, a, bb]
+                out[:, :, a:a + sh * (oh - 1) + 1:sh, bb:bb + sw * (ow - 1) + 1:sw] += y[a, bb]
         return out[:, :, t:t + h, l:l + w]
 
     def backward(self, gx):
@@ -222,7 +224,7 @@ def max_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False):
     (stride < kernel).  ``ceil_mode=True`` is pylearn2's / cuda-convnet's cover-all size (see
     ``output_size``), used by the Maxout paper's CIFAR-10 network.
 
-    Built as ``ops.max`` over the last two axes of ``unfold(x)``: on ties the gradient is split evenly
+    Built as ``ops.max`` over the window offsets of ``unfold(x)``: on ties the gradient is split evenly
     among the tied entries (the minimum-norm subgradient, as every max in minigrad; Chainer and PyTorch
     give it all to the first index).  The routing weights are constants, so the second derivative is 0
     almost everywhere, and the backward is ``fold`` of routed gradients: differentiable again."""
@@ -237,12 +239,19 @@ def max_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False):
     (t, b), _ = pool_padding(x.shape[2], kernel[0], stride[0], ph, ceil_mode)
     (l, r), _ = pool_padding(x.shape[3], kernel[1], stride[1], pw, ceil_mode)
     windows = Unfold.apply(x, kernel=kernel, stride=stride, pads=(t, b, l, r))
+    # Kernel offsets first, as one contiguous copy: (kh·kw, N, C, oh, ow).  The max over the leading axis
+    # is then kh·kw − 1 elementwise maximums of whole blocks, ~10× faster than reducing the two short,
+    # strided trailing axes of the view.
+    offsets_first = (4, 5, 0, 1, 2, 3)
+    n, c, oh, ow = windows.shape[:4]
+    stacked = F.reshape(F.transpose(windows, offsets_first), (kernel[0] * kernel[1], n, c, oh, ow))
     if t or b or l or r:  # padded entries must never win: −∞ there (a constant that takes no gradient)
         xp = x.xp
-        inside = xp.ones((1, 1) + x.shape[2:], dtype=x.dtype)
-        inside = Unfold(kernel=kernel, stride=stride, pads=(t, b, l, r)).forward(inside)
-        windows = F.where(inside > 0, windows, Tensor(xp.asarray(-np.inf, dtype=x.dtype)))
-    return F.max(windows, axis=(-2, -1))
+        inside = Unfold(kernel=kernel, stride=stride, pads=(t, b, l, r)).forward(
+            xp.ones((1, 1) + x.shape[2:], dtype=x.dtype))
+        inside = inside.transpose(offsets_first).reshape(kernel[0] * kernel[1], 1, 1, oh, ow) > 0
+        stacked = F.where(inside, stacked, Tensor(xp.asarray(-np.inf, dtype=x.dtype)))
+    return F.max(stacked, axis=0)
 
 
 def channel_maxout(x, pieces: int):

@@ -151,13 +151,16 @@ def conv_maxout(preset: str = "small", in_shape=None, n_classes: int = 10, seed=
     ``preset``: 'cifar10', the Maxout paper's CIFAR-10 net (96×2 / 192×2 / 192×2 pieces, kernels 8, 8, 5,
     pads 4, 3, 3, pools 4/2, 4/2, 2/2; dense Maxout 500×5; max norms 0.9 / 1.9365 / 1.9365 / 1.9 / 1.9365),
     or 'small' (16×2 and 32×2 channels, kernels 5, pools 3/2; dense 100×2) for 28×28 digits.
-    ``in_shape``: (C, H, W) of one example (default: the preset's).  The paper's dropout is not included."""
+    ``in_shape``: (C, H, W) of one example, or (H, W) for one channel, e.g. a Dataset's ``image_shape``
+    (default: the preset's).  The paper's dropout is not included."""
     who = "conv_maxout"
     validate.choice(preset, tuple(PRESETS), "preset", who)
     spec = PRESETS[preset]
     shape = spec["in_shape"] if in_shape is None else validate.sizes(in_shape, "in_shape", who)
+    if len(shape) == 2:  # a dataset's image_shape (H, W) of grey images
+        shape = (1,) + shape
     if len(shape) != 3:
-        raise ValueError(f"{who}: in_shape must be (C, H, W), got {shape}")
+        raise ValueError(f"{who}: in_shape must be (C, H, W) or (H, W), got {shape}")
     n_classes = validate.integer(n_classes, "n_classes", who, low=1)
     rng = _rng(seed)
     config = dict(kind="conv_maxout", preset=preset, in_shape=list(shape), n_classes=n_classes,

@@ -282,6 +282,7 @@ def test_presets_build_and_run():
     assert norms == [0.9, 1.9365, 1.9365, 1.9, 1.9365]
     with pytest.raises(ValueError, match="preset must be one of"):
         nn.conv_maxout("vgg")
+    assert nn.conv_maxout("small", in_shape=(8, 8)).config["in_shape"] == [1, 8, 8]  # a Dataset's image_shape
 
 
 def test_max_kernel_norm_rescales_only_long_filters():

@@ -312,3 +312,14 @@ def test_optimizers_apply_each_layers_max_norm():
     conv.weight.data[...] = 1.0
     optim.Adam(conv.parameters(), lr=0.0, max_kernel_norm=0.5).step([np.zeros((2, 1, 3, 3)), np.zeros(2)])
     assert np.allclose(np.linalg.norm(conv.weight.data.reshape(2, -1), axis=1), 0.5)
+
+
+def test_checkpoint_round_trip_rebuilds_the_conv_net(tmp_path):
+    from minigrad import train
+    model = nn.conv_maxout("small", in_shape=(8, 8), seed=2)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+    path = train.save_checkpoint(tmp_path / "c.npz", model, opt)
+    loaded = train.load_checkpoint(path).model
+    x = np.random.default_rng(0).random((3, 64), dtype=np.float32)
+    np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
+    assert loaded.layers[1].weight.max_norm == 0.9  # the preset's per-layer limits come back with it

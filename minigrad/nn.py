@@ -225,6 +225,12 @@ def build(config: dict) -> Sequential:
     """Rebuild a model from its ``config`` (as stored in a checkpoint)."""
     config = dict(config)
     kind = config.pop("kind", None)
+    if kind == "conv_maxout":
+        return conv_maxout(**config)
     if kind != "maxout_mlp":
-        raise ValueError(f"build: unknown model kind {kind!r}; expected 'maxout_mlp'")
+        raise ValueError(f"build: unknown model kind {kind!r}; expected 'maxout_mlp' or 'conv_maxout'")
     return maxout_mlp(**config)
+
+
+# Convolutional layers live in convnets.py (which builds on the classes above).
+from .convnets import Conv2d, ConvMaxout, Flatten, MaxPool2d, Unflatten, conv_maxout  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""Optimisers (SGD with momentum, Adam), schedules, and the max column-norm constraint.
+"""Optimisers (SGD with momentum, Adam), schedules, and the max column- and kernel-norm constraints.
 
 An optimiser holds a list of Parameters and updates their arrays in place:
 
@@ -126,6 +126,23 @@ def max_norm_(weight, max_norm: float):
     return w
 
 
+def max_kernel_norm_(weight, max_norm: float):
+    """Rescale, in place, each output filter of a conv ``weight`` (out, in, kh, kw) whose L2 norm over
+    (in, kh, kw) exceeds ``max_norm`` to norm exactly ``max_norm``; the others stay bit-for-bit.
+
+    pylearn2's ``max_kernel_norm`` of the Maxout paper's conv layers (0.9 for the first CIFAR-10 layer,
+    1.9365 for the next two): filter o is row o of the (out, in·kh·kw) matrix the convolution's GEMM
+    uses, so this is ``max_norm_`` on that matrix's transpose.  Returns the array."""
+    w = weight.data if isinstance(weight, Tensor) else weight
+    if w.ndim != 4:
+        raise ValueError(f"max_kernel_norm_: expected a conv weight (out, in, kh, kw), got shape {w.shape}")
+    max_norm = validate.number(max_norm, "max_norm", "max_kernel_norm_", low=0, open_low=True)
+    xp = get_array_module(w)
+    norms = xp.sqrt((w * w).sum(axis=(1, 2, 3), keepdims=True))
+    w *= max_norm / xp.maximum(norms, max_norm)
+    return w
+
+
 # --- optimisers -------------------------------------------------------------------------------
 class Optimizer:
     """Base: parameters, step/epoch counters, lazily created per-parameter buffers.
@@ -136,17 +153,17 @@ class Optimizer:
 
     buffers: tuple = ()
 
-    def __init__(self, params, lr, max_col_norm: float | None = None):
+    def __init__(self, params, lr, max_col_norm: float | None = None, max_kernel_norm: float | None = None):
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
                 raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad")
-        if max_col_norm is not None:  # None: no bound; an infinite bound would make NaN (inf/inf)
-            validate.number(max_col_norm, "max_col_norm (None for no bound)", type(self).__name__, low=0,
-                            open_low=True)
-        self.lr, self.max_col_norm = as_schedule(lr), max_col_norm
+        for name, bound in (("max_col_norm", max_col_norm), ("max_kernel_norm", max_kernel_norm)):
+            if bound is not None:  # None: no bound; an infinite bound would make NaN (inf/inf)
+                validate.number(bound, f"{name} (None for no bound)", type(self).__name__, low=0, open_low=True)
+        self.lr, self.max_col_norm, self.max_kernel_norm = as_schedule(lr), max_col_norm, max_kernel_norm
         self.steps, self.epoch = 0, 0
         self.state: dict[str, dict[int, object]] = {name: {} for name in self.buffers + ("scratch",)}
 
@@ -178,10 +195,11 @@ class Optimizer:
                                  f"parameter is {p.dtype}{list(p.shape)}")
             self._update(i, p.data, g)
         self.steps += 1
-        if self.max_col_norm is not None:
-            for p in self.params:
-                if p.ndim == 2:
-                    max_norm_(p.data, self.max_col_norm)
+        for p in self.params:  # a Parameter's own max_norm (set by a layer, e.g. a preset) wins
+            if p.ndim == 2 and (limit := getattr(p, "max_norm", None) or self.max_col_norm) is not None:
+                max_norm_(p.data, limit)
+            elif p.ndim == 4 and (limit := getattr(p, "max_norm", None) or self.max_kernel_norm) is not None:
+                max_kernel_norm_(p.data, limit)
 
     def _update(self, i, p, g):
         raise NotImplementedError
@@ -193,6 +211,8 @@ class Optimizer:
     def config(self) -> dict:
         """Hyperparameters, JSON-ready (for checkpoint metadata)."""
         out = {"type": type(self).__name__, "max_col_norm": self.max_col_norm}
+        if self.max_kernel_norm is not None:
+            out["max_kernel_norm"] = self.max_kernel_norm
         for name, value in vars(self).items():
             if isinstance(value, Schedule):
                 out[name] = value.value if isinstance(value, Constant) else value.config()
@@ -242,8 +262,9 @@ class SGD(Optimizer):
 
     buffers = ("velocity",)
 
-    def __init__(self, params, lr=0.01, momentum=0.0, max_col_norm: float | None = None):
-        super().__init__(params, lr, max_col_norm)
+    def __init__(self, params, lr=0.01, momentum=0.0, max_col_norm: float | None = None,
+                 max_kernel_norm: float | None = None):
+        super().__init__(params, lr, max_col_norm, max_kernel_norm)
         self.momentum = as_schedule(momentum)
 
     def _update(self, i, p, g):
@@ -268,8 +289,8 @@ class Adam(Optimizer):
     buffers = ("m", "v")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 max_col_norm: float | None = None):
-        super().__init__(params, lr, max_col_norm)
+                 max_col_norm: float | None = None, max_kernel_norm: float | None = None):
+        super().__init__(params, lr, max_col_norm, max_kernel_norm)
         if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or not eps > 0:
             raise ValueError(f"Adam: need betas in [0, 1) and eps > 0, got betas={betas}, eps={eps}")
         self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)

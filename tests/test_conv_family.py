@@ -1,0 +1,105 @@
+"""The regularizer family and the attacks on image-shaped inputs (N, C, H, W).
+
+Norms, worst cases and penalties are per example over all of an example's C·H·W coordinates, so a
+batch of images and the same batch flattened to rows (N, C·H·W) must give the same numbers: a conv
+network starts with ``nn.Unflatten`` and accepts both.  These tests check that equality for every
+member, the closed-form worst cases on 4-D gradients, and the attacks.
+"""
+import numpy as np
+import pytest
+
+from minigrad import grad, nn
+from minigrad import perturbations as P
+from minigrad import regularizers as R
+from minigrad.backend import as_numpy
+from minigrad.tensor import Tensor
+
+INF = float("inf")
+SHAPE = (1, 6, 6)
+
+
+def conv_net(seed=0):
+    rng = np.random.default_rng(seed)
+    return nn.Sequential(nn.Unflatten(SHAPE),
+                         nn.ConvMaxout(1, 2, 2, 3, 1, pool=3, pool_stride=2, seed=rng, dtype=np.float64),
+                         nn.Flatten(), nn.Maxout(2 * 3 * 3, 4, 2, seed=rng, dtype=np.float64),
+                         nn.Linear(4, 3, seed=rng, dtype=np.float64))
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(1)
+    return rng.random((5,) + SHAPE), rng.integers(0, 3, 5)
+
+
+MEMBERS = {
+    "ce": lambda: R.CrossEntropy(),
+    "weight-decay": lambda: R.CrossEntropy() + R.WeightDecay(l1=0.01, l2=0.1),
+    "adv-pinf": lambda: R.AdversarialTraining(0.1, INF),
+    "adv-p1": lambda: R.AdversarialTraining(0.3, 1),
+    "adv-p2": lambda: R.AdversarialTraining(0.3, 2, alpha=0.2),
+    "gp-q1": lambda: R.GradientPenalty(0.2, INF),
+    "gp-q2": lambda: R.GradientPenalty(0.2, 2),
+    "gp-qinf": lambda: R.GradientPenalty(0.2, 1),
+    "datagrad-l1": lambda: R.DataGrad(0.8, 0.2, "l1"),
+    "datagrad-l2-fd": lambda: R.DataGrad(1.0, 0.2, "l2", "finite_difference", step=0.05),
+    "dbp": lambda: R.DoubleBackprop(0.3),
+    "vat": lambda: R.CrossEntropy() + R.VirtualAdversarial(0.5, 1e-3, 1, seed=2),
+}
+
+
+@pytest.mark.parametrize("key", MEMBERS)
+def test_every_member_is_the_same_on_images_and_on_rows(key, batch):
+    x, y = batch
+    model = conv_net()
+    images = MEMBERS[key]()(model, x, y)
+    rows = MEMBERS[key]()(model, x.reshape(len(x), -1), y)  # a fresh objective: VAT draws d₀ afresh
+    assert images.item() == pytest.approx(rows.item(), rel=1e-13)
+    for a, b in zip(grad(images, model.parameters()), grad(rows, model.parameters())):
+        np.testing.assert_allclose(as_numpy(a.data), as_numpy(b.data), rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("p", [1, 1.5, 2, INF])
+def test_worst_case_and_norms_are_per_image(p):
+    g = np.random.default_rng(3).standard_normal((4, 2, 3, 5))
+    r = P.worst_case(g, 0.7, p)
+    assert r.shape == g.shape
+    flat = P.worst_case(g.reshape(4, -1), 0.7, p)
+    np.testing.assert_allclose(as_numpy(r.data).reshape(4, -1), as_numpy(flat.data), rtol=1e-13)
+    # each example's r* has norm ε in ℓp and attains ⟨g, r*⟩ = ε‖g‖_q (Hölder's equality case)
+    np.testing.assert_allclose(as_numpy(P.lp_norm(r, p).data), 0.7, rtol=1e-12)
+    q = P.dual_exponent(p)
+    np.testing.assert_allclose((g * as_numpy(r.data)).sum(axis=(1, 2, 3)), 0.7 * as_numpy(P.lp_norm(g, q).data),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [1, 2, INF])
+def test_projection_and_sampling_on_images(p):
+    rng = np.random.default_rng(4)
+    r = P.project(rng.standard_normal((3,) + SHAPE) * 5, 0.5, p)
+    assert r.shape == (3,) + SHAPE
+    assert np.all(as_numpy(P.lp_norm(Tensor(r), p).data) <= 0.5 * (1 + 1e-12))
+    s = P.sample_ball((3,) + SHAPE, 0.5, p, rng=rng)
+    assert s.shape == (3,) + SHAPE and np.all(as_numpy(P.lp_norm(Tensor(s), p).data) <= 0.5 * (1 + 1e-12))
+
+
+def test_attacks_on_images(batch):
+    x, y = batch
+    model = conv_net()
+    for p in (1, 2, INF):
+        adv = P.fgm(model, x, y, 0.1, p)
+        assert adv.shape == x.shape
+        np.testing.assert_allclose(adv.reshape(len(x), -1), P.fgm(model, x.reshape(len(x), -1), y, 0.1, p),
+                                   rtol=1e-13)
+    adv = P.pgd(model, x, y, 0.1, INF, steps=3, step_size=0.05, clip=(0.0, 1.0))
+    assert adv.shape == x.shape and np.all(np.abs(adv - x) <= 0.1 + 1e-12) and adv.min() >= 0 and adv.max() <= 1
+
+
+@pytest.mark.xfail(strict=True, reason="Multitask.for_model sizes its decoder from the first nn.Maxout layer's "
+                   "in_features and compares against x unflattened; on a conv model it needs the input size "
+                   "(see the conv branch's report)")
+def test_multitask_on_a_conv_model(batch):
+    x, y = batch
+    model = conv_net()
+    term = R.Multitask.for_model(model, 0.5)
+    assert np.isfinite(term(model, x, y).item())

@@ -26,15 +26,11 @@ import numpy as np
 
 from minigrad import datasets, nn, optim, train
 from minigrad import perturbations as P
-from minigrad import regularizers as R
+from minigrad.members import Strengths, member
 
 EPS = 0.1
-MEMBERS = {
-    "plain": lambda: R.CrossEntropy(),
-    "adv-pinf": lambda: R.AdversarialTraining(EPS, np.inf, alpha=0.5),
-    "gp-q1": lambda: R.GradientPenalty(EPS, np.inf),
-    "datagrad-l1": lambda: R.DataGrad(1.0, 0.05, norm="l1", method="exact"),
-}
+STRENGTHS = Strengths(eps=EPS, beta_l1=0.05)  # compare's defaults: the library's members, by name
+MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1")
 
 
 def subset(data, n, seed=0):
@@ -72,7 +68,7 @@ def main():
         model = nn.conv_maxout("small", seed=0)
         optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.5)
         t0 = time.perf_counter()
-        train.fit(model, MEMBERS[name](), optimizer, train_set, epochs=args.epochs, batch_size=128,
+        train.fit(model, member(name, model, STRENGTHS, n_features=train_set.x.shape[1]), optimizer, train_set, epochs=args.epochs, batch_size=128,
                   progress=False)
         seconds = time.perf_counter() - t0
         row = {"train_s": round(seconds, 1), "clean": train.evaluate(model, test_set).error,

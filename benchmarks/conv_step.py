@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time one SGD step of the small conv Maxout preset in minigrad and PyTorch, side by side.
 
-    python benchmarks/conv_step.py                   # batch 128, plain and gp1, 2 threads
+    python benchmarks/conv_step.py                   # batch 128, plain and gp-q1, 2 threads
     python benchmarks/conv_step.py --quick           # a smoke run: seconds, numbers meaningless
     python benchmarks/conv_step.py --threads 1 --rounds 7 --steps 10
 
@@ -9,7 +9,7 @@ The network is ``nn.conv_maxout('small')``: 28×28 → ConvMaxout 16×2 (5×5, p
 (5×5, pad 2, pool 3/2) → Maxout 100×2 → 10.  Objectives (one SGD step each, lr 0.01, no max-norm):
 
     plain   L(x), the batch-mean cross-entropy
-    gp1     L + λ·meanᵢ‖gᵢ‖₁, λ = 0.1, gᵢ = ∇ₓᵢ Σⱼ Lⱼ: the q = 1 gradient penalty (the p = ∞ member), exact by
+    gp-q1     L + λ·meanᵢ‖gᵢ‖₁, λ = 0.1, gᵢ = ∇ₓᵢ Σⱼ Lⱼ: the q = 1 gradient penalty (the p = ∞ member), exact by
             double backprop through conv, Maxout and max pooling
 
 Both libraries first compute every objective in float64 from the same weights and must agree (losses and
@@ -39,7 +39,7 @@ def _parse_args(argv=None):
     p.add_argument("--steps", type=int, default=5, help="timed steps per library per round (default 5)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--objectives", default="plain,gp1")
+    p.add_argument("--objectives", default="plain,gp-q1")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cifar-batch", type=int, default=32, help="batch of the CIFAR-10 epoch estimate (0: skip)")
     p.add_argument("--no-torch", action="store_true")
@@ -61,15 +61,16 @@ import numpy as np  # noqa: E402
 
 import minigrad as mg  # noqa: E402
 from minigrad import nn  # noqa: E402
-from minigrad import regularizers as R  # noqa: E402
+from minigrad.members import Strengths, member  # noqa: E402
 
 LAMBDA, LR = 0.1, 0.01
-OBJECTIVES = ("plain", "gp1")
+OBJECTIVES = ("plain", "gp-q1")
 
 
 # --- minigrad ---------------------------------------------------------------------------------------
 def mg_objective(name):
-    return R.CrossEntropy() if name == "plain" else R.GradientPenalty(LAMBDA, float("inf"))
+    """The library's member by its canonical name (gp-q1's ε is λ)."""
+    return member(name, None, Strengths(eps=LAMBDA), n_features=1)
 
 
 def mg_step(name, model, x, y):
@@ -245,7 +246,7 @@ def main(args):
         for name, (loss_err, grad_err) in check_agreement().items():
             if not (loss_err < 1e-9 and grad_err < 1e-9):
                 sys.exit(f"conv_step: {name}: minigrad and PyTorch disagree (loss {loss_err:.2g}, grads {grad_err:.2g})")
-        print("float64 agreement with PyTorch: ok (plain, gp1)")
+        print("float64 agreement with PyTorch: ok (plain, gp-q1)")
     results = time_steps(args, torch)
     print(f"\nconv_maxout('small'), batch {args.batch}, {args.threads} thread(s), median of "
           f"{args.rounds}×{args.steps} steps")

@@ -20,7 +20,7 @@ import sys
 import time
 
 from . import experiment as X
-from . import datasets, train
+from . import train
 from .checkpoint import Checkpointing, last_good, load_checkpoint, write_atomically
 from .errors import CheckpointError, InvalidArgument, MinigradError
 
@@ -119,7 +119,7 @@ def run_evaluate(args) -> int:
     if name not in X.DATASETS:
         args.subparser.error(f"{args.checkpoint} does not say which dataset it was trained on: pass --data")
     stored_dir = (meta.get("args") or {}).get("data_dir") if name == meta.get("data") else None
-    _, test_set = datasets.load(name, args.data_dir or stored_dir)
+    _, test_set = X.load_dataset(name, args.data_dir or stored_dir)
     result = train.evaluate(model.to(args.device), test_set, args.batch_size)
     print(f"{test_set.name}: error {result.error:.2%} ({round(result.error * len(test_set))}/{len(test_set)}), "
           f"loss {result.loss:.4f}  [{args.checkpoint}, epoch {meta.get('epoch')}]")

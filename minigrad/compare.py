@@ -138,7 +138,7 @@ def run(args) -> int:
     members = list(dict.fromkeys(args.members or MEMBERS))
     # Finished members are reused, not refused: only --overwrite moves them aside (to replaced/).
     out = X.prepare_out(args.out, ("results.jsonl", "models") if args.overwrite else (), overwrite=args.overwrite)
-    train_set, test_set = datasets.load(args.data, args.data_dir)
+    train_set, test_set = X.load_dataset(args.data, args.data_dir)
     train_set, test_set = _head(train_set, args.train_size), _head(test_set, args.test_size)
     config = _config(args, len(train_set), len(test_set))
     done = _done(out, config)

@@ -18,7 +18,8 @@ from pathlib import Path
 from . import backend, datasets, nn, optim, validate
 from .errors import InvalidArgument, OutputError
 
-DATASETS = datasets.NAMES
+DATASETS = datasets.NAMES + ("cifar10",)
+ARCHITECTURES = ("mlp", "conv")
 
 
 # --- flag types: a bad value becomes an argparse error naming the flag and the value --------------
@@ -59,17 +60,24 @@ pixel_budget = flag(float, lambda v: validate.number(v, "eps", "flag", low=0, hi
 def add_data_arguments(p, valid=True):
     g = p.add_argument_group("data")
     g.add_argument("--data", choices=DATASETS, default="digits",
-                   help="digits (8x8, bundled with scikit-learn), mnist, fashion-mnist")
+                   help="digits (8x8, bundled with scikit-learn), mnist, fashion-mnist (IDX files), cifar10 "
+                        "(the python-version batches, read without unpickling code)")
     g.add_argument("--data-dir", metavar="DIR", default=None,
-                   help=f"directory holding the four IDX files (default: ${datasets.DATA_ENV}, or "
-                        f"{datasets.FASHION_MNIST_DIR} for fashion-mnist)")
+                   help=f"directory holding the four IDX files or CIFAR-10's batches (default: "
+                        f"${datasets.DATA_ENV}, or {datasets.FASHION_MNIST_DIR} for fashion-mnist)")
     if valid:
         g.add_argument("--valid-fraction", type=probability, default=0.0, metavar="F",
                        help="hold out this fraction of the training set for validation (0: none)")
 
 
 def add_model_arguments(p, pieces: int):
-    g = p.add_argument_group("model: a Maxout MLP, in -> Maxout(units x pieces) ... -> linear logits")
+    g = p.add_argument_group("model: a Maxout MLP, in -> Maxout(units x pieces) ... -> linear logits, "
+                             "or a convolutional Maxout network")
+    g.add_argument("--arch", choices=ARCHITECTURES, default="mlp",
+                   help="mlp: the Maxout MLP below; conv: the convolutional Maxout network of --conv-preset")
+    g.add_argument("--conv-preset", choices=tuple(nn.PRESETS), default="small",
+                   help="small: 2 conv-maxout layers for 28x28 digits in minutes; cifar10: the Maxout paper's "
+                        "CIFAR-10 network (three conv-maxout layers, dense Maxout 500x5)")
     g.add_argument("--units", type=positive_int, nargs="+", default=[240, 240], metavar="N",
                    help="Maxout units of each hidden layer")
     g.add_argument("--pieces", type=positive_int, default=pieces, metavar="K", help="linear pieces per Maxout unit")
@@ -113,8 +121,11 @@ MAX_PARAMETERS = 2**29  # 2 GiB of float32 weights, before gradients and optimis
 
 
 def build_model(args, example_shape: tuple, n_classes: int):
-    """The Maxout MLP the model flags describe, on ``args.device``; refused before any allocation if
-    its weights alone would not fit comfortably in memory."""
+    """The network the model flags describe, on ``args.device``: the Maxout MLP (refused before any
+    allocation if its weights alone would not fit comfortably in memory) or a conv Maxout preset."""
+    if getattr(args, "arch", "mlp") == "conv":
+        return nn.conv_maxout(args.conv_preset, in_shape=example_shape, n_classes=n_classes,
+                              seed=args.seed).to(args.device)
     widths = [math.prod(example_shape), *args.units]
     count = sum((a + 1) * b * args.pieces for a, b in zip(widths, widths[1:])) + (widths[-1] + 1) * n_classes
     if count > MAX_PARAMETERS:
@@ -136,9 +147,17 @@ def build_optimizer(args, params):
     return optim.SGD(params, lr=lr, momentum=momentum, max_col_norm=max_norm)
 
 
+def load_dataset(name: str, data_dir=None):
+    """(train, test) by name: the IDX and embedded sets of ``datasets.load``, and CIFAR-10."""
+    if name == "cifar10":
+        from .cifar import load_cifar10  # a floor above datasets: it builds Datasets
+        return load_cifar10(data_dir)
+    return datasets.load(name, data_dir)
+
+
 def load_data(args):
     """(train, valid or None, test) as the data flags say; the split is checked before any work."""
-    train_set, test_set = datasets.load(args.data, args.data_dir)
+    train_set, test_set = load_dataset(args.data, args.data_dir)
     valid_set = None
     if getattr(args, "valid_fraction", 0):
         train_set, valid_set = datasets.train_valid_split(train_set, args.valid_fraction, seed=args.seed)

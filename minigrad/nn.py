@@ -12,8 +12,11 @@ units × pieces columns followed by a max over each unit's pieces; its columns a
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from . import conv as C
 from . import functional as F
 from . import validate
 from .backend import as_numpy, to_device
@@ -232,5 +235,165 @@ def build(config: dict) -> Sequential:
     return maxout_mlp(**config)
 
 
-# Convolutional layers live in convnets.py (which builds on the classes above).
-from .convnets import Conv2d, ConvMaxout, Flatten, MaxPool2d, Unflatten, conv_maxout  # noqa: E402,F401
+# --- convolutional layers ---------------------------------------------------------------------
+# The convolutional Maxout network (Goodfellow et al. 2013, §5.3 CIFAR-10).  The ops are
+# ``minigrad.conv`` (unfold/fold and what is built on them); these are thin Modules holding
+# parameters.  A conv network takes images (N, C, H, W) or the datasets' flattened rows (N, C·H·W):
+# its first layer ``Unflatten(in_shape)`` restores the image shape, so the family (whose norms are
+# per example over all of an example's coordinates) and the datasets' (N, D) arrays need no change.
+# A layer's ``max_norm`` (the Maxout recipe's per-layer limits) is stored on its weight Parameter as
+# ``weight.max_norm``; ``optim.SGD``/``Adam`` apply it after every step (max column norm for a 2-D
+# weight, max kernel norm per output filter for a 4-D one), before any optimiser-wide value.
+def _set_max_norm(param, max_norm, who):
+    if max_norm is not None:
+        param.max_norm = validate.number(max_norm, "max_norm", who, low=0, open_low=True)
+
+
+class Unflatten(Module):
+    """(N, D) rows → (N, *shape) images; (N, *shape) passes through."""
+
+    def __init__(self, shape):
+        self.shape = validate.sizes(shape, "shape", "Unflatten")
+
+    def forward(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.shape[1:] == self.shape:
+            return x
+        if x.ndim != 2 or x.shape[1] != math.prod(self.shape):
+            raise ValueError(f"Unflatten: expected input of shape (N, {math.prod(self.shape)}) or "
+                             f"(N, {', '.join(map(str, self.shape))}), got {x.shape}")
+        return F.reshape(x, (x.shape[0],) + self.shape)
+
+
+class Flatten(Module):
+    """(N, ...) → (N, D)."""
+
+    def forward(self, x):
+        return C.flatten(x)
+
+
+class Conv2d(Module):
+    """y = conv2d(x, W, b): W (out_channels, in_channels, kh, kw), b (out_channels,).
+
+    Initialisation as ``Linear``: W ~ U(−a, a), a = 1/√(in_channels·kh·kw), b = 0."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel, stride=1, padding=0, seed=None,
+                 dtype=np.float32, max_norm=None):
+        who = type(self).__name__
+        in_channels = validate.integer(in_channels, "in_channels", who, low=1)
+        out_channels = validate.integer(out_channels, "out_channels", who, low=1)
+        self.kernel = C._pair(kernel, "kernel", who, 1)
+        self.stride, self.padding = C._pair(stride, "stride", who, 1), C._pads(padding, who)
+        fan_in = in_channels * self.kernel[0] * self.kernel[1]
+        a = 1.0 / np.sqrt(fan_in)
+        self.weight = Parameter(np.random.default_rng(seed).uniform(-a, a, (out_channels, in_channels) + self.kernel), dtype=dtype)
+        self.bias = Parameter(np.zeros(out_channels), dtype=dtype)
+        _set_max_norm(self.weight, max_norm, who)
+        self.in_channels, self.out_channels = in_channels, out_channels
+
+    def output_shape(self, in_shape):
+        """(C, H, W) of the output for an input image of shape (C, H, W)."""
+        t, b, l, r = self.padding
+        return (self.out_channels,
+                C.output_size(in_shape[1], self.kernel[0], self.stride[0], t, b),
+                C.output_size(in_shape[2], self.kernel[1], self.stride[1], l, r))
+
+    def forward(self, x):
+        return C.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+
+class MaxPool2d(Module):
+    """max_pool2d(x, kernel, stride, padding, ceil_mode): overlapping windows allowed; ties split evenly."""
+
+    def __init__(self, kernel, stride=None, padding=0, ceil_mode=False):
+        who = "MaxPool2d"
+        self.kernel = C._pair(kernel, "kernel", who, 1)
+        self.stride = self.kernel if stride is None else C._pair(stride, "stride", who, 1)
+        self.padding, self.ceil_mode = C._pair(padding, "padding", who, 0), bool(ceil_mode)
+
+    def output_shape(self, in_shape):
+        return (in_shape[0],) + tuple(
+            C.pool_padding(in_shape[1 + i], self.kernel[i], self.stride[i], self.padding[i], self.ceil_mode)[1]
+            for i in range(2))
+
+    def forward(self, x):
+        return C.max_pool2d(x, self.kernel, self.stride, self.padding, self.ceil_mode)
+
+
+class ConvMaxout(Conv2d):
+    """Convolutional Maxout (pylearn2's MaxoutConvC01B): conv to channels·pieces filters → max over each
+    channel's pieces → max pooling (cover-all by default, as cuda-convnet).
+
+    Filters are pieces-major like ``nn.Maxout``: piece k of channel j is filter k·channels + j.  One bias
+    per filter, shared by every position (pylearn2's ``tied_b=True``).  Channel Maxout acts on the GEMM's
+    rows (N·oh·ow, channels·pieces) before the transpose to NCHW, by ``functional.maxout``; max over pieces
+    and max over a pooling window commute, so pooling after the Maxout costs pieces× less."""
+
+    def __init__(self, in_channels: int, channels: int, pieces: int, kernel, padding=0, stride=1,
+                 pool=None, pool_stride=None, ceil_mode=True, seed=None, dtype=np.float32, max_norm=None):
+        who = "ConvMaxout"
+        pieces = validate.integer(pieces, "pieces", who, low=1)
+        super().__init__(in_channels, channels * pieces, kernel, stride, padding, seed, dtype, max_norm)
+        self.channels, self.pieces = channels, pieces
+        self.pool = None if pool is None else MaxPool2d(pool, pool_stride, 0, ceil_mode)
+
+    def output_shape(self, in_shape):
+        shape = (self.channels,) + super().output_shape(in_shape)[1:]
+        return shape if self.pool is None else self.pool.output_shape(shape)
+
+    def forward(self, x):
+        z, nhw = C.conv2d_rows(x, self.weight, self.bias, self.stride, self.padding)
+        h = C._rows_to_image(F.maxout(z, self.pieces), nhw)
+        return h if self.pool is None else self.pool(h)
+
+
+# (channels, pieces, kernel, padding, (pool, pool stride), max kernel norm) per conv layer;
+# (units, pieces, max col norm) of the dense Maxout layer; the softmax layer's max col norm.
+PRESETS = {
+    # Goodfellow et al. 2013, CIFAR-10 (pylearn2 scripts/papers/maxout/cifar10.yaml), without dropout.
+    "cifar10": dict(in_shape=(3, 32, 32),
+                    conv=[(96, 2, 8, 4, (4, 2), 0.9), (192, 2, 8, 3, (4, 2), 1.9365),
+                          (192, 2, 5, 3, (2, 2), 1.9365)],
+                    dense=(500, 5, 1.9), out_max_norm=1.9365),
+    # 28×28 digits in minutes on 2 cores: 28 → 28 → pool 14 → 14 → pool 7; 32·7·7 → 100×2 → 10.
+    "small": dict(in_shape=(1, 28, 28),
+                  conv=[(16, 2, 5, 2, (3, 2), 0.9), (32, 2, 5, 2, (3, 2), 1.9365)],
+                  dense=(100, 2, 1.9), out_max_norm=1.9365),
+}
+
+
+def conv_maxout(preset: str = "small", in_shape=None, n_classes: int = 10, seed=0,
+                dtype=np.float32) -> Sequential:
+    """A convolutional Maxout network: Unflatten → ConvMaxout × L → Flatten → Maxout → Linear logits
+    (softmax lives in the loss).
+
+    ``preset``: 'cifar10', the Maxout paper's CIFAR-10 net (96×2 / 192×2 / 192×2 pieces, kernels 8, 8, 5,
+    pads 4, 3, 3, pools 4/2, 4/2, 2/2; dense Maxout 500×5; max norms 0.9 / 1.9365 / 1.9365 / 1.9 / 1.9365),
+    or 'small' (16×2 and 32×2 channels, kernels 5, pools 3/2; dense 100×2) for 28×28 digits.
+    ``in_shape``: (C, H, W) of one example, or (H, W) for one channel, e.g. a Dataset's ``image_shape``
+    (default: the preset's).  The paper's dropout is not included."""
+    who = "conv_maxout"
+    validate.choice(preset, tuple(PRESETS), "preset", who)
+    spec = PRESETS[preset]
+    shape = spec["in_shape"] if in_shape is None else validate.sizes(in_shape, "in_shape", who)
+    if len(shape) == 2:  # a dataset's image_shape (H, W) of grey images
+        shape = (1,) + shape
+    if len(shape) != 3:
+        raise ValueError(f"{who}: in_shape must be (C, H, W) or (H, W), got {shape}")
+    n_classes = validate.integer(n_classes, "n_classes", who, low=1)
+    rng = np.random.default_rng(seed)
+    config = dict(kind="conv_maxout", preset=preset, in_shape=list(shape), n_classes=n_classes,
+                  dtype=np.dtype(dtype).name)
+    layers = [Unflatten(shape)]
+    for channels, pieces, kernel, padding, (pool, stride), max_norm in spec["conv"]:
+        layer = ConvMaxout(shape[0], channels, pieces, kernel, padding, pool=pool, pool_stride=stride,
+                           seed=rng, dtype=dtype, max_norm=max_norm)
+        shape = layer.output_shape(shape)
+        layers.append(layer)
+    layers.append(Flatten())
+    units, pieces, max_norm = spec["dense"]
+    dense = Maxout(math.prod(shape), units, pieces, seed=rng, dtype=dtype)
+    _set_max_norm(dense.weight, max_norm, who)
+    out = Linear(units, n_classes, seed=rng, dtype=dtype)
+    _set_max_norm(out.weight, spec["out_max_norm"], who)
+    return Sequential(*layers, dense, out, config=config)

@@ -107,12 +107,16 @@ def worst_cases(plt, model, test_set, budgets, out, n_images: int = 6, name: str
     fig, axes = plt.subplots(len(rows), n_images, figsize=(1.5 * n_images, 1.55 * len(rows)), squeeze=False)
     for i, (label, images) in enumerate(rows):
         for j in range(n_images):
-            ax, img = axes[i, j], images[j].reshape(shape)
+            ax, img = axes[i, j], _picture(images[j], shape)
+            colour = img.ndim == 3
             if i == 0:
-                ax.imshow(img, cmap="gray_r", vmin=0, vmax=1)
+                ax.imshow(np.clip(img, 0, 1), **({} if colour else dict(cmap="gray_r", vmin=0, vmax=1)))
             else:
                 m = float(np.abs(img).max()) or 1.0
-                ax.imshow(img, cmap="RdBu_r", vmin=-m, vmax=m)
+                if colour:  # grey is zero; each channel's sign and size as its colour's brightness
+                    ax.imshow(0.5 + img / (2 * m))
+                else:
+                    ax.imshow(img, cmap="RdBu_r", vmin=-m, vmax=m)
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
@@ -120,6 +124,16 @@ def worst_cases(plt, model, test_set, budgets, out, n_images: int = 6, name: str
     fig.suptitle("Closed-form worst cases r* (red raises a pixel, blue lowers it)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out, name)
+
+
+def _picture(example: np.ndarray, shape: tuple) -> np.ndarray:
+    """One example as an image: (H, W) for grey ones, (H, W, 3) for colour (C, H, W) ones."""
+    img = example.reshape(shape)
+    if img.ndim == 3 and img.shape[0] == 1:
+        return img[0]
+    if img.ndim == 3 and img.shape[0] == 3:
+        return img.transpose(1, 2, 0)
+    return img
 
 
 def save(fig, path: str) -> str:

@@ -124,3 +124,17 @@ def test_gcn_zca_is_fitted_on_the_training_set_only(cifar_dir):
     assert ptrain.name == "cifar10-gcn-zca" and ptrain.x.shape == train.x.shape and ptrain.image_shape == (3, 32, 32)
     np.testing.assert_allclose(zca.mean, cifar.global_contrast_normalize(train.x).mean(axis=0), atol=1e-4)
     np.testing.assert_allclose(ptest.x, zca(cifar.global_contrast_normalize(test.x)), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_compare_trains_a_conv_net_on_cifar10_files(cifar_dir, tmp_path, capsys):
+    # The command line end to end: --data cifar10 reads the batches, --arch conv builds the small preset
+    # for (3, 32, 32) images, and the perturbation figure draws colour images.
+    pytest.importorskip("matplotlib")
+    from minigrad import cli
+    out = tmp_path / "run"
+    assert cli.main(["compare", "--data", "cifar10", "--data-dir", str(cifar_dir[0]), "--arch", "conv",
+                     "--members", "plain", "gp-q1", "--epochs", "1", "--train-size", "20", "--test-size", "6",
+                     "--pgd-steps", "1", "--quiet", "--out", str(out)]) == 0
+    for name in ("results.md", "robustness.png", "perturbations.png"):
+        assert (out / name).stat().st_size > 0

@@ -17,7 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from minigrad import conv as C
-from minigrad import grad, nn, optim
+from minigrad import checkpoint, grad, nn, optim
 from minigrad.backend import as_numpy, to_device
 from minigrad.gradcheck import gradcheck, gradgradcheck
 from minigrad.tensor import Tensor
@@ -319,8 +319,8 @@ def test_checkpoint_round_trip_rebuilds_the_conv_net(tmp_path):
     from minigrad import train
     model = nn.conv_maxout("small", in_shape=(8, 8), seed=2)
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
-    path = train.save_checkpoint(tmp_path / "c.npz", model, opt)
-    loaded = train.load_checkpoint(path).model
+    path = checkpoint.save_checkpoint(tmp_path / "c.npz", model, opt)
+    loaded = checkpoint.load_checkpoint(path).model
     x = np.random.default_rng(0).random((3, 64), dtype=np.float32)
     np.testing.assert_array_equal(loaded(x).numpy(), model(x).numpy())
     assert loaded.layers[1].weight.max_norm == 0.9  # the preset's per-layer limits come back with it

@@ -11,6 +11,7 @@ import pytest
 from minigrad import grad, nn
 from minigrad import perturbations as P
 from minigrad import regularizers as R
+from minigrad.members import MEMBERS, Strengths, member
 from minigrad.backend import as_numpy
 from minigrad.tensor import Tensor
 
@@ -32,28 +33,18 @@ def batch():
     return rng.random((5,) + SHAPE), rng.integers(0, 3, 5)
 
 
-MEMBERS = {
-    "ce": lambda: R.CrossEntropy(),
-    "weight-decay": lambda: R.CrossEntropy() + R.WeightDecay(l1=0.01, l2=0.1),
-    "adv-pinf": lambda: R.AdversarialTraining(0.1, INF),
-    "adv-p1": lambda: R.AdversarialTraining(0.3, 1),
-    "adv-p2": lambda: R.AdversarialTraining(0.3, 2, alpha=0.2),
-    "gp-q1": lambda: R.GradientPenalty(0.2, INF),
-    "gp-q2": lambda: R.GradientPenalty(0.2, 2),
-    "gp-qinf": lambda: R.GradientPenalty(0.2, 1),
-    "datagrad-l1": lambda: R.DataGrad(0.8, 0.2, "l1"),
-    "datagrad-l2-fd": lambda: R.DataGrad(1.0, 0.2, "l2", "finite_difference", step=0.05),
-    "dbp": lambda: R.DoubleBackprop(0.3),
-    "vat": lambda: R.CrossEntropy() + R.VirtualAdversarial(0.5, 1e-3, 1, seed=2),
-}
+# Every member by its canonical name, from the one registry (multitask needs a dense first layer:
+# see test_multitask_on_a_conv_model).
+STRENGTHS = Strengths(eps=0.1, eps2=0.3, eps1=0.3, beta_l1=0.2, beta_l2=0.3, gp_scale=2.0, l1=0.01, l2=0.1, seed=2)
+NAMES = [m for m in MEMBERS if not m.startswith("multitask")]
 
 
-@pytest.mark.parametrize("key", MEMBERS)
-def test_every_member_is_the_same_on_images_and_on_rows(key, batch):
+@pytest.mark.parametrize("name", NAMES)
+def test_every_member_is_the_same_on_images_and_on_rows(name, batch):
     x, y = batch
     model = conv_net()
-    images = MEMBERS[key]()(model, x, y)
-    rows = MEMBERS[key]()(model, x.reshape(len(x), -1), y)  # a fresh objective: VAT draws d₀ afresh
+    images = member(name, model, STRENGTHS, n_features=x[0].size)(model, x, y)
+    rows = member(name, model, STRENGTHS, n_features=x[0].size)(model, x.reshape(len(x), -1), y)  # VAT: d₀ afresh
     assert images.item() == pytest.approx(rows.item(), rel=1e-13)
     for a, b in zip(grad(images, model.parameters()), grad(rows, model.parameters())):
         np.testing.assert_allclose(as_numpy(a.data), as_numpy(b.data), rtol=1e-11, atol=1e-14)
@@ -67,9 +58,9 @@ def test_worst_case_and_norms_are_per_image(p):
     flat = P.worst_case(g.reshape(4, -1), 0.7, p)
     np.testing.assert_allclose(as_numpy(r.data).reshape(4, -1), as_numpy(flat.data), rtol=1e-13)
     # each example's r* has norm ε in ℓp and attains ⟨g, r*⟩ = ε‖g‖_q (Hölder's equality case)
-    np.testing.assert_allclose(as_numpy(P.lp_norm(r, p).data), 0.7, rtol=1e-12)
+    np.testing.assert_allclose(as_numpy(P.per_example_norm(r, p).data), 0.7, rtol=1e-12)
     q = P.dual_exponent(p)
-    np.testing.assert_allclose((g * as_numpy(r.data)).sum(axis=(1, 2, 3)), 0.7 * as_numpy(P.lp_norm(g, q).data),
+    np.testing.assert_allclose((g * as_numpy(r.data)).sum(axis=(1, 2, 3)), 0.7 * as_numpy(P.per_example_norm(g, q).data),
                                rtol=1e-12)
 
 
@@ -78,9 +69,9 @@ def test_projection_and_sampling_on_images(p):
     rng = np.random.default_rng(4)
     r = P.project(rng.standard_normal((3,) + SHAPE) * 5, 0.5, p)
     assert r.shape == (3,) + SHAPE
-    assert np.all(as_numpy(P.lp_norm(Tensor(r), p).data) <= 0.5 * (1 + 1e-12))
+    assert np.all(as_numpy(P.per_example_norm(Tensor(r), p).data) <= 0.5 * (1 + 1e-12))
     s = P.sample_ball((3,) + SHAPE, 0.5, p, rng=rng)
-    assert s.shape == (3,) + SHAPE and np.all(as_numpy(P.lp_norm(Tensor(s), p).data) <= 0.5 * (1 + 1e-12))
+    assert s.shape == (3,) + SHAPE and np.all(as_numpy(P.per_example_norm(Tensor(s), p).data) <= 0.5 * (1 + 1e-12))
 
 
 def test_attacks_on_images(batch):

@@ -11,7 +11,9 @@ FLOORS = {
     "ops": 3,
     "functional": 4,
     "gradcheck": 5, "diffops": 5,                  # tools on the engine's public grad()
+    "conv": 5,                                     # convolution and pooling ops (unfold/fold)
     "nn": 6, "optim": 6, "datasets": 6,            # layers, optimisers, data
+    "cifar": 7,                                    # the CIFAR-10 reader
     "graph_drawing": 7,                            # draws graphs (marks nn.Parameters)
     "perturbations": 7,                            # the family
     "objective": 8, "terms": 9, "regularizers": 9, "members": 10,
@@ -20,7 +22,7 @@ FLOORS = {
     "experiment": 13, "plots": 13,                 # the applications people run
     "compare": 14, "cli": 15, "__main__": 16,
 }
-OPTIONAL = {"sweep": 15, "verdicts": 14, "conv": 4, "convnets": 6, "cifar": 6, "penalties": 9}
+OPTIONAL = {"sweep": 15, "verdicts": 14, "penalties": 9}
 
 
 def _upward_imports(graph, floors):

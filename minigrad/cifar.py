@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import validate
+from .errors import InvalidArgument
 from .datasets import DATA_ENV, Dataset, DatasetError, DatasetNotFoundError
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -123,7 +124,7 @@ def global_contrast_normalize(x, scale: float = 55.0, min_divisor: float = 1e-8)
     scale = validate.number(scale, "scale", "global_contrast_normalize", low=0, open_low=True)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"global_contrast_normalize: expected rows (N, D), got shape {x.shape}")
+        raise InvalidArgument(f"global_contrast_normalize: expected rows (N, D), got shape {x.shape}")
     x = x - x.mean(axis=1, keepdims=True)
     norms = np.sqrt((x * x).sum(axis=1, keepdims=True)) / scale
     norms[norms < min_divisor] = 1.0
@@ -144,7 +145,7 @@ class ZCA:
     def fit(self, x) -> "ZCA":
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or len(x) < 2:
-            raise ValueError(f"ZCA.fit: expected at least 2 rows (N, D), got shape {x.shape}")
+            raise InvalidArgument(f"ZCA.fit: expected at least 2 rows (N, D), got shape {x.shape}")
         self.mean = x.mean(axis=0)
         centred = x - self.mean
         eigenvalues, vectors = np.linalg.eigh(centred.T @ centred / len(x))
@@ -157,7 +158,7 @@ class ZCA:
             raise RuntimeError("ZCA: call fit(train_x) before transforming")
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.mean):
-            raise ValueError(f"ZCA: expected rows (N, {len(self.mean)}), got shape {x.shape}")
+            raise InvalidArgument(f"ZCA: expected rows (N, {len(self.mean)}), got shape {x.shape}")
         return ((x - self.mean) @ self.matrix).astype(np.float32)
 
 

@@ -69,7 +69,7 @@ def run_train(args) -> int:
     if args.patience is not None and not args.valid_fraction:
         args.subparser.error("--patience needs a validation set: add --valid-fraction, e.g. 0.1")
     X.check_device(args.device)
-    out = X.prepare_out(args.out, RUN_FILES, args.resume, args.overwrite) if args.out else None
+    out = X.prepare_out(args.out, RUN_FILES, args.resume, args.overwrite) if args.out is not None else None
     if args.resume and out is None:
         args.subparser.error("--resume needs --out DIR, the run to continue")
     resume_from = _resume_settings(args, out) if args.resume else None

@@ -37,6 +37,7 @@ import numpy as np
 from . import backend
 from . import functional as F
 from . import validate
+from .errors import InvalidArgument
 from .tensor import Op, Tensor, as_tensor
 
 
@@ -45,7 +46,7 @@ def _pair(value, what, who, low):
     """An int or a pair of ints (rows, cols), each >= low."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
-            raise ValueError(f"{who}: {what} must be an int or a pair (rows, cols), got {value!r}")
+            raise InvalidArgument(f"{who}: {what} must be an int or a pair (rows, cols), got {value!r}")
         return tuple(validate.integer(v, what, who, low=low) for v in value)
     v = validate.integer(value, what, who, low=low)
     return (v, v)
@@ -62,7 +63,7 @@ def _pads(padding, who):
 def _image(x, who):
     x = as_tensor(x)
     if x.ndim != 4:
-        raise ValueError(f"{who}: expected images of shape (N, C, H, W), got shape {x.shape}")
+        raise InvalidArgument(f"{who}: expected images of shape (N, C, H, W), got shape {x.shape}")
     return x
 
 
@@ -75,7 +76,7 @@ def output_size(size, kernel, stride, pad_before, pad_after=None, ceil_mode=Fals
     pad_after = pad_before if pad_after is None else pad_after
     span = size + pad_before + pad_after - kernel
     if span < 0:
-        raise ValueError(f"window of size {kernel} does not fit an axis of size {size} padded by "
+        raise InvalidArgument(f"window of size {kernel} does not fit an axis of size {size} padded by "
                          f"{pad_before} + {pad_after}")
     if not ceil_mode:
         return span // stride + 1
@@ -156,7 +157,7 @@ def fold(y, image, kernel, stride=1, padding=0):
     pads, image = _pads(padding, who), _pair(image, "image", who, 1)
     expect = tuple(output_size(image[i], kernel[i], stride[i], pads[2 * i], pads[2 * i + 1]) for i in range(2))
     if y.ndim != 6 or y.shape[2:4] != expect or y.shape[4:] != kernel:
-        raise ValueError(f"fold: expected windows of shape (N, C, {expect[0]}, {expect[1]}, {kernel[0]}, "
+        raise InvalidArgument(f"fold: expected windows of shape (N, C, {expect[0]}, {expect[1]}, {kernel[0]}, "
                          f"{kernel[1]}) for image {image}, got {y.shape}")
     return Fold.apply(y, image=image, kernel=kernel, stride=stride, pads=pads)
 
@@ -173,7 +174,7 @@ def _columns(x, kernel, stride, pads):
 def _conv_args(x, weight, stride, padding, who):
     x, weight = _image(x, who), as_tensor(weight)
     if weight.ndim != 4 or weight.shape[1] != x.shape[1]:
-        raise ValueError(f"{who}: weight must be (out_channels, {x.shape[1]}, kh, kw) for input "
+        raise InvalidArgument(f"{who}: weight must be (out_channels, {x.shape[1]}, kh, kw) for input "
                          f"{x.shape}, got {weight.shape}")
     kernel = weight.shape[2:]
     stride, pads = _pair(stride, "stride", who, 1), _pads(padding, who)
@@ -234,7 +235,7 @@ def max_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False):
     stride = kernel if stride is None else _pair(stride, "stride", who, 1)
     ph, pw = _pair(padding, "padding", who, 0)
     if 2 * ph > kernel[0] or 2 * pw > kernel[1]:
-        raise ValueError(f"{who}: padding must be at most half the kernel, got padding {(ph, pw)} for "
+        raise InvalidArgument(f"{who}: padding must be at most half the kernel, got padding {(ph, pw)} for "
                          f"kernel {kernel}")
     (t, b), _ = pool_padding(x.shape[2], kernel[0], stride[0], ph, ceil_mode)
     (l, r), _ = pool_padding(x.shape[3], kernel[1], stride[1], pw, ceil_mode)

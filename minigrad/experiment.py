@@ -124,8 +124,12 @@ def build_model(args, example_shape: tuple, n_classes: int):
     """The network the model flags describe, on ``args.device``: the Maxout MLP (refused before any
     allocation if its weights alone would not fit comfortably in memory) or a conv Maxout preset."""
     if getattr(args, "arch", "mlp") == "conv":
-        return nn.conv_maxout(args.conv_preset, in_shape=example_shape, n_classes=n_classes,
-                              seed=args.seed).to(args.device)
+        try:
+            return nn.conv_maxout(args.conv_preset, in_shape=example_shape, n_classes=n_classes,
+                                  seed=args.seed).to(args.device)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"--arch conv --conv-preset {args.conv_preset} does not fit examples of shape "
+                                  f"{tuple(example_shape)}: {e}") from None
     widths = [math.prod(example_shape), *args.units]
     count = sum((a + 1) * b * args.pieces for a, b in zip(widths, widths[1:])) + (widths[-1] + 1) * n_classes
     if count > MAX_PARAMETERS:
@@ -194,8 +198,10 @@ def prepare_out(path, run_files: tuple, resume: bool = False, overwrite: bool = 
     """Check an output directory before any work: creatable, a directory, writable.
 
     ``run_files``: the names that mark a previous run in it.  If one is there, refuse unless
-    ``resume`` (continue it) or ``overwrite`` (the old files are moved into ``DIR/replaced/``,
-    never deleted).  Returns the directory as a Path."""
+    ``resume`` (continue it) or ``overwrite`` (the old files are moved into ``DIR/replaced/``, or
+    ``replaced-2/``, ... when an earlier one is there: never deleted).  Returns the directory as a Path."""
+    if not str(path).strip():  # Path("") is the current directory: never write there by accident
+        raise OutputError("--out must name a directory, got an empty string")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} exists and is not a directory")
@@ -212,9 +218,10 @@ def prepare_out(path, run_files: tuple, resume: bool = False, overwrite: bool = 
     if present and not (resume or overwrite):
         raise OutputError(f"--out {out} already holds a run ({', '.join(present)}); pass --resume to continue "
                           "it, --overwrite to start again (the old files move to replaced/), or another --out")
-    if present and overwrite:
-        aside = out / "replaced"
-        aside.mkdir(exist_ok=True)
+    if present and overwrite:  # into replaced/, or replaced-2/, ... if an earlier one is there
+        aside = next(out / name for name in (f"replaced{'' if k == 1 else f'-{k}'}" for k in range(1, 10**6))
+                     if not (out / name).exists())
+        aside.mkdir()
         for name in present:
             shutil.move(str(out / name), str(aside / name))
     return out

@@ -19,6 +19,7 @@ import numpy as np
 from . import conv as C
 from . import functional as F
 from . import validate
+from .errors import InvalidArgument
 from .backend import as_numpy, to_device
 from .tensor import Tensor, as_tensor
 
@@ -99,12 +100,12 @@ class Module:
         params = dict(self.named_parameters())
         missing, unexpected = sorted(set(params) - set(state)), sorted(set(state) - set(params))
         if missing or unexpected:
-            raise ValueError(f"load_state_dict: architecture mismatch: missing {missing}, "
+            raise InvalidArgument(f"load_state_dict: architecture mismatch: missing {missing}, "
                              f"unexpected {unexpected}")
         for name, p in params.items():
             value = np.asarray(state[name])
             if value.shape != p.shape or value.dtype != p.dtype:
-                raise ValueError(f"load_state_dict: {name} is {value.dtype}{list(value.shape)} in the "
+                raise InvalidArgument(f"load_state_dict: {name} is {value.dtype}{list(value.shape)} in the "
                                  f"state but {p.dtype}{list(p.shape)} in the model")
         for name, p in params.items():
             p.data = to_device(np.array(state[name]), p.device)
@@ -129,7 +130,7 @@ class Linear(Module):
     def forward(self, x):
         x = as_tensor(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: expected input of shape (batch, {self.in_features}), "
+            raise InvalidArgument(f"{type(self).__name__}: expected input of shape (batch, {self.in_features}), "
                              f"got {x.shape}")
         return x @ self.weight + self.bias
 
@@ -187,7 +188,7 @@ class Sequential(Module):
         """Position in ``layers`` of the k-th Maxout layer (whose output is hidden layer k)."""
         idx = [i for i, layer in enumerate(self.layers) if isinstance(layer, Maxout)]
         if k >= len(idx):
-            raise ValueError(f"hidden_index: the model has {len(idx)} Maxout layers, asked for #{k}")
+            raise InvalidArgument(f"hidden_index: the model has {len(idx)} Maxout layers, asked for #{k}")
         return idx[k]
 
 
@@ -231,7 +232,7 @@ def build(config: dict) -> Sequential:
     if kind == "conv_maxout":
         return conv_maxout(**config)
     if kind != "maxout_mlp":
-        raise ValueError(f"build: unknown model kind {kind!r}; expected 'maxout_mlp' or 'conv_maxout'")
+        raise InvalidArgument(f"build: unknown model kind {kind!r}; expected 'maxout_mlp' or 'conv_maxout'")
     return maxout_mlp(**config)
 
 
@@ -260,7 +261,7 @@ class Unflatten(Module):
         if x.shape[1:] == self.shape:
             return x
         if x.ndim != 2 or x.shape[1] != math.prod(self.shape):
-            raise ValueError(f"Unflatten: expected input of shape (N, {math.prod(self.shape)}) or "
+            raise InvalidArgument(f"Unflatten: expected input of shape (N, {math.prod(self.shape)}) or "
                              f"(N, {', '.join(map(str, self.shape))}), got {x.shape}")
         return F.reshape(x, (x.shape[0],) + self.shape)
 
@@ -379,7 +380,7 @@ def conv_maxout(preset: str = "small", in_shape=None, n_classes: int = 10, seed=
     if len(shape) == 2:  # a dataset's image_shape (H, W) of grey images
         shape = (1,) + shape
     if len(shape) != 3:
-        raise ValueError(f"{who}: in_shape must be (C, H, W) or (H, W), got {shape}")
+        raise InvalidArgument(f"{who}: in_shape must be (C, H, W) or (H, W), got {shape}")
     n_classes = validate.integer(n_classes, "n_classes", who, low=1)
     rng = np.random.default_rng(seed)
     config = dict(kind="conv_maxout", preset=preset, in_shape=list(shape), n_classes=n_classes,

@@ -254,6 +254,8 @@ CLI_ROWS = {
     "--lr 1e400": (["train", "--lr", "1e400"], 2, "--lr: must be a finite number > 0"),
     "--batch-size 1.5": (["train", "--batch-size", "1.5"], 2, "expected an integer, got '1.5'"),
     "--units empty": (["train", "--units"], 2, "expected at least one argument"),
+    "compare --out ''": (["compare", "--out", ""], 4, "--out must name a directory, got an empty string"),
+    "train --out ''": (["train", "--out", " "], 4, "--out must name a directory"),
     "--resume and --overwrite": (["train", "--resume", "--overwrite"], 2, "not allowed with argument"),
     "--resume without a run": (lambda tp: ["train", "--resume", "--out", str(tp / "new"), *TINY], 4,
                                "holds no run to continue"),
@@ -316,3 +318,11 @@ def test_a_number_meeting_an_integer_tensor_is_kept_exactly():
     assert out.dtype == np.int64 and out.numpy().tolist() == [2, 4, 6]
     assert (mg.Tensor(np.array([1, 2, 3])) * 2.0).numpy().tolist() == [2, 4, 6]
     assert (mg.Tensor(np.ones(2, np.float32)) * 0.1).dtype == np.float32  # floats round, as float ops do
+
+
+def test_overwriting_twice_keeps_both_earlier_runs(tmp_path, capsys):
+    out = tmp_path / "D"
+    for seed in ("1", "2", "3"):
+        assert cli.main(["train", "--out", str(out), "--seed", seed, "--overwrite", *TINY]) == 0
+    seeds = [load_checkpoint(out / d / "checkpoint.npz").meta["seed"] for d in ("replaced", "replaced-2", ".")]
+    assert seeds == [1, 2, 3]

@@ -218,7 +218,7 @@ def test_float32_in_float32_out(name):
 # The floors of DESIGN.md for the modules of the engine and the family; a module may import only
 # from floors below its own (the tools on top are free to import these).
 FLOORS = [("backend",), ("validate",), ("tensor",), ("ops",), ("functional",), ("nn",),
-          ("perturbations",), ("objective",), ("terms",), ("regularizers",), ("members",),
+          ("perturbations",), ("objective",), ("terms", "penalties"), ("regularizers",), ("members",),
           ("verify.regions",), ("verify.claims",), ("verify", "verify.__main__")]
 
 

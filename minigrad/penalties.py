@@ -18,6 +18,10 @@ WassersteinPenalty(ε, p):     L + ε·(mean ‖gᵢ‖_*^q)^(1/q),  1/p + 1/q =
 
 Each is trained exactly by double backprop: the penalty is built from gradients taken with
 ``create_graph=True`` from the same forward pass as L, so its θ-gradient is a mixed second derivative.
+
+Beyond classifiers: ``critic_gradient_penalty`` is the input-gradient penalty of a Wasserstein GAN's
+critic at ``interpolates`` between real and generated points, two-sided (WGAN-GP) or one-sided
+(WGAN-LP); tutorials/09_gradient_penalties_beyond_classifiers.py trains both.
 """
 from __future__ import annotations
 
@@ -239,5 +243,35 @@ class WassersteinPenalty(Objective):
         return summed / len(y) + self.penalty(g) * self.eps
 
 
+# --- beyond classifiers: the critic of a Wasserstein GAN ----------------------------------------------
+def interpolates(real, fake, rng) -> np.ndarray:
+    """x̂ᵢ = tᵢ·realᵢ + (1 − tᵢ)·fakeᵢ, tᵢ ~ U(0, 1) from ``rng`` (Gulrajani et al. 2017, Alg. 1): where
+    a gradient-penalised critic's input gradient is taken.  Raw arrays in, a raw array out."""
+    real, fake = unwrap(real), unwrap(fake)
+    if real.shape != fake.shape:
+        raise ValueError(f"interpolates: real and fake must have one shape, got {real.shape} and {fake.shape}")
+    t = rng.random((real.shape[0],) + (1,) * (real.ndim - 1)).astype(real.dtype)
+    return t * real + (1 - t) * fake
+
+
+def critic_gradient_penalty(critic, points, one_sided=False) -> Tensor:
+    """(‖∇ₓD(x̂ᵢ)‖₂ − 1)² per point, shape (batch,): the two-sided penalty of WGAN-GP (Gulrajani,
+    Ahmed, Arjovsky, Dumoulin & Courville 2017, eq. 3); ``one_sided=True``: max(0, ‖∇ₓD(x̂ᵢ)‖₂ − 1)²,
+    the Lipschitz penalty of WGAN-LP (Petzka, Fischer & Lukovnikov 2018, eq. 8), which only
+    pushes a gradient norm down (a 1-Lipschitz critic may be flatter than 1).
+
+    ``critic`` maps (batch, ...) to (batch, 1) or (batch,); each point's gradient is its own (from
+    the summed output).  Recorded with ``create_graph=True``, so a critic loss
+    mean D(fake) − mean D(real) + λ·mean(penalty) is trained exactly by double backprop.  The
+    norm is zero-safe (``LpNorm``) and max(0, ·) uses relu′(0) = 0."""
+    xt = Tensor(unwrap(points), requires_grad=True)
+    with enable_grad():
+        (g,) = grad(F.sum(critic(xt)), xt, create_graph=True)
+        excess = P.per_example_norm(g, 2) - 1
+        if one_sided:
+            excess = F.relu(excess)
+        return excess * excess
+
+
 __all__ = ["JacobianPenalty", "SpectralPenalty", "WassersteinPenalty", "transport_budgets",
-           "wasserstein_worst_case"]
+           "wasserstein_worst_case", "interpolates", "critic_gradient_penalty"]

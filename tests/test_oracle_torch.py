@@ -257,3 +257,25 @@ def test_weight_decay_matches_pytorch_sgd_weight_decay(problem):
     weights = [as_numpy(p.data) for n, p in model.named_parameters()]
     expected = [g + 0.3 * w if g.ndim == 2 else g for g, w in zip(grads, weights)]
     assert_same(minigrad_grads(mine, model.parameters()), expected)
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_critic_gradient_penalty_matches_pytorch(one_sided):
+    # WGAN-GP (Gulrajani et al.) and WGAN-LP (Petzka et al.) at interpolates, on a tanh critic.
+    from minigrad import penalties as Q
+    rng = np.random.default_rng(3)
+    first, second = nn.Linear(2, 16, seed=1, dtype=np.float64), nn.Linear(16, 1, seed=2, dtype=np.float64)
+    for layer in (first, second):
+        layer.weight.data = layer.weight.data * 4
+        layer.bias.data = rng.normal(size=layer.bias.shape)
+    pts = Q.interpolates(rng.normal(size=(32, 2)), rng.normal(size=(32, 2)), rng)
+    mine = mg.functional.mean(Q.critic_gradient_penalty(lambda x: second(mg.functional.tanh(first(x))), pts,
+                                                        one_sided))
+    t1, t2 = torch_linear(first), torch_linear(second)
+    x = torch.from_numpy(pts).requires_grad_(True)
+    (g,) = torch.autograd.grad(t2(torch.tanh(t1(x))).sum(), x, create_graph=True)
+    excess = g.norm(dim=1) - 1
+    theirs = ((excess.clamp(min=0) if one_sided else excess) ** 2).mean()
+    assert 0 < mine.item() == pytest.approx(theirs.item(), rel=1e-12)
+    assert_same(minigrad_grads(mine, [first.weight, first.bias, second.weight, second.bias]),
+                torch_grads(theirs, [t1, t2]))

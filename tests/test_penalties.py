@@ -131,3 +131,41 @@ def test_wasserstein_worst_case_attains_the_penalty_to_first_order(p):
     w = R.WassersteinPenalty(0.2, p, ground=2)
     r = Q.wasserstein_worst_case(g, 0.2, p)
     assert np.mean((g * r).sum(axis=1)) == pytest.approx(0.2 * w.penalty(mg.Tensor(g)).item(), rel=1e-12)
+
+
+# --- the critic of a Wasserstein GAN ---------------------------------------------------------------
+class Critic(nn.Module):
+    def __init__(self, seed=0):
+        self.l1, self.l2 = nn.Linear(2, 8, seed=seed, dtype=np.float64), nn.Linear(8, 1, seed=seed + 1,
+                                                                                     dtype=np.float64)
+
+    def forward(self, x):
+        return self.l2(mg.functional.tanh(self.l1(x)))
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_critic_gradient_penalty_value_and_gradcheck(one_sided):
+    critic = Critic()
+    for p in critic.parameters():
+        p.data = p.data * 3  # gradient norms on both sides of 1, so the one-sided max(0, ·) is exercised
+    rng = np.random.default_rng(0)
+    pts = Q.interpolates(rng.normal(size=(16, 2)), rng.normal(size=(16, 2)), rng)
+    pen = Q.critic_gradient_penalty(critic, pts, one_sided)
+    xt = mg.Tensor(pts, requires_grad=True)
+    (g,) = mg.grad(critic(xt).sum(), xt)
+    norms = np.linalg.norm(as_numpy(g.data), axis=1)
+    assert (norms > 1).any() and (norms < 1).any()
+    excess = np.maximum(norms - 1, 0) if one_sided else norms - 1
+    np.testing.assert_allclose(as_numpy(pen.data), excess ** 2, rtol=1e-12)
+    assert mg.gradcheck(lambda *params: Q.critic_gradient_penalty(critic, pts, one_sided).sum(),
+                        critic.parameters())
+
+
+def test_interpolates_lie_on_the_segments():
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(50, 2)), rng.normal(size=(50, 2))
+    x = Q.interpolates(real, fake, np.random.default_rng(2))
+    t = np.random.default_rng(2).random((50, 1))
+    np.testing.assert_allclose(x, t * real + (1 - t) * fake)
+    with pytest.raises(ValueError, match="one shape"):
+        Q.interpolates(real, fake[:3], rng)

@@ -32,7 +32,7 @@ from . import perturbations as P
 from . import validate
 from .backend import as_numpy, device_of, to_device
 from .objective import Frozen, Objective, fmt
-from .tensor import Tensor, enable_grad, grad, unwrap
+from .tensor import Tensor, enable_grad, grad, no_grad, unwrap
 
 
 def _child_rng(seed, purpose: str) -> np.random.Generator:
@@ -148,7 +148,7 @@ class SpectralPenalty(Objective):
         return clean + F.mean(self._penalty(xt, logits, self.draw(logits.shape, logits))) * self.lam
 
     def frozen(self, model, x, y):
-        with enable_grad():
+        with no_grad():  # only the logits' shape is needed, for the draw
             shape = model(Tensor(unwrap(x))).shape
         return Frozen(self, r=self.draw(shape, Tensor(unwrap(x))))
 

@@ -457,6 +457,10 @@ TRAINED = {
     "datagrad-l2-fd": lambda: R.DataGradFD(1.0, 0.1, "l2", phi=0.05),
     "dbp": lambda: R.DoubleBackprop(0.1),
     "ce+vat": lambda: R.CrossEntropy() + R.VirtualAdversarial(1.0),
+    "jacreg": lambda: R.JacobianPenalty(1e-3),
+    "spectreg": lambda: R.SpectralPenalty(1e-3),
+    "wasserstein-p1": lambda: R.WassersteinPenalty(0.2, 1),
+    "wasserstein-p2": lambda: R.WassersteinPenalty(0.2, 2),
 }
 
 

@@ -11,8 +11,7 @@ tutorials) uses these names, and every objective's ``name`` is one of them:
     double-backprop                      Drucker & LeCun's λΣ(∂L/∂xᵢ)²
     multitask, multitask+datagrad        the reconstruction cue, alone and with DataGrad-L1
     vat                                  virtual adversarial training (ε₂ budget)
-    jacreg, spectreg                     Varga et al.'s λ‖∂f/∂x‖_F² on the logits, exact and its random
-                                         projection estimate λ‖∇ₓ(rᵀf)‖², r ~ N(0, I)
+    jacreg, spectreg                     Varga et al.'s λ‖∂f/∂x‖_F² (logits f) and its estimate λ‖∇ₓ(rᵀf)‖²
     wasserstein-p1, wasserstein-p2       Gao et al.'s ε·(mean ‖gᵢ‖₂^q)^(1/q), the ℓ2 ground cost, ε₂ budget
 
     objective = member("adv-pinf", model, Strengths(eps=0.1))

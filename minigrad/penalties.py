@@ -6,15 +6,15 @@ output so it is that example's own, every batch objective is a mean over the B e
 f(x) ∈ R^K are the network's **logits** (the model's output, before the softmax that lives in the
 loss), Jᵢ = ∂f(xᵢ)/∂xᵢ ∈ R^(K×D) example i's Jacobian, gᵢ = ∇ₓᵢLᵢ its loss gradient:
 
-============================  ==========================================  =============================
-member (constructor): name    objective (mean over examples i)            computed as
-============================  ==========================================  =============================
-JacobianPenalty(λ): jacreg    L + λ·mean ‖Jᵢ‖_F²                          K backward passes with a graph
-SpectralPenalty(λ, seed):     L + λ·mean ‖Jᵢᵀrᵢ‖₂²,  rᵢ ~ N(0, I_K),       one backward with a graph
-  spectreg                    drawn afresh each call (E_r = ‖Jᵢ‖_F²)
-WassersteinPenalty(ε, p):     L + ε·(mean ‖gᵢ‖_*^q)^(1/q),  1/p + 1/q = 1  one backward with a graph
-  wasserstein-p1, -p2         p = 1: ε·max ‖gᵢ‖_*;  p = ∞: ε·mean ‖gᵢ‖_*
-============================  ==========================================  =============================
+==========================  ==========================================  ==============================
+member (constructor): name  objective (mean over examples i)            computed as
+==========================  ==========================================  ==============================
+JacobianPenalty(λ): jacreg  L + λ·mean ‖Jᵢ‖_F²                          K backward passes with a graph
+SpectralPenalty(λ, seed):   L + λ·mean ‖Jᵢᵀrᵢ‖₂², rᵢ ~ N(0, I_K)        one backward with a graph
+  spectreg                  drawn afresh each call (E_r = ‖Jᵢ‖_F²)
+WassersteinPenalty(ε, p):   L + ε·(mean ‖gᵢ‖_*^q)^(1/q), 1/p + 1/q = 1  one backward with a graph
+  wasserstein-p1, -p2       p = 1: ε·max ‖gᵢ‖_*;  p = ∞: ε·mean ‖gᵢ‖_*
+==========================  ==========================================  ==============================
 
 Each is trained exactly by double backprop: the penalty is built from gradients taken with
 ``create_graph=True`` from the same forward pass as L, so its θ-gradient is a mixed second derivative.
@@ -187,7 +187,7 @@ def transport_budgets(a, eps, p) -> np.ndarray:
 
 
 def wasserstein_worst_case(g, eps, p, ground=2.0) -> np.ndarray:
-    """rᵢ = worst_case(gᵢ, δᵢ, ground) with δ = ``transport_budgets``(‖g‖_*, ε, p): the maximiser of
+    """rᵢ = worst_case(gᵢ, δᵢ, ground) with δ = ``transport_budgets(‖g‖_*, ε, p)``: the maximiser of
     the linearised loss mean_i gᵢᵀrᵢ over the moves with (mean ‖rᵢ‖^p)^(1/p) ≤ ε, ‖·‖ the ground
     norm ℓ_ground and ‖·‖_* its dual.  Per example Hölder gives max_{‖rᵢ‖ ≤ δᵢ} gᵢᵀrᵢ = δᵢ‖gᵢ‖_*;
     the budgets then share ε across examples.  Returns a raw array, the shape of g."""

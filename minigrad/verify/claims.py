@@ -349,7 +349,8 @@ def claim10_wasserstein(model, x, y, p, ground=2.0, eps_values=EPS_VALUES) -> Co
     The worst case is found in closed form (``penalties.wasserstein_worst_case``): example i moves
     by rᵢ = worst_case(gᵢ, δᵢ, ground), so gᵢᵀrᵢ = δᵢ‖gᵢ‖_*, with the budgets δ maximising
     mean δᵢ‖gᵢ‖_* under (mean δᵢ^p)^(1/p) ≤ ε (Hölder: δᵢ ∝ ‖gᵢ‖_*^(q−1); p = 1: all on the
-    largest ‖gᵢ‖_*, δ = B·ε there; p = ∞: δᵢ = ε).  ``errors`` = |mean L(xᵢ + rᵢ) − objective|."""
+    largest ‖gᵢ‖_*, δ = B·ε there; p = ∞: δᵢ = ε).  ``errors``: the absolute difference of
+    mean L(xᵢ + rᵢ) and the objective; ``details['budgets']``: the moves' sizes ‖rᵢ‖ at the largest ε."""
     x = _prepare(model, x, "claim10_wasserstein")
     g = input_gradient(model, x, y)
     moves = [to_device(wasserstein_worst_case(g, e, p, ground), model.device) for e in eps_values]

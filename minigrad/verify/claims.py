@@ -17,7 +17,7 @@ perturbs x reports ``same_region``: whether all perturbed points kept x's patter
 winning pieces.  ``region_radius`` gives the exact distance to the nearest kink, which
 ``run_all`` uses to pick a batch that no perturbation takes out of its region.
 
-    python -m minigrad.verify         # prints a table of all nine claims (verify/__main__.py)
+    python -m minigrad.verify         # prints a table of all the claims (verify/__main__.py)
 
 The claims measure the library's own objects: the objectives of ``regularizers`` (DataGrad,
 DataGradFD, AdversarialTraining, GradientPenalty) and ``perturbations.worst_case``; nothing

@@ -11,6 +11,8 @@ tutorials) uses these names, and every objective's ``name`` is one of them:
     double-backprop                      Drucker & LeCun's λΣ(∂L/∂xᵢ)²
     multitask, multitask+datagrad        the reconstruction cue, alone and with DataGrad-L1
     vat                                  virtual adversarial training (ε₂ budget)
+    jacreg, spectreg                     Varga et al.'s λ‖∂f/∂x‖_F² (logits f) and its estimate λ‖∇ₓ(rᵀf)‖²
+    wasserstein-p1, wasserstein-p2       Gao et al.'s ε·(mean ‖gᵢ‖₂^q)^(1/q), the ℓ2 ground cost, ε₂ budget
 
     objective = member("adv-pinf", model, Strengths(eps=0.1))
 
@@ -29,7 +31,8 @@ from .objective import Combined, Objective
 
 MEMBERS = ("plain", "l1", "l2", "adv-p1", "adv-p2", "adv-pinf", "gp-q1", "gp-q2",
            "datagrad-l1", "datagrad-l2", "datagrad-l1-fd", "datagrad-l2-fd",
-           "double-backprop", "multitask", "multitask+datagrad", "vat")
+           "double-backprop", "multitask", "multitask+datagrad", "vat",
+           "jacreg", "spectreg", "wasserstein-p1", "wasserstein-p2")
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ class Strengths:
 
     eps, eps2, eps1: the ℓ∞, ℓ2 and ℓ1 training budgets (None: from eps, see ``budgets``);
     beta_l1, beta_l2: DataGrad's β for the L1 and L2 penalties (double-backprop's λ is beta_l2);
-    gp_scale: the gradient penalty's ε is gp_scale times the budget of its norm;
+    beta_jac: the λ of jacreg and of spectreg (which estimates the same penalty);
+    gp_scale: the gradient penalty's ε is gp_scale times the budget of its norm (so is the
+    Wasserstein radius, on the ℓ2 budget: wasserstein-p∞ would be gp-q2);
     l1, l2: weight decay; gamma: the multitask weight; seed: the multitask decoder's and VAT's
     noise (derived streams, independent of a model built with the same seed)."""
     eps: float = 0.1
@@ -46,6 +51,7 @@ class Strengths:
     eps1: float | None = None
     beta_l1: float = 0.05
     beta_l2: float = 0.01
+    beta_jac: float = 0.001
     gp_scale: float = 1.0
     l1: float = 1e-4
     l2: float = 1e-3
@@ -93,6 +99,10 @@ def member(name: str, model, strengths: Strengths = Strengths(), n_features: int
                                                R.Multitask.for_model(model, s.gamma, seed=s.seed),
                                                name="multitask+datagrad"),
         "vat": lambda: Combined(R.CrossEntropy(), R.VirtualAdversarial(eps2, seed=s.seed), name="vat"),
+        "jacreg": lambda: R.JacobianPenalty(s.beta_jac),
+        "spectreg": lambda: R.SpectralPenalty(s.beta_jac, seed=s.seed),
+        "wasserstein-p1": lambda: R.WassersteinPenalty(s.gp_scale * eps2, 1),
+        "wasserstein-p2": lambda: R.WassersteinPenalty(s.gp_scale * eps2, 2),
     }
     return table[name]()
 

@@ -36,6 +36,12 @@ Multitask(decoder, γ, layer)  γ·MSE(decoder(h_layer(x)), x)       forward to 
   multitask                   (terms.py)
 VirtualAdversarial(ε, ξ, K)   mean KL(p(·|x) ‖ p(·|x + r)),       K power iterations, then        term
   vat                         p(·|x) and r stopped; no labels     one forward at x + r
+JacobianPenalty(λ): jacreg    L + λ·mean ‖∂f(xᵢ)/∂xᵢ‖_F², f the   K backward passes with a        full
+                              logits (penalties.py)               graph (K classes)
+SpectralPenalty(λ, seed)      L + λ·mean ‖Jᵢᵀrᵢ‖₂², r ~ N(0, I)   one backward with a graph       full
+  spectreg                    fresh each step (penalties.py)
+WassersteinPenalty(ε, p)      L + ε·(mean ‖gᵢ‖₂^q)^(1/q)          double backprop, one forward    full
+  wasserstein-p1, -p2         (penalties.py)
 ============================  ==================================  ==============================  ====
 
 Each object's ``name`` is its canonical member name (``members.MEMBERS``: the names of compare,
@@ -66,6 +72,7 @@ from . import perturbations as P
 from . import validate
 from .objective import Combined, Frozen, HeldGradient, Objective, Scaled, data_loss, fmt
 from .terms import Multitask, VirtualAdversarial
+from .penalties import JacobianPenalty, SpectralPenalty, WassersteinPenalty
 from .tensor import Tensor, enable_grad, grad, no_grad, unwrap
 
 
@@ -329,4 +336,4 @@ class DataGradFD(_PerturbedPoint):
 
 __all__ = ["Objective", "Combined", "Scaled", "CrossEntropy", "WeightDecay", "InputGradientPenalty",
            "GradientPenalty", "DataGrad", "DoubleBackprop", "AdversarialTraining", "DataGradFD", "Multitask",
-           "VirtualAdversarial"]
+           "VirtualAdversarial", "JacobianPenalty", "SpectralPenalty", "WassersteinPenalty"]

@@ -135,6 +135,31 @@ def double_backprop(net, x, y, lam):
     return ce(net, x, y) + lam * (g ** 2).sum(dim=1).mean()
 
 
+def jacobian_penalty(net, x, y, lam):
+    """Varga et al.'s JacReg: λ·mean ‖∂logits/∂x‖_F², one autograd.grad per class."""
+    x = x.detach().clone().requires_grad_(True)
+    logits = net(x)
+    rows = [torch.autograd.grad(logits[:, k].sum(), x, create_graph=True)[0] for k in range(logits.shape[1])]
+    return TF.cross_entropy(logits, y) + lam * sum((j ** 2).sum(dim=1) for j in rows).mean()
+
+
+def spectral_penalty(net, x, y, lam, r):
+    """SpectReg at the draw r: λ·mean ‖∇ₓ(rᵢᵀf(xᵢ))‖²."""
+    x = x.detach().clone().requires_grad_(True)
+    logits = net(x)
+    (jr,) = torch.autograd.grad((logits * r).sum(), x, create_graph=True)
+    return TF.cross_entropy(logits, y) + lam * (jr ** 2).sum(dim=1).mean()
+
+
+def wasserstein_penalty(net, x, y, eps, p, ground=2.0):
+    """Gao et al.: L + ε·(mean ‖gᵢ‖_*^q)^(1/q), ‖·‖_* the dual of the ground norm."""
+    g = input_grad(net, x, y, create_graph=True)
+    a = torch.linalg.vector_norm(g, dual(ground), dim=1)
+    q = dual(p)
+    agg = a.max() if q == INF else (a ** q).mean() ** (1 / q)
+    return ce(net, x, y) + eps * agg
+
+
 # --- comparisons ----------------------------------------------------------------------------------
 CASES = {
     "plain": (lambda: R.CrossEntropy(), lambda n, x, y: ce(n, x, y)),
@@ -155,6 +180,13 @@ CASES = {
                        lambda n, x, y: datagrad_fd(n, x, y, 1.0, 0.2, "l1", 0.05)),
     "datagrad-l2-fd": (lambda: R.DataGradFD(1.0, 0.2, "l2", phi=0.05),
                        lambda n, x, y: datagrad_fd(n, x, y, 1.0, 0.2, "l2", 0.05)),
+    "jacreg": (lambda: R.JacobianPenalty(0.3), lambda n, x, y: jacobian_penalty(n, x, y, 0.3)),
+    "wasserstein-p1": (lambda: R.WassersteinPenalty(0.2, 1), lambda n, x, y: wasserstein_penalty(n, x, y, 0.2, 1)),
+    "wasserstein-p2": (lambda: R.WassersteinPenalty(0.2, 2), lambda n, x, y: wasserstein_penalty(n, x, y, 0.2, 2)),
+    "wasserstein-p3-l1": (lambda: R.WassersteinPenalty(0.2, 3, ground=1),
+                          lambda n, x, y: wasserstein_penalty(n, x, y, 0.2, 3, ground=1)),
+    "wasserstein-p1.5-linf": (lambda: R.WassersteinPenalty(0.2, 1.5, ground=INF),
+                              lambda n, x, y: wasserstein_penalty(n, x, y, 0.2, 1.5, ground=INF)),
 }
 
 
@@ -204,6 +236,18 @@ def test_virtual_adversarial_matches_pytorch(problem):
     assert_same(minigrad_grads(mine, model.parameters()), torch_grads(theirs, linears(net)))
 
 
+def test_spectral_penalty_matches_pytorch(problem):
+    # Same draw r: the first draw of the objective's own generator.
+    model, net, x, y, tx, ty = problem
+    spect = R.SpectralPenalty(0.4, seed=9)
+    start = copy.deepcopy(spect.rng)
+    mine = spect(model, x, y)
+    r = torch.from_numpy(start.standard_normal((BATCH, CLASSES)))
+    theirs = spectral_penalty(net, tx, ty, 0.4, r)
+    assert mine.item() == pytest.approx(theirs.item(), rel=1e-12)
+    assert_same(minigrad_grads(mine, model.parameters()), torch_grads(theirs, linears(net)))
+
+
 def test_weight_decay_matches_pytorch_sgd_weight_decay(problem):
     # WeightDecay(l2=λ) has gradient λW, PyTorch SGD's weight_decay=λ; biases are not decayed.
     model, net, x, y, tx, ty = problem
@@ -213,3 +257,27 @@ def test_weight_decay_matches_pytorch_sgd_weight_decay(problem):
     weights = [as_numpy(p.data) for n, p in model.named_parameters()]
     expected = [g + 0.3 * w if g.ndim == 2 else g for g, w in zip(grads, weights)]
     assert_same(minigrad_grads(mine, model.parameters()), expected)
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_critic_gradient_penalty_matches_pytorch(one_sided):
+    # WGAN-GP (Gulrajani et al.) and WGAN-LP (Petzka et al.) at interpolates, on a tanh critic.
+    from minigrad import penalties as Q
+    rng = np.random.default_rng(3)
+    first, second = nn.Linear(2, 16, seed=1, dtype=np.float64), nn.Linear(16, 1, seed=2, dtype=np.float64)
+    for layer in (first, second):
+        layer.weight.data = layer.weight.data * 4
+        layer.bias.data = rng.normal(size=layer.bias.shape)
+    pts = Q.interpolates(rng.normal(size=(32, 2)), rng.normal(size=(32, 2)), rng)
+    mine = mg.functional.mean(Q.critic_gradient_penalty(lambda x: second(mg.functional.tanh(first(x))), pts,
+                                                        one_sided))
+    t1, t2 = torch_linear(first), torch_linear(second)
+    x = torch.from_numpy(pts).requires_grad_(True)
+    (g,) = torch.autograd.grad(t2(torch.tanh(t1(x))).sum(), x, create_graph=True)
+    excess = g.norm(dim=1) - 1
+    theirs = ((excess.clamp(min=0) if one_sided else excess) ** 2).mean()
+    assert 0 < mine.item() == pytest.approx(theirs.item(), rel=1e-12)
+    # The output bias does not change ∇ₓD, so the penalty does not reach it.
+    theirs_grads = torch.autograd.grad(theirs, [t1.weight, t1.bias, t2.weight])
+    assert_same(minigrad_grads(mine, [first.weight, first.bias, second.weight]),
+                [g.T.numpy() if g.ndim == 2 else g.numpy() for g in theirs_grads])

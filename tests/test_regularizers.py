@@ -56,6 +56,13 @@ MEMBERS = {
     "vat-3it": lambda m: R.VirtualAdversarial(0.5, xi=1e-3, power_iterations=3, seed=4),
     "sum": lambda m: R.DataGrad(1.0, 0.1, "l2") + R.Multitask.for_model(m, 0.5) + R.WeightDecay(l2=0.01),
     "scaled": lambda m: R.CrossEntropy() + 0.5 * R.VirtualAdversarial(0.5, seed=5),
+    "jacreg": lambda m: R.JacobianPenalty(0.1),
+    "spectreg": lambda m: R.SpectralPenalty(0.1, seed=6),
+    "wasserstein-p1": lambda m: R.WassersteinPenalty(0.1, 1),
+    "wasserstein-p2": lambda m: R.WassersteinPenalty(0.1, 2),
+    "wasserstein-p3-l1": lambda m: R.WassersteinPenalty(0.1, 3, ground=1),
+    "wasserstein-pinf-linf": lambda m: R.WassersteinPenalty(0.1, INF, ground=INF),
+    "jacreg+wasserstein": lambda m: R.JacobianPenalty(0.1) + 0.5 * R.WassersteinPenalty(0.1, 2),
 }
 
 
@@ -182,7 +189,8 @@ def test_zero_input_gradient_gives_no_nan():
     members += [R.AdversarialTraining(0.1, p) for p in (1, 1.5, 2, INF)]
     members += [R.DataGrad(1.0, 0.1, n) for n in ("l1", "l2")]
     members += [R.DataGradFD(1.0, 0.1, n, phi=0.1) for n in ("l1", "l2")]
-    members += [R.VirtualAdversarial(0.5)]
+    members += [R.VirtualAdversarial(0.5), R.JacobianPenalty(0.1), R.SpectralPenalty(0.1)]
+    members += [R.WassersteinPenalty(0.1, p, ground) for p in (1, 1.5, 2, INF) for ground in (1, 2, INF)]
     plain = param_grads(R.CrossEntropy()(model, x, y), model.parameters())
     for objective in members:
         grads = param_grads(objective(model, x, y), model.parameters())
@@ -314,6 +322,10 @@ def test_names_are_the_canonical_member_names_and_reprs_add_the_strengths():
         R.DoubleBackprop(0.01): ("double-backprop", "double-backprop(lam=0.01)"),
         R.VirtualAdversarial(2.0): ("vat", "vat(eps=2)"),
         R.Multitask.for_model(model, 0.1): ("multitask", "multitask(gamma=0.1)"),
+        R.JacobianPenalty(0.01): ("jacreg", "jacreg(lam=0.01)"),
+        R.SpectralPenalty(0.01, seed=2): ("spectreg", "spectreg(lam=0.01)"),
+        R.WassersteinPenalty(0.3, 1): ("wasserstein-p1", "wasserstein-p1(eps=0.3)"),
+        R.WassersteinPenalty(0.3, 2, ground=1): ("wasserstein-p2-l1", "wasserstein-p2-l1(eps=0.3)"),
         R.CrossEntropy() + 0.5 * R.VirtualAdversarial(2.0): ("plain + 0.5*vat", "plain + 0.5*vat(eps=2)"),
         2 * (R.CrossEntropy() + R.DoubleBackprop(1)): ("2*(plain + double-backprop)",
                                                        "2*(plain + double-backprop(lam=1))"),
@@ -324,7 +336,7 @@ def test_names_are_the_canonical_member_names_and_reprs_add_the_strengths():
 
 def test_registry_builds_every_member_under_its_name():
     model, x, y = small_problem()
-    assert len(set(M.MEMBERS)) == 16
+    assert len(set(M.MEMBERS)) == 20
     for name in M.MEMBERS:
         objective = M.member(name, model, M.Strengths(eps=0.1))
         assert objective.name == name and repr(objective).startswith(name)
@@ -349,6 +361,11 @@ def test_registry_budgets_and_strengths_follow_compares_formulas():
     assert M.member("double-backprop", model, s).lam == 0.02
     assert M.member("l1", model, s).members[1].l1 == 1e-3
     assert M.member("vat", model, s).members[1].eps == 0.2 * root / 2
+    assert M.member("jacreg", model, M.Strengths(beta_jac=0.3)).lam == 0.3
+    assert M.member("spectreg", model, M.Strengths(beta_jac=0.3)).lam == 0.3
+    w = M.member("wasserstein-p1", model, s)
+    assert (w.eps, w.p, w.ground) == (0.5 * (0.2 * root / 2), 1, 2)
+    assert M.member("wasserstein-p2", model, s).p == 2
 
 
 @pytest.mark.parametrize("make, match", [
@@ -374,6 +391,11 @@ def test_registry_budgets_and_strengths_follow_compares_formulas():
     (lambda: R.VirtualAdversarial(-1.0), "eps.*-1"),
     (lambda: R.VirtualAdversarial(1.0, xi=0), "xi.*> 0.*0"),
     (lambda: R.VirtualAdversarial(1.0, power_iterations=1.5), "power_iterations.*1.5"),
+    (lambda: R.JacobianPenalty(-0.1), "JacobianPenalty: lam.*-0.1"),
+    (lambda: R.SpectralPenalty("x"), "SpectralPenalty: lam.*'x'"),
+    (lambda: R.WassersteinPenalty(-1.0, 2), "WassersteinPenalty: eps.*-1"),
+    (lambda: R.WassersteinPenalty(0.1, 0.5), "WassersteinPenalty: p must be a number >= 1 or inf, got 0.5"),
+    (lambda: R.WassersteinPenalty(0.1, 2, ground=0), "WassersteinPenalty: ground must be .* got 0"),
 ])
 def test_invalid_arguments_raise_value_error_naming_the_value(make, match):
     with pytest.raises(ValueError, match=match):
@@ -435,6 +457,10 @@ TRAINED = {
     "datagrad-l2-fd": lambda: R.DataGradFD(1.0, 0.1, "l2", phi=0.05),
     "dbp": lambda: R.DoubleBackprop(0.1),
     "ce+vat": lambda: R.CrossEntropy() + R.VirtualAdversarial(1.0),
+    "jacreg": lambda: R.JacobianPenalty(1e-3),
+    "spectreg": lambda: R.SpectralPenalty(1e-3),
+    "wasserstein-p1": lambda: R.WassersteinPenalty(0.2, 1),
+    "wasserstein-p2": lambda: R.WassersteinPenalty(0.2, 2),
 }
 
 

@@ -106,13 +106,41 @@ def test_claim9_local_hessian(results):
     assert res.min_eigenvalue > -1e-12 and res.max_rank <= res.n_classes - 1
 
 
+@pytest.mark.parametrize("p", [1, 1.5, 2, 3, np.inf])
+@pytest.mark.parametrize("ground", [1, 2, np.inf])
+def test_claim10_wasserstein_first_order_expansion(problem, results, p, ground):
+    # Gao et al.: worst case over the W_p ball = L + ε(mean ‖gᵢ‖_*^q)^(1/q) + O(ε²), with the
+    # closed-form maximiser on the boundary of the ball: (mean δᵢ^p)^(1/p) = ε (p = ∞: max δᵢ = ε).
+    key = f"10 Wasserstein p={p:g}"
+    res = results[key] if ground == 2 and key in results else verify.claim10_wasserstein(*problem, p, ground)
+    assert res.same_region and in_range(res.slope, ORDER2), res
+    delta = res.details["budgets"]
+    cost = delta.max() if p == np.inf else np.mean(delta ** p) ** (1 / p)
+    assert cost == pytest.approx(res.h[0], rel=1e-12)
+    if p == 1:  # all of the budget on one example
+        assert np.count_nonzero(delta) == 1
+
+
+def test_claim10_needs_the_optimal_budget_allocation(problem):
+    # Moving every example by ε (the W_∞ allocation) while claiming the W_2 penalty leaves an
+    # O(ε) gap: the aggregation over the data is part of the first-order term.
+    model, x, y = problem
+    from minigrad import regularizers as R
+    from minigrad.perturbations import input_gradient, worst_case
+    g = input_gradient(model, x, y)
+    gaps = [abs(R.CrossEntropy()(model, x + worst_case(g, e, 2).data, y).item()
+                - R.WassersteinPenalty(e, 2)(model, x, y).item()) for e in verify.EPS_VALUES]
+    assert in_range(np.polyfit(np.log(verify.EPS_VALUES), np.log(gaps), 1)[0], (0.9, 1.1))
+
+
 CLAIMS = [lambda m, x, y: verify.claim3_linearization(m, x, y, 2),
           lambda m, x, y: verify.claim4_datagrad_fd(m, x, y),
           lambda m, x, y: verify.claim5_goodfellow_equals_datagrad(m, x, y),
           lambda m, x, y: verify.claim6_perturbed_vs_penalty(m, x, y, 2),
           lambda m, x, y: verify.claim7_stop_gradient(m, x, y, 2),
           lambda m, x, y: verify.claim8_gaussian_noise(m, x, y, n_samples=10),
-          verify.claim9_local_hessian]
+          verify.claim9_local_hessian,
+          lambda m, x, y: verify.claim10_wasserstein(m, x, y, 2)]
 
 
 @pytest.mark.parametrize("claim", CLAIMS)
@@ -152,5 +180,5 @@ def test_the_runner_prints_one_line_per_claim(results, monkeypatch, capsys):
     monkeypatch.setattr(runner, "run_all", lambda seed=0: results)
     runner.main()
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(results) == 9 and lines == runner.report(results)
-    assert sum("slope" in line for line in lines) == 6 and "sign exact True" in lines[1]
+    assert len(results) == 11 and lines == runner.report(results)
+    assert sum("slope" in line for line in lines) == 8 and "sign exact True" in lines[1]

@@ -1,4 +1,5 @@
-"""The nine numerically checkable claims of PAPERS.md §4, one public function each.
+"""The nine numerically checkable claims of PAPERS.md §4, and a tenth (the Wasserstein view of
+the family's neighbours, ``penalties.py``), one public function each.
 
 Each function measures its claim on a model and a batch (or on a gradient vector g)
 and returns the numbers, so a tutorial can print them and a test can assert them.
@@ -16,7 +17,7 @@ perturbs x reports ``same_region``: whether all perturbed points kept x's patter
 winning pieces.  ``region_radius`` gives the exact distance to the nearest kink, which
 ``run_all`` uses to pick a batch that no perturbation takes out of its region.
 
-    python -m minigrad.verify         # prints a table of all nine claims (verify/__main__.py)
+    python -m minigrad.verify         # prints a table of all the claims (verify/__main__.py)
 
 The claims measure the library's own objects: the objectives of ``regularizers`` (DataGrad,
 DataGradFD, AdversarialTraining, GradientPenalty) and ``perturbations.worst_case``; nothing
@@ -33,6 +34,7 @@ from .. import regularizers as R
 from ..backend import as_numpy, to_device
 from ..diffops import hvp
 from ..nn import Dropout, maxout_mlp
+from ..penalties import wasserstein_worst_case
 from ..perturbations import dual_exponent, input_gradient, per_example_norm, sample_ball, worst_case
 from ..tensor import Tensor, as_tensor, grad, unwrap
 from .regions import local_jacobian, maxout_layers, region_radius, same_region
@@ -340,6 +342,27 @@ def claim9_local_hessian(model, x, y) -> LocalHessian:
                         max_rank=int(max(np.linalg.matrix_rank(h) for h in H)), n_classes=p.shape[1])
 
 
+def claim10_wasserstein(model, x, y, p, ground=2.0, eps_values=EPS_VALUES) -> Convergence:
+    """Claim 10 (Gao, Chen & Kleywegt 2017): the worst case of the batch-mean loss over the order-p
+    Wasserstein ball of radius ε around the batch (transport cost ‖·‖ = ℓ_ground) is, to first
+    order, ``WassersteinPenalty(ε, p, ground)``: L + ε·(mean ‖gᵢ‖_*^q)^(1/q), error O(ε²).
+
+    The worst case is found in closed form (``penalties.wasserstein_worst_case``): example i moves
+    by rᵢ = worst_case(gᵢ, δᵢ, ground), so gᵢᵀrᵢ = δᵢ‖gᵢ‖_*, with the budgets δ maximising
+    mean δᵢ‖gᵢ‖_* under (mean δᵢ^p)^(1/p) ≤ ε (Hölder: δᵢ ∝ ‖gᵢ‖_*^(q−1); p = 1: all on the
+    largest ‖gᵢ‖_*, δ = B·ε there; p = ∞: δᵢ = ε).  ``errors``: the absolute difference of
+    mean L(xᵢ + rᵢ) and the objective; ``details['budgets']``: the moves' sizes ‖rᵢ‖ at the largest ε."""
+    x = _prepare(model, x, "claim10_wasserstein")
+    g = input_gradient(model, x, y)
+    moves = [to_device(wasserstein_worst_case(g, e, p, ground), model.device) for e in eps_values]
+    worst = np.array([_summed_loss(model, x + r, y).item() / len(y) for r in moves])
+    first = np.array([R.WassersteinPenalty(e, p, ground)(model, x, y).item() for e in eps_values])
+    res, eps_values = np.abs(worst - first), np.array(eps_values)
+    return Convergence(f"10: Wasserstein-{p:g} worst case - (L + penalty) = O(eps^2)", eps_values, res,
+                       _slope(eps_values, res), 2.0, same_region(model, x, x + moves[0]),
+                       dict(budgets=np.linalg.norm(as_numpy(moves[0]).reshape(len(y), -1), ord=ground, axis=1)))
+
+
 # --- all at once ----------------------------------------------------------------------------
 def demo_problem(seed=0, batch=4, in_features=6, units=(5, 5), pieces=3, n_classes=4, min_radius=0.3):
     """A float64 Maxout net (random biases, so kinks do not all meet at 0) and a batch of
@@ -358,7 +381,7 @@ def demo_problem(seed=0, batch=4, in_features=6, units=(5, 5), pieces=3, n_class
 
 
 def run_all(seed=0) -> dict:
-    """All nine claims on ``demo_problem(seed)``; {name: result}."""
+    """All ten claims on ``demo_problem(seed)`` (claim 10 for p = 2 and p = 1); {name: result}."""
     model, x, y = demo_problem(seed)
     g = np.random.default_rng(seed).standard_normal((4, 10))
     return {"1 Holder p=1.5": claim1_holder_optimality(g, 0.3, 1.5),
@@ -369,4 +392,6 @@ def run_all(seed=0) -> dict:
             "6 perturbed vs penalty p=2": claim6_perturbed_vs_penalty(model, x, y, 2),
             "7 stop-gradient p=2": claim7_stop_gradient(model, x, y, 2),
             "8 Gaussian noise": claim8_gaussian_noise(model, x, y),
-            "9 local Hessian": claim9_local_hessian(model, x, y)}
+            "9 local Hessian": claim9_local_hessian(model, x, y),
+            "10 Wasserstein p=2": claim10_wasserstein(model, x, y, 2),
+            "10 Wasserstein p=1": claim10_wasserstein(model, x, y, 1)}

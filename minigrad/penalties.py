@@ -1,0 +1,277 @@
+"""The family's neighbours: penalties on the Jacobian of the logits, and the Wasserstein aggregation.
+
+Three more objectives that regularise an input gradient, beside those of ``regularizers.py`` (same
+conventions: every member is an ``Objective``, each example's gradient comes from the *summed*
+output so it is that example's own, every batch objective is a mean over the B examples).
+f(x) ∈ R^K are the network's **logits** (the model's output, before the softmax that lives in the
+loss), Jᵢ = ∂f(xᵢ)/∂xᵢ ∈ R^(K×D) example i's Jacobian, gᵢ = ∇ₓᵢLᵢ its loss gradient:
+
+==========================  ==========================================  ==============================
+member (constructor): name  objective (mean over examples i)            computed as
+==========================  ==========================================  ==============================
+JacobianPenalty(λ): jacreg  L + λ·mean ‖Jᵢ‖_F²                          K backward passes with a graph
+SpectralPenalty(λ, seed):   L + λ·mean ‖Jᵢᵀrᵢ‖₂², rᵢ ~ N(0, I_K)        one backward with a graph
+  spectreg                  drawn afresh each call (E_r = ‖Jᵢ‖_F²)
+WassersteinPenalty(ε, p):   L + ε·(mean ‖gᵢ‖_*^q)^(1/q), 1/p + 1/q = 1  one backward with a graph
+  wasserstein-p1, -p2       p = 1: ε·max ‖gᵢ‖_*;  p = ∞: ε·mean ‖gᵢ‖_*
+==========================  ==========================================  ==============================
+
+Each is trained exactly by double backprop: the penalty is built from gradients taken with
+``create_graph=True`` from the same forward pass as L, so its θ-gradient is a mixed second derivative.
+
+Beyond classifiers: ``critic_gradient_penalty`` is the input-gradient penalty of a Wasserstein GAN's
+critic at ``interpolates`` between real and generated points, two-sided (WGAN-GP) or one-sided
+(WGAN-LP); tutorials/09_gradient_penalties_beyond_classifiers.py trains both.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+from . import perturbations as P
+from . import validate
+from .backend import as_numpy, device_of, to_device
+from .objective import Frozen, Objective, fmt
+from .tensor import Tensor, enable_grad, grad, no_grad, unwrap
+
+
+def _child_rng(seed, purpose: str) -> np.random.Generator:
+    """A generator for ``purpose`` derived from ``seed`` (an int or a Generator, used as is), so a
+    penalty seeded like the model does not replay the model's own initialisation draws."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(np.random.SeedSequence([int(seed), sum(map(ord, purpose))]))
+
+
+def _logits_with_input(model, x):
+    """(x as a leaf that requires grad, f(x)), recorded even inside a caller's no_grad()."""
+    xt = Tensor(unwrap(x), requires_grad=True)
+    with enable_grad():
+        return xt, model(xt)
+
+
+def _squared_rows(t: Tensor) -> Tensor:
+    """Σⱼ tᵢⱼ² per example (no square root: smooth at 0), shape (batch,)."""
+    return F.sum(F.reshape(t * t, (t.shape[0], -1)), axis=1)
+
+
+class JacobianPenalty(Objective):
+    """L + λ·(1/B) Σᵢ ‖∂f(xᵢ)/∂xᵢ‖_F²,  f the logits:  Varga, Csiszárik & Zombori (2017), "JacReg".
+
+    The Frobenius regulariser of "Gradient regularization improves accuracy of discriminative
+    models" (arXiv 1712.09936, §3): the squared Frobenius norm of the Jacobian of the logits with
+    respect to the input, ‖J‖_F² = Σₖ ‖∇ₓfₖ‖₂².  Exact: row k of every example's Jacobian is
+    ∇ₓ Σᵢ fₖ(xᵢ) (examples do not interact, so the summed output gives each its own row), one
+    backward pass per class, each recorded (``create_graph=True``) so the penalty can be
+    differentiated with respect to θ.  Cost: a forward, K = n_classes backward passes with a graph,
+    and a training step's backward through all K of them: about K times double backprop's
+    (``SpectralPenalty`` estimates the same penalty at the cost of one).  Double backpropagation
+    (``DoubleBackprop``) penalises instead the loss gradient gᵢ = Jᵢᵀ(pᵢ − e_yᵢ), one direction of J.
+    """
+
+    includes_data_loss = True
+    name = "jacreg"
+
+    def __init__(self, lam):
+        self.lam = validate.number(lam, "lam", type(self).__name__, low=0)
+
+    def settings(self):
+        return f"lam={fmt(self.lam)}"
+
+    def penalty(self, model, x) -> Tensor:
+        """‖Jᵢ‖_F² per example, shape (batch,), a graph over θ."""
+        return self._penalty(*_logits_with_input(model, x))
+
+    @staticmethod
+    def _penalty(xt, logits):
+        total = None
+        for k in range(logits.shape[1]):
+            row = xt.xp.zeros(logits.shape, dtype=logits.dtype)
+            row[:, k] = 1
+            (jk,) = grad(logits, xt, grad_outputs=Tensor(row), create_graph=True)  # row k of every Jᵢ
+            total = _squared_rows(jk) if total is None else total + _squared_rows(jk)
+        return total
+
+    def __call__(self, model, x, y):
+        xt, logits = _logits_with_input(model, x)
+        clean = F.cross_entropy(logits, y)
+        return clean + F.mean(self._penalty(xt, logits)) * self.lam if self.lam else clean
+
+
+class SpectralPenalty(Objective):
+    """L + λ·(1/B) Σᵢ ‖∇ₓᵢ(rᵢᵀf(xᵢ))‖₂² = L + λ·mean ‖Jᵢᵀrᵢ‖₂²,  rᵢ ~ N(0, I_K):  Varga et al.'s
+    "SpectReg" (arXiv 1712.09936, §3), f the logits.
+
+    An unbiased estimate of ``JacobianPenalty``'s: E_r ‖Jᵀr‖² = tr(J E[rrᵀ] Jᵀ) = ‖J‖_F², at the cost
+    of one backward pass (``Jᵢᵀrᵢ`` for the whole batch is ∇ₓ Σᵢ rᵢᵀf(xᵢ)) instead of K.  A fresh r,
+    one per example, is drawn at every call from ``self.rng``, a generator derived from ``seed``
+    (reproducible, and independent of a model built with the same seed); the training direction
+    is the θ-gradient at that draw.  ``frozen`` holds one draw (``loss_at(..., r=)``), which is what
+    a gradient check differentiates.
+    """
+
+    includes_data_loss = True
+    name = "spectreg"
+
+    def __init__(self, lam, seed=0):
+        self.lam = validate.number(lam, "lam", type(self).__name__, low=0)
+        self.rng = _child_rng(seed, "spectreg")
+
+    def settings(self):
+        return f"lam={fmt(self.lam)}"
+
+    def draw(self, logits_shape, like) -> Tensor:
+        """r ~ N(0, I_K) per example: shape (batch, K), the dtype and device of ``like``."""
+        r = self.rng.standard_normal(logits_shape).astype(like.dtype)
+        return Tensor(to_device(r, device_of(like.data)))
+
+    def penalty(self, model, x, r=None) -> Tensor:
+        """‖Jᵢᵀrᵢ‖₂² per example (r: (batch, K); none given: a fresh draw), a graph over θ."""
+        xt, logits = _logits_with_input(model, x)
+        return self._penalty(xt, logits, self.draw(logits.shape, logits) if r is None else r)
+
+    @staticmethod
+    def _penalty(xt, logits, r):
+        (jr,) = grad(logits, xt, grad_outputs=Tensor(unwrap(r)), create_graph=True)
+        return _squared_rows(jr)
+
+    def loss_at(self, model, x, y, r) -> Tensor:
+        xt, logits = _logits_with_input(model, x)
+        clean = F.cross_entropy(logits, y)
+        return clean + F.mean(self._penalty(xt, logits, r)) * self.lam if self.lam else clean
+
+    def __call__(self, model, x, y):
+        xt, logits = _logits_with_input(model, x)
+        clean = F.cross_entropy(logits, y)
+        if not self.lam:  # no penalty: no draw, no second-order graph
+            return clean
+        return clean + F.mean(self._penalty(xt, logits, self.draw(logits.shape, logits))) * self.lam
+
+    def frozen(self, model, x, y):
+        with no_grad():  # only the logits' shape is needed, for the draw
+            shape = model(Tensor(unwrap(x))).shape
+        return Frozen(self, r=self.draw(shape, Tensor(unwrap(x))))
+
+
+def _aggregate(a: Tensor, q: float) -> Tensor:
+    """(mean_i aᵢ^q)^(1/q) = B^(−1/q)·‖a‖_q for a ≥ 0 of shape (B,); q = ∞: max aᵢ.  Zero-safe
+    (``LpNorm``): a = 0 gives 0 with derivative 0, never NaN."""
+    scale = 1.0 if q == np.inf else float(a.shape[0]) ** (-1.0 / q)
+    return F.lp_norm(a, q) * scale
+
+
+def transport_budgets(a, eps, p) -> np.ndarray:
+    """δᵢ ≥ 0 maximising mean δᵢaᵢ subject to (mean δᵢ^p)^(1/p) ≤ ε (p = ∞: max δᵢ ≤ ε), aᵢ ≥ 0.
+
+    Hölder on the uniform measure over the batch: mean δa ≤ (mean δ^p)^(1/p)·(mean a^q)^(1/q), with
+    equality when δ^p ∝ a^q, so (1 < p < ∞)
+
+        δᵢ = ε·aᵢ^(q−1) / (mean_j aⱼ^q)^(1/p)       and then  mean δᵢaᵢ = ε·(mean aᵢ^q)^(1/q);
+
+    p = 1 (q = ∞): the whole budget on the largest aᵢ, δ_k = B·ε (tied maxima share it evenly:
+    each of t gets B·ε/t), the others 0, giving ε·max aᵢ;  p = ∞ (q = 1): δᵢ = ε for all i, giving
+    ε·mean aᵢ.  All a = 0: δ = 0 (nothing gains)."""
+    a = np.asarray(a, dtype=float)
+    p = validate.exponent(p, "transport_budgets")
+    eps = validate.eps(eps, "transport_budgets")
+    if p == np.inf:
+        return np.full_like(a, eps)
+    if not a.any():
+        return np.zeros_like(a)
+    if p == 1:
+        top = (a == a.max()).astype(float)
+        return top * (len(a) * eps / top.sum())
+    q = P.dual_exponent(p)
+    u = a / a.max()  # scaled so a^q can neither overflow nor underflow
+    return eps * u ** (q - 1) / np.mean(u ** q) ** (1 / p)
+
+
+def wasserstein_worst_case(g, eps, p, ground=2.0) -> np.ndarray:
+    """rᵢ = worst_case(gᵢ, δᵢ, ground) with δ = ``transport_budgets(‖g‖_*, ε, p)``: the maximiser of
+    the linearised loss mean_i gᵢᵀrᵢ over the moves with (mean ‖rᵢ‖^p)^(1/p) ≤ ε, ‖·‖ the ground
+    norm ℓ_ground and ‖·‖_* its dual.  Per example Hölder gives max_{‖rᵢ‖ ≤ δᵢ} gᵢᵀrᵢ = δᵢ‖gᵢ‖_*;
+    the budgets then share ε across examples.  Returns a raw array, the shape of g."""
+    g = unwrap(g)
+    a = as_numpy(P.per_example_norm(g, P.dual_exponent(ground)).data)
+    delta = transport_budgets(a, eps, p)
+    unit = as_numpy(P.worst_case(g, 1.0, ground).data)
+    return unit * delta.reshape((-1,) + (1,) * (unit.ndim - 1))
+
+
+class WassersteinPenalty(Objective):
+    """L + ε·(mean_i ‖gᵢ‖_*^q)^(1/q),  1/p + 1/q = 1:  Gao, Chen & Kleywegt (2017), "Wasserstein
+    distributional robustness and regularization" (arXiv 1712.06050, Theorem 1/eq. 5).
+
+    The worst case over the order-p Wasserstein ball of radius ε around the empirical distribution
+    of the batch, with transport cost ‖x − x'‖ (the *ground* norm ℓ_ground, default ℓ2, so the dual
+    ‖·‖_* is ℓ_(ground's dual): ℓ2 again by default), is to first order
+
+        sup_{W_p(Q, P_B) ≤ ε} E_Q L = mean_i Lᵢ + ε·(mean_i ‖gᵢ‖_*^q)^(1/q) + O(ε²),
+
+    gᵢ = ∇ₓᵢLᵢ (from the summed loss).  p = 1 (q = ∞): ε·max_i ‖gᵢ‖_* (all the transport budget on
+    the most sensitive example); p = 2: ε·the root mean square of ‖gᵢ‖_*; p = ∞ (q = 1):
+    ε·mean ‖gᵢ‖_*, which is Lyu et al.'s ``GradientPenalty(ε, p=ground)``: the same dual norm, a
+    different aggregation over the data.  The maximiser is ``wasserstein_worst_case`` (claim 10
+    of ``verify``).  The aggregate runs over the minibatch, the empirical distribution a step sees,
+    so for p < ∞ the penalty depends on the batch size (p = 1: the max over more examples).
+    Trained exactly by double backprop.
+    """
+
+    includes_data_loss = True
+
+    def __init__(self, eps, p=2.0, ground=2.0):
+        who = "WassersteinPenalty"
+        self.eps = validate.eps(eps, who)
+        self.p = validate.exponent(p, who)
+        self.ground = validate.exponent(ground, who, "ground")
+        self.q, self.dual = P.dual_exponent(self.p), P.dual_exponent(self.ground)
+
+    name = property(lambda self: f"wasserstein-p{fmt(self.p)}"
+                    + ("" if self.ground == 2 else f"-l{fmt(self.ground)}"))
+
+    def settings(self):
+        return f"eps={fmt(self.eps)}"
+
+    def penalty(self, g: Tensor) -> Tensor:
+        """(mean_i ‖gᵢ‖_*^q)^(1/q), a scalar."""
+        return _aggregate(P.per_example_norm(g, self.dual), self.q)
+
+    def __call__(self, model, x, y):
+        if not self.eps:
+            return F.cross_entropy(model(Tensor(unwrap(x))), y)
+        summed, g = P.loss_and_input_gradient(model, x, y, create_graph=True)
+        return summed / len(y) + self.penalty(g) * self.eps
+
+
+# --- beyond classifiers: the critic of a Wasserstein GAN ----------------------------------------------
+def interpolates(real, fake, rng) -> np.ndarray:
+    """x̂ᵢ = tᵢ·realᵢ + (1 − tᵢ)·fakeᵢ, tᵢ ~ U(0, 1) from ``rng`` (Gulrajani et al. 2017, Alg. 1): where
+    a gradient-penalised critic's input gradient is taken.  Raw arrays in, a raw array out."""
+    real, fake = unwrap(real), unwrap(fake)
+    if real.shape != fake.shape:
+        raise ValueError(f"interpolates: real and fake must have one shape, got {real.shape} and {fake.shape}")
+    t = rng.random((real.shape[0],) + (1,) * (real.ndim - 1)).astype(real.dtype)
+    return t * real + (1 - t) * fake
+
+
+def critic_gradient_penalty(critic, points, one_sided=False) -> Tensor:
+    """(‖∇ₓD(x̂ᵢ)‖₂ − 1)² per point, shape (batch,): the two-sided penalty of WGAN-GP (Gulrajani,
+    Ahmed, Arjovsky, Dumoulin & Courville 2017, eq. 3); ``one_sided=True``: max(0, ‖∇ₓD(x̂ᵢ)‖₂ − 1)²,
+    the Lipschitz penalty of WGAN-LP (Petzka, Fischer & Lukovnikov 2018, eq. 8), which only
+    pushes a gradient norm down (a 1-Lipschitz critic may be flatter than 1).
+
+    ``critic`` maps (batch, ...) to (batch, 1) or (batch,); each point's gradient is its own (from
+    the summed output).  Recorded with ``create_graph=True``, so a critic loss
+    mean D(fake) − mean D(real) + λ·mean(penalty) is trained exactly by double backprop.  The
+    norm is zero-safe (``LpNorm``) and max(0, ·) uses relu′(0) = 0."""
+    xt = Tensor(unwrap(points), requires_grad=True)
+    with enable_grad():
+        (g,) = grad(F.sum(critic(xt)), xt, create_graph=True)
+        excess = P.per_example_norm(g, 2) - 1
+        if one_sided:
+            excess = F.relu(excess)
+        return excess * excess
+
+
+__all__ = ["JacobianPenalty", "SpectralPenalty", "WassersteinPenalty", "transport_budgets",
+           "wasserstein_worst_case", "interpolates", "critic_gradient_penalty"]

@@ -33,7 +33,7 @@ import numpy as np
 from . import datasets
 from . import experiment as X
 from . import perturbations as P
-from .members import MEMBERS, Strengths, member
+from .members import FAMILY, MEMBERS, Strengths, member
 from .backend import to_device
 from .checkpoint import load_checkpoint, save_checkpoint, write_atomically
 from .errors import OutputError
@@ -43,7 +43,7 @@ from .train import evaluate, fit
 def strengths(args) -> Strengths:
     """The members' strengths, from the flags."""
     return Strengths(eps=args.eps, eps2=args.eps2, eps1=args.eps1, beta_l1=args.beta_l1, beta_l2=args.beta_l2,
-                     gp_scale=args.gp_scale, l1=args.l1, l2=args.l2, gamma=args.gamma, seed=args.seed)
+                     beta_jac=args.beta_jac, gp_scale=args.gp_scale, l1=args.l1, l2=args.l2, gamma=args.gamma, seed=args.seed)
 
 
 def attack_grid(n_features: int, quick: bool) -> dict:
@@ -135,7 +135,7 @@ def run(args) -> int:
     if args.quick:
         args.epochs = min(args.epochs, 5)
         args.members = args.members or ["plain", "adv-pinf", "gp-q1", "datagrad-l1-fd", "multitask+datagrad"]
-    members = list(dict.fromkeys(args.members or MEMBERS))
+    members = list(dict.fromkeys(args.members or FAMILY))
     # Finished members are reused, not refused: only --overwrite moves them aside (to replaced/).
     out = X.prepare_out(args.out, ("results.jsonl", "models") if args.overwrite else (), overwrite=args.overwrite)
     train_set, test_set = X.load_dataset(args.data, args.data_dir)
@@ -206,7 +206,8 @@ def add_arguments(p):
     X.add_data_arguments(p, valid=False)
     g = p.add_argument_group("members and strengths")
     g.add_argument("--members", nargs="+", choices=MEMBERS, default=None, metavar="MEMBER",
-                   help="which members to train (none given: all): " + ", ".join(MEMBERS))
+                   help="which members to train (none given: the seeds' family, " + ", ".join(FAMILY)
+                        + "); the neighbours " + ", ".join(MEMBERS[len(FAMILY):]) + " train when named")
     g.add_argument("--eps", type=X.pixel_budget, default=0.1, help="ℓ∞ training budget")
     g.add_argument("--eps2", type=X.positive_float, default=None, help="ℓ2 training budget (none given: eps·√D/2)")
     g.add_argument("--eps1", type=X.positive_float, default=None, help="ℓ1 training budget (none given: eps·√D)")
@@ -215,6 +216,8 @@ def add_arguments(p):
     g.add_argument("--beta-l1", type=X.positive_float, default=0.05,
                    help="DataGrad-L1 β (0.05 = (1−a)ε of Goodfellow's a = 0.5, ε = 0.1)")
     g.add_argument("--beta-l2", type=X.positive_float, default=0.01, help="DataGrad-L2 and double backprop β")
+    g.add_argument("--beta-jac", type=X.positive_float, default=Strengths.beta_jac,
+                   help="JacReg and SpectReg λ (Varga et al.)")
     g.add_argument("--l1", type=X.positive_float, default=1e-4, help="L1 weight decay")
     g.add_argument("--l2", type=X.positive_float, default=1e-3, help="L2 weight decay")
     g.add_argument("--gamma", type=X.positive_float, default=1.0, help="multitask reconstruction weight")

@@ -29,10 +29,13 @@ import numpy as np
 from . import regularizers as R
 from .objective import Combined, Objective
 
-MEMBERS = ("plain", "l1", "l2", "adv-p1", "adv-p2", "adv-pinf", "gp-q1", "gp-q2",
-           "datagrad-l1", "datagrad-l2", "datagrad-l1-fd", "datagrad-l2-fd",
-           "double-backprop", "multitask", "multitask+datagrad", "vat",
-           "jacreg", "spectreg", "wasserstein-p1", "wasserstein-p2")
+# The unified family of the seed papers (what `compare` trains by default), then its neighbours
+# (Varga et al.'s JacReg and SpectReg, Gao et al.'s Wasserstein penalty), trained when named.
+FAMILY = ("plain", "l1", "l2", "adv-p1", "adv-p2", "adv-pinf", "gp-q1", "gp-q2",
+          "datagrad-l1", "datagrad-l2", "datagrad-l1-fd", "datagrad-l2-fd",
+          "double-backprop", "multitask", "multitask+datagrad", "vat")
+NEIGHBOURS = ("jacreg", "spectreg", "wasserstein-p1", "wasserstein-p2")
+MEMBERS = FAMILY + NEIGHBOURS
 
 
 @dataclass(frozen=True)
@@ -107,4 +110,4 @@ def member(name: str, model, strengths: Strengths = Strengths(), n_features: int
     return table[name]()
 
 
-__all__ = ["MEMBERS", "Strengths", "member"]
+__all__ = ["FAMILY", "NEIGHBOURS", "MEMBERS", "Strengths", "member"]

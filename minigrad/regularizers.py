@@ -11,38 +11,38 @@ loss, PAPERS.md §1), so every norm below is per example and every batch objecti
 a mean over examples.
 
 Full objectives include the data loss L and can be trained alone; *terms* are meant to
-be added to one (``CrossEntropy() + WeightDecay(l2=1e-4)``):
+be added to one (``CrossEntropy() + WeightDecay(l2=1e-4)``)::
 
-============================  ==================================  ==============================  ====
-member (constructor): name    objective (mean over examples i)    computed as (GEMMs, 2 layers)   kind
-============================  ==================================  ==============================  ====
-CrossEntropy(): plain         L = mean Lᵢ                         one forward (3+5)               full
-WeightDecay(l1, l2): l1, l2   l1·Σ|W| + (l2/2)·ΣW², weights only  no forward                      term
-AdversarialTraining(ε, p, a)  a·L(x) + (1−a)·L(x + r*),           one forward and one backward    full
-  adv-p1, adv-p2, adv-pinf    r* = worst_case(g, ε, p), stopped   for g and ∇θL(x), one forward
-                                                                  at x + r* (3+6+3+5 = 17)
-InputGradientPenalty(α, β, q) α·L + β·mean R(gᵢ), R = ‖g‖_q       double backprop, one forward
-                              or ‖g‖₂² (squared=True)
-  GradientPenalty(ε, p)       L + ε·mean ‖gᵢ‖_q,  1/p + 1/q = 1                                   full
-    gp-q1, gp-q2
-  DataGrad(α, β, norm)        α·L + β·mean R(gᵢ),                                                 full
-    datagrad-l1, -l2          R = ‖g‖₁ ('l1') or ‖g‖₂² ('l2')
-  DoubleBackprop(λ)           L + λ·mean ‖gᵢ‖₂²                   = DataGrad(1, λ, 'l2')          full
-    double-backprop
-DataGradFD(α, β, norm, φ)     the surrogate (α − β/φ)·L(x)        as AdversarialTraining (17)     full
-  datagrad-l1-fd, -l2-fd      + (β/φ)·L(x + φr), r = ∇R(g) =
-                              sign g or 2g, stopped
-Multitask(decoder, γ, layer)  γ·MSE(decoder(h_layer(x)), x)       forward to the hidden layer     term
-  multitask                   (terms.py)
-VirtualAdversarial(ε, ξ, K)   mean KL(p(·|x) ‖ p(·|x + r)),       K power iterations, then        term
-  vat                         p(·|x) and r stopped; no labels     one forward at x + r
-JacobianPenalty(λ): jacreg    L + λ·mean ‖∂f(xᵢ)/∂xᵢ‖_F², f the   K backward passes with a        full
-                              logits (penalties.py)               graph (K classes)
-SpectralPenalty(λ, seed)      L + λ·mean ‖Jᵢᵀrᵢ‖₂², r ~ N(0, I)   one backward with a graph       full
-  spectreg                    fresh each step (penalties.py)
-WassersteinPenalty(ε, p)      L + ε·(mean ‖gᵢ‖₂^q)^(1/q)          double backprop, one forward    full
-  wasserstein-p1, -p2         (penalties.py)
-============================  ==================================  ==============================  ====
+    ============================  ==================================  ==============================  ====
+    member (constructor): name    objective (mean over examples i)    computed as (GEMMs, 2 layers)   kind
+    ============================  ==================================  ==============================  ====
+    CrossEntropy(): plain         L = mean Lᵢ                         one forward (3+5)               full
+    WeightDecay(l1, l2): l1, l2   l1·Σ|W| + (l2/2)·ΣW², weights only  no forward                      term
+    AdversarialTraining(ε, p, a)  a·L(x) + (1−a)·L(x + r*),           one forward and one backward    full
+      adv-p1, adv-p2, adv-pinf    r* = worst_case(g, ε, p), stopped   for g and ∇θL(x), one forward
+                                                                      at x + r* (3+6+3+5 = 17)
+    InputGradientPenalty(α, β, q) α·L + β·mean R(gᵢ), R = ‖g‖_q       double backprop, one forward
+                                  or ‖g‖₂² (squared=True)
+      GradientPenalty(ε, p)       L + ε·mean ‖gᵢ‖_q,  1/p + 1/q = 1                                   full
+        gp-q1, gp-q2
+      DataGrad(α, β, norm)        α·L + β·mean R(gᵢ),                                                 full
+        datagrad-l1, -l2          R = ‖g‖₁ ('l1') or ‖g‖₂² ('l2')
+      DoubleBackprop(λ)           L + λ·mean ‖gᵢ‖₂²                   = DataGrad(1, λ, 'l2')          full
+        double-backprop
+    DataGradFD(α, β, norm, φ)     the surrogate (α − β/φ)·L(x)        as AdversarialTraining (17)     full
+      datagrad-l1-fd, -l2-fd      + (β/φ)·L(x + φr), r = ∇R(g) =
+                                  sign g or 2g, stopped
+    Multitask(decoder, γ, layer)  γ·MSE(decoder(h_layer(x)), x)       forward to the hidden layer     term
+      multitask                   (terms.py)
+    VirtualAdversarial(ε, ξ, K)   mean KL(p(·|x) ‖ p(·|x + r)),       K power iterations, then        term
+      vat                         p(·|x) and r stopped; no labels     one forward at x + r
+    JacobianPenalty(λ): jacreg    L + λ·mean ‖∂f(xᵢ)/∂xᵢ‖_F², f the   K backward passes with a        full
+                                  logits (penalties.py)               graph (K classes)
+    SpectralPenalty(λ, seed)      L + λ·mean ‖Jᵢᵀrᵢ‖₂², r ~ N(0, I)   one backward with a graph       full
+      spectreg                    fresh each step (penalties.py)
+    WassersteinPenalty(ε, p)      L + ε·(mean ‖gᵢ‖₂^q)^(1/q)          double backprop, one forward    full
+      wasserstein-p1, -p2         (penalties.py)
+    ============================  ==================================  ==============================  ====
 
 Each object's ``name`` is its canonical member name (``members.MEMBERS``: the names of compare,
 the CLI, tables, plots and the benchmark); its repr adds the strengths: ``adv-pinf(eps=0.1)``.

@@ -133,3 +133,58 @@ def save(fig, path: str) -> str:
 def _save(fig, out, name) -> str:
     save(fig, os.path.join(out, name))
     return name
+
+
+def pareto(points: list) -> list:
+    """The (x, y) points no other point beats in both coordinates (lower is better), by x."""
+    front, best = [], float("inf")
+    for x, y in sorted(points):
+        if y < best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def frontier(plt, series: list, notes: list, budgets: dict, out, name: str = "frontier.png") -> str:
+    """``sweep``'s figure: robust test error against clean test error over each member's strengths
+    (mean over seeds, bars ±1 standard error), one panel per attack at the training budget, the Pareto
+    front of all points dashed and ringed.  Hollow markers: a point with an unstable seed; a member's
+    diverged points are left out and counted in its legend entry."""
+    panels = (("fgsm", "FGSM"), ("pgd-linf", "PGD-ℓ∞"))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), squeeze=False)
+    styles = _styles(len(series))
+    for ax, (attack, title) in zip(axes[0], panels):
+        everything = []
+        for s, style in zip(series, styles):
+            keep = [i for i, h in enumerate(s["health"]) if h["ok"]]
+            x = [100 * s["clean"][i][0] for i in keep]
+            y = [100 * s[attack][i][0] for i in keep]
+            everything += list(zip(x, y))
+            failed = sum(h["failed"] for h in s["health"])
+            label = s["label"] + (f" ({failed} cells diverged)" if failed else "")
+            if s["strengths"] and s["strengths"][0] is None:  # no knob: one point, a star
+                style = {**style, "marker": "*", "ms": 11}
+            ax.errorbar(x, y, xerr=[100 * s["clean"][i][1] for i in keep], yerr=[100 * s[attack][i][1] for i in keep],
+                        label=label, capsize=2, elinewidth=0.8, **style)
+            hollow = [i for i, h in enumerate(s["health"]) if h["unstable"] and h["ok"]]
+            ax.plot([100 * s["clean"][i][0] for i in hollow], [100 * s[attack][i][0] for i in hollow], ls="none",
+                    marker=style["marker"], ms=9, mfc="white", mec=style["color"], mew=1.5)
+        front = pareto(everything)
+        if front:
+            fx, fy = zip(*front)
+            ax.plot(fx, fy, "k--", lw=1, drawstyle="steps-post", label="Pareto front" if attack == "fgsm" else None)
+            ax.plot(fx, fy, ls="none", marker="o", ms=12, mfc="none", mec="k", mew=0.8)
+        ax.set_xlabel("clean test error (%)")
+        ax.set_ylabel(f"{title} test error at ε = {budgets.get(attack)} (%)")
+        ax.set_title(f"{title} (ε = {budgets.get(attack)}) against clean error")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    caption = ("Each line: one member over its strengths (mean over seeds, bars ±1 s.e.); hollow: a seed was "
+               "unstable; ringed and dashed: the Pareto front.")
+    if notes:
+        caption += "\nIdentical results: " + "; ".join(notes[:6])
+    fig.text(0.01, -0.02, caption, fontsize=7, va="top")
+    fig.suptitle("Robust against clean test error, every member over its strengths")
+    fig.tight_layout()
+    return _save(fig, out, name)

@@ -1,0 +1,94 @@
+"""What a sweep writes once its cells are in: matched.md, verdicts.md and frontier.png (see ``sweep``)."""
+from __future__ import annotations
+
+import json
+import math
+
+from . import verdicts as V
+from .checkpoint import write_atomically
+
+ROBUST = ("fgsm", "pgd-linf")
+
+
+def frontier_series(pts: dict) -> list:
+    """One series per member: strengths in order, and per strength the mean and standard error over the
+    finished seeds of the test clean and robust errors, with the point's health.  Members whose results
+    are identical at every strength are one series named "a = b"."""
+    def stats(cells, name):
+        values = [V.metric(r, "test", name) for r in cells if V.ok(r)]
+        mean, lo, hi, n = V.interval(values)
+        return mean, (0.0 if n < 2 else (hi - lo) / 2 / V.t975(n - 1))
+    groups = {}
+    for m, by in pts.items():
+        order = sorted(by, key=lambda s: -math.inf if s is None else s)
+        fingerprint = json.dumps([[r.get("result") for r in by[s]] for s in order], sort_keys=True)
+        series = {"label": m, "members": [m], "strengths": order, "health": [V.health(by[s]) for s in order],
+                  **{name: [stats(by[s], name) for s in order] for name in ("clean",) + ROBUST}}
+        if fingerprint in groups:
+            groups[fingerprint]["members"].append(m)
+            groups[fingerprint]["label"] += f" = {m}"
+        else:
+            groups[fingerprint] = series
+    return list(groups.values())
+
+
+def coincidences(pts: dict) -> list:
+    """'a@s ≡ b@t' for points of different members whose every seed's result is identical (e.g.
+    adv-pinf at ε = 0.1 and datagrad-l1-fd at β = 0.05, PAPERS.md claim 5)."""
+    seen, notes = {}, []
+    for m, by in pts.items():
+        for s, cells in by.items():
+            if not cells or not all(V.ok(r) for r in cells):
+                continue
+            key = json.dumps([[r["config"]["seed"], r["result"]["test"]] for r in cells], sort_keys=True)
+            label = m if s is None else f"{m}@{s:g}"
+            if key in seen and not seen[key].startswith(m + "@"):
+                notes.append(f"{seen[key]} ≡ {label}")
+            seen.setdefault(key, label)
+    return notes
+
+
+def write_reports(out, records: list, args, n_features: int) -> list:
+    from .sweep import KNOBS, command_line
+    pts = V.points(records)
+    if args.clean_budget is not None:
+        budget, how = args.clean_budget / 100, f"--clean-budget {args.clean_budget:g}"
+    elif "plain" in pts:
+        budget, how = V.plain_budget(pts, 0.01), "plain's mean validation error + 1 point"
+    else:
+        budget = min(V.summary(c, "valid", "clean")[0] for by in pts.values() for c in by.values()
+                     if any(V.ok(r) for r in c)) + 0.01
+        how = "no plain in this sweep: the lowest validation error of any point + 1 point"
+    if math.isnan(budget):
+        budget, how = 1.0, "no budget could be measured (every plain cell failed): none"
+    chosen = V.matched(pts, budget)
+    command = command_line(args)
+    seeds = max((len(c) for by in pts.values() for c in by.values()), default=0)
+    b = records[0]["config"]["budgets"] if records else {}
+    setting = (f"Test errors in percent, mean ± 95% t interval over {seeds} seeds (paired seeds share the "
+               f"initialisation and example order).  Robust errors at the training budgets: FGSM and PGD-ℓ∞ "
+               f"ε = {b.get('fgsm')}, FGM-ℓ2 ε₂ = {b.get('fgm-l2')}, FGM-ℓ1 ε₁ = {b.get('fgm-l1')} (D = {n_features}).  "
+               "Each run reports the epoch of lowest validation error.  Unstable: some epoch's training loss above "
+               "2 × the lowest earlier epoch loss + 0.1.")
+    matched = (f"# Members at a matched clean-error budget\n\n```\n{command}\n```\n\n{setting}\n\n"
+               f"Strength chosen on validation: among the strengths where every seed finished and the mean "
+               f"validation clean error is within the budget ({how}), the lowest mean validation PGD-ℓ∞ error.  "
+               f"Reported on test.\n\n{V.matched_markdown(pts, chosen, budget, KNOBS)}\n")
+    rows = V.claims(pts, chosen, args.eps)
+    verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
+                "Effect = error of A − error of B on test, in points, paired over seeds, with its 95% paired t "
+                "interval.  A beats B: holds if the interval is below 0, does not hold if above 0, cannot tell "
+                f"otherwise.  Equivalence: holds if the interval lies within ±{100 * V.MARGIN:g} point, does not "
+                f"hold if it lies outside.  Non-inferiority: holds if the upper end is ≤ {100 * V.MARGIN:g} point, "
+                f"does not hold if the lower end is above it.  Members are at their matched strengths "
+                f"(matched.md) unless a row says otherwise.\n\n{V.verdicts_markdown(rows)}\n"
+                f"## Stability of every point\n\n{V.stability_markdown(pts)}\n")
+    written = []
+    for name, text in (("matched.md", matched), ("verdicts.md", verdicts)):
+        write_atomically(out / name, lambda f, t=text: f.write(t.encode()))
+        written.append(name)
+    from . import plots
+    plt = plots.pyplot()
+    if plt is not None and records:
+        written.append(plots.frontier(plt, frontier_series(pts), coincidences(pts), b, str(out)))
+    return written

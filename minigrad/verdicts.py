@@ -188,7 +188,7 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
             verdicts = [verdict_less(s[1], s[2]) for s in pairs.values()]
             overall = FAILS if FAILS in verdicts else HOLDS if verdicts and all(v == HOLDS for v in verdicts) \
                 else UNSURE
-            rival = min(pairs, key=lambda m: pairs[m][0])  # the closest competitor: smallest A − B
+            rival = max(pairs, key=lambda m: pairs[m][0])  # the closest competitor: largest A − B
             rows.append(_row(claim, f"{label(me)} − {label(rival)} (closest of {len(pairs)})", name, pairs[rival],
                              overall, "holds only if it beats every member"))
     claim = "adversarial training with p = 1, 2, ∞ improves robustness over plain, each under its own ball"
@@ -205,7 +205,7 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
         pairs = {o: paired(at(m), at(o), "test", attack) for o in present if o != m}
         verdicts = [verdict_less(s[1], s[2]) for s in pairs.values()]
         overall = FAILS if FAILS in verdicts else HOLDS if all(v == HOLDS for v in verdicts) else UNSURE
-        rival = min(pairs, key=lambda o: pairs[o][0])
+        rival = max(pairs, key=lambda o: pairs[o][0])
         rows.append(_row(claim, f"{label(m)} − {label(rival)}", attack, pairs[rival], overall))
     if len(present) < 2:
         rows += _missing(claim, tuple(ATTACK_OF_BALL), pts)

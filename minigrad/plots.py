@@ -166,6 +166,9 @@ def frontier(plt, series: list, notes: list, budgets: dict, out, name: str = "fr
                 style = {**style, "marker": "*", "ms": 11}
             ax.errorbar(x, y, xerr=[100 * s["clean"][i][1] for i in keep], yerr=[100 * s[attack][i][1] for i in keep],
                         label=label, capsize=2, elinewidth=0.8, **style)
+            for i in keep if s["strengths"][0] is not None else []:  # the strength beside its point
+                ax.annotate(f"{s['strengths'][i]:g}", (x[keep.index(i)], y[keep.index(i)]), fontsize=5.5,
+                            color=style["color"], xytext=(3, 3), textcoords="offset points")
             hollow = [i for i, h in enumerate(s["health"]) if h["unstable"] and h["ok"]]
             ax.plot([100 * s["clean"][i][0] for i in hollow], [100 * s[attack][i][0] for i in hollow], ls="none",
                     marker=style["marker"], ms=9, mfc="white", mec=style["color"], mew=1.5)
@@ -180,8 +183,8 @@ def frontier(plt, series: list, notes: list, budgets: dict, out, name: str = "fr
         ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    caption = ("Each line: one member over its strengths (mean over seeds, bars ±1 s.e.); hollow: a seed was "
-               "unstable; ringed and dashed: the Pareto front.")
+    caption = ("Each line: one member over its strengths (numbers: the strength; mean over seeds, bars ±1 s.e.); "
+               "hollow: a seed was unstable; ringed and dashed: the Pareto front (lower left is better).")
     if notes:
         caption += "\nIdentical results: " + "; ".join(notes[:6])
     fig.text(0.01, -0.02, caption, fontsize=7, va="top")

@@ -189,15 +189,14 @@ def execute(configs: list, mode: str = "pool", workers: int = 1, address: str | 
     elif mode == "pool":
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with one_blas_thread_env(), ProcessPoolExecutor(min(workers, len(configs)),
-                                                        mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_cell, c) for c in configs]
-            try:
-                for f in as_completed(futures):
-                    yield f.result()
-            finally:
-                for f in futures:
-                    f.cancel()
+        with one_blas_thread_env():  # spawned workers inherit it before NumPy loads
+            pool = ProcessPoolExecutor(min(workers, len(configs)), mp_context=multiprocessing.get_context("spawn"))
+        futures = [pool.submit(run_cell, c) for c in configs]
+        try:
+            for f in as_completed(futures):
+                yield f.result()
+        finally:  # interrupted: do not wait for the running cells (their results would be dropped anyway)
+            pool.shutdown(wait=False, cancel_futures=True)
     else:
         yield from _execute_dask(configs, workers, address)
 

@@ -18,15 +18,17 @@ def frontier_series(pts: dict) -> list:
         values = [V.metric(r, "test", name) for r in cells if V.ok(r)]
         mean, lo, hi, n = V.interval(values)
         return mean, (0.0 if n < 2 else (hi - lo) / 2 / V.t975(n - 1))
+    from .sweep import KNOBS
     groups = {}
     for m, by in pts.items():
+        name = m if KNOBS.get(m) is None else f"{m} ({KNOBS[m]})"
         order = sorted(by, key=lambda s: -math.inf if s is None else s)
         fingerprint = json.dumps([[r.get("result") for r in by[s]] for s in order], sort_keys=True)
-        series = {"label": m, "members": [m], "strengths": order, "health": [V.health(by[s]) for s in order],
+        series = {"label": name, "members": [m], "strengths": order, "health": [V.health(by[s]) for s in order],
                   **{name: [stats(by[s], name) for s in order] for name in ("clean",) + ROBUST}}
         if fingerprint in groups:
             groups[fingerprint]["members"].append(m)
-            groups[fingerprint]["label"] += f" = {m}"
+            groups[fingerprint]["label"] += f" = {name}"
         else:
             groups[fingerprint] = series
     return list(groups.values())

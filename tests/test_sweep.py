@@ -169,7 +169,7 @@ def test_identical_members_are_one_series_and_coincident_points_are_named():
     pts = V.points(a + b + c + d)
     assert coincidences(pts) == ["adv-pinf@0.1 ≡ datagrad-l1-fd@0.05", "adv-pinf@0.1 ≡ vat@0.1"]
     labels = [s["label"] for s in frontier_series(pts)]  # the same points, whatever the strengths are called
-    assert labels == ["adv-pinf = datagrad-l1-fd = vat", "l2"]
+    assert labels == ["adv-pinf (eps) = datagrad-l1-fd (beta_l1) = vat (eps)", "l2 (l2)"]
 
 
 # --- the command -----------------------------------------------------------------------------------------

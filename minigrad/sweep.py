@@ -48,6 +48,7 @@ from . import experiment as X
 from .checkpoint import write_atomically
 from .errors import InvalidArgument, MinigradError
 from .members import MEMBERS, Strengths
+from .sweep_report import CellBar, command_line, write_reports
 
 D_REFERENCE = 64  # the digits' 8×8 pixels: where the default grids were chosen
 # member -> (the Strengths field it sweeps, default grid at D = 64, exponent k of the 64/D scaling)
@@ -210,54 +211,16 @@ def _execute_dask(configs, workers, address):
                                                       dashboard_address=None))
         else:
             target = address
-        client = stack.enter_context(Client(target, timeout="20s"))
+        try:
+            client = stack.enter_context(Client(target, timeout="20s"))
+        except (OSError, TimeoutError) as e:
+            raise InvalidArgument(f"--scheduler {address}: cannot connect to a Dask scheduler there ({e})") from None
         futures = [client.submit(run_cell, c, key=f"cell-{cell_key(c)}", pure=False) for c in configs]
         try:
             for f in as_completed(futures):
                 yield f.result()
         finally:
             client.cancel(futures)
-
-
-def describe(c: dict) -> str:
-    """'member knob=strength seed s', the cell as a person names it."""
-    strength = "" if c["strength"] is None else f" {c['knob']}={c['strength']:g}"
-    return f"{c['member']}{strength} seed {c['seed']}"
-
-
-class CellBar:
-    """Progress over cells: done / running / failed and time left; tqdm's bar on a terminal, one
-    line per finished cell elsewhere (a log, CI)."""
-
-    def __init__(self, total: int, workers: int, stream):
-        self.total, self.workers, self.stream, self.done, self.failed = total, workers, stream, 0, 0
-        self.start, self.bar = time.perf_counter(), None
-        if stream is not None and getattr(stream, "isatty", lambda: False)():
-            from .progress import _import_tqdm
-            tqdm = _import_tqdm()
-            self.bar = tqdm(total=total, file=stream, unit="cell") if tqdm and total else None
-
-    def update(self, record: dict):
-        self.done += 1
-        self.failed += record["status"] != "ok"
-        c = record["config"]
-        what = describe(c)
-        state = f"done {self.done}, running {min(self.workers, self.total - self.done)}, failed {self.failed}"
-        if record["status"] != "ok" and self.stream is not None:
-            self.stream.write(f"cell {what}: {record['status']}: {record.get('error', '')[:300]}\n")
-        if self.bar is not None:
-            self.bar.set_postfix_str(state, refresh=False)
-            self.bar.update(1)
-        elif self.stream is not None:
-            elapsed = time.perf_counter() - self.start
-            left = elapsed / self.done * (self.total - self.done)
-            self.stream.write(f"[{self.done}/{self.total}] {what}: {record['status']} in {record['seconds']:.1f} s"
-                              f" | {state} | {elapsed:.0f} s elapsed, ~{left:.0f} s left\n")
-            self.stream.flush()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
 
 
 # --- the command ------------------------------------------------------------------------------------
@@ -376,20 +339,6 @@ def store(out: Path, record: dict):
         f.write(text + "\n")
 
 
-def command_line(args) -> str:
-    """The command, every flag spelled out (what it did, not just what was typed)."""
-    words = ["python", "-m", "minigrad", "sweep"]
-    for action in args.subparser._actions:
-        value = getattr(args, action.dest, None)
-        if not action.option_strings or action.dest == "help" or value in (None, False):
-            continue
-        words.append(action.option_strings[-1])
-        if value is not True:
-            words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
-    import shlex
-    return shlex.join(words)
-
-
 def run(args) -> int:
     _check(args)
     if args.quick:
@@ -423,7 +372,6 @@ def run(args) -> int:
         return 130
     bar.close()
     seconds = time.perf_counter() - start
-    from .sweep_report import write_reports
     written = write_reports(out, [records[k] for k in keys], args, train.x.shape[1])
     failed = sum(records[k]["status"] != "ok" for k in keys)
     print(f"sweep: {len(todo)} cells ran in {seconds:.1f} s ({failed} of {len(configs)} diverged or failed); "

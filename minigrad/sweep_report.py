@@ -1,13 +1,70 @@
-"""What a sweep writes once its cells are in: matched.md, verdicts.md and frontier.png (see ``sweep``)."""
+"""What a sweep shows a person: progress over cells while it runs, then matched.md, verdicts.md and
+frontier.png once its cells are in (see ``sweep``)."""
 from __future__ import annotations
 
 import json
 import math
+import shlex
+import time
 
 from . import verdicts as V
 from .checkpoint import write_atomically
 
 ROBUST = ("fgsm", "pgd-linf")
+
+
+def describe(c: dict) -> str:
+    """'member knob=strength seed s', the cell as a person names it."""
+    strength = "" if c["strength"] is None else f" {c['knob']}={c['strength']:g}"
+    return f"{c['member']}{strength} seed {c['seed']}"
+
+
+class CellBar:
+    """Progress over cells: done / running / failed and time left; tqdm's bar on a terminal, one
+    line per finished cell elsewhere (a log, CI)."""
+
+    def __init__(self, total: int, workers: int, stream):
+        self.total, self.workers, self.stream, self.done, self.failed = total, workers, stream, 0, 0
+        self.start, self.bar = time.perf_counter(), None
+        if stream is not None and getattr(stream, "isatty", lambda: False)():
+            from .progress import _import_tqdm
+            tqdm = _import_tqdm()
+            self.bar = tqdm(total=total, file=stream, unit="cell") if tqdm and total else None
+
+    def update(self, record: dict):
+        self.done += 1
+        self.failed += record["status"] != "ok"
+        c = record["config"]
+        what = describe(c)
+        state = f"done {self.done}, running {min(self.workers, self.total - self.done)}, failed {self.failed}"
+        if record["status"] != "ok" and self.stream is not None:
+            self.stream.write(f"cell {what}: {record['status']}: {record.get('error', '')[:300]}\n")
+        if self.bar is not None:
+            self.bar.set_postfix_str(state, refresh=False)
+            self.bar.update(1)
+        elif self.stream is not None:
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / self.done * (self.total - self.done)
+            self.stream.write(f"[{self.done}/{self.total}] {what}: {record['status']} in {record['seconds']:.1f} s"
+                              f" | {state} | {elapsed:.0f} s elapsed, ~{left:.0f} s left\n")
+            self.stream.flush()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def command_line(args) -> str:
+    """The command, every flag spelled out (what it did, not just what was typed)."""
+    words = ["python", "-m", "minigrad", "sweep"]
+    for action in args.subparser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "help" or value in (None, False):
+            continue
+        words.append(action.option_strings[-1])
+        if value is not True:
+            words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return shlex.join(words)
 
 
 def frontier_series(pts: dict) -> list:
@@ -51,7 +108,7 @@ def coincidences(pts: dict) -> list:
 
 
 def write_reports(out, records: list, args, n_features: int) -> list:
-    from .sweep import KNOBS, command_line
+    from .sweep import KNOBS
     pts = V.points(records)
     if args.clean_budget is not None:
         budget, how = args.clean_budget / 100, f"--clean-budget {args.clean_budget:g}"

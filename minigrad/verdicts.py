@@ -215,7 +215,8 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
     else:
         s = train_eps if train_eps in pts["adv-pinf"] else chosen["adv-pinf"][0]
         stats = paired(pts["adv-pinf"].get(s, []), at("plain"), "test", "clean")
-        rows.append(_row(claim, f"adv-pinf@{s:g} − plain", "clean", stats, verdict_not_worse(*stats[1:3]),
+        where = "adv-pinf" if s is None else f"adv-pinf@{s:g}"
+        rows.append(_row(claim, f"{where} − plain", "clean", stats, verdict_not_worse(*stats[1:3]),
                          "at the training ε" if s == train_eps else "at the matched strength"))
     claim = f"explicit penalty ≡ perturbed point to first order (equivalence, margin {100 * MARGIN:g} point)"
     for exact, fd in (("datagrad-l1", "datagrad-l1-fd"), ("datagrad-l2", "datagrad-l2-fd")):

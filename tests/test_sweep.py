@@ -225,3 +225,19 @@ def test_bad_flags_are_refused_before_any_work(tmp_path, flags, code):
 def test_an_output_path_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("x")
     assert cli.main(["sweep", "--quick", "--out", str(tmp_path / "f")]) == 4
+
+
+def test_reports_show_diverged_cells(tmp_path):
+    from minigrad.sweep_report import write_reports
+    records = (member_cells("plain", None, 0.02, 0.5) + member_cells("adv-pinf", 0.1, 0.025, 0.2)
+               + [cell("adv-pinf", 0.3, s, 0.1, 0.1, status="diverged" if s < 2 else "ok") for s in range(5)]
+               + [cell("gp-q1", 1.0, s, 0, 0, status="diverged") for s in range(5)])
+    args = cli.build_parser().parse_args(["sweep", "--out", str(tmp_path)])
+    written = write_reports(tmp_path, records, args, 64)
+    matched = (tmp_path / "matched.md").read_text()
+    assert "| gp-q1 | — |" in matched and "every strength diverged or failed" in matched
+    assert "| adv-pinf | eps = 0.1 |" in matched  # 0.3 would be more robust, but two seeds diverged
+    verdicts = (tmp_path / "verdicts.md").read_text()
+    assert "| adv-pinf | 0.3 | 3/5 | 0 | 2 |" in verdicts and "| gp-q1 | 1 | 0/5 | 0 | 5 |" in verdicts
+    if pytest.importorskip("matplotlib"):
+        assert "frontier.png" in written and (tmp_path / "frontier.png").stat().st_size > 0

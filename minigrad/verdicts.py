@@ -228,6 +228,13 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
                 stats = paired(pts[exact][s], pts[fd][s], "test", name)
                 rows.append(_row(claim, f"{exact} − {fd} at β = {s:g}", name, stats,
                                  verdict_equivalent(*stats[1:3])))
+    for exact, perturbed in (("gp-q1", "adv-pinf"), ("gp-q2", "adv-p2"), ("datagrad-l1", "datagrad-l1-fd"),
+                             ("datagrad-l2", "datagrad-l2-fd")):
+        if exact in pts and perturbed in pts:  # each at its best point for the clean budget
+            for name in ("clean", "pgd-linf"):
+                stats = paired(at(exact), at(perturbed), "test", name)
+                rows.append(_row(claim, f"{label(exact)} − {label(perturbed)}", name, stats,
+                                 verdict_equivalent(*stats[1:3]), "each at its matched strength"))
     return rows
 
 

@@ -372,8 +372,11 @@ def run(args) -> int:
         return 130
     bar.close()
     seconds = time.perf_counter() - start
-    written = write_reports(out, [records[k] for k in keys], args, train.x.shape[1])
+    written = write_reports(out, [records[k] for k in keys], args, train.x.shape[1], KNOBS)
     failed = sum(records[k]["status"] != "ok" for k in keys)
     print(f"sweep: {len(todo)} cells ran in {seconds:.1f} s ({failed} of {len(configs)} diverged or failed); "
           f"wrote {', '.join(written)} to {out}", file=sys.stderr)
     return 0
+
+
+COMMAND = (add_arguments, run)  # what cli.build_parser registers

@@ -67,7 +67,7 @@ def command_line(args) -> str:
     return shlex.join(words)
 
 
-def frontier_series(pts: dict) -> list:
+def frontier_series(pts: dict, knobs: dict | None = None) -> list:
     """One series per member: strengths in order, and per strength the mean and standard error over the
     finished seeds of the test clean and robust errors, with the point's health.  Members whose results
     are identical at every strength are one series named "a = b"."""
@@ -75,10 +75,9 @@ def frontier_series(pts: dict) -> list:
         values = [V.metric(r, "test", name) for r in cells if V.ok(r)]
         mean, lo, hi, n = V.interval(values)
         return mean, (0.0 if n < 2 else (hi - lo) / 2 / V.t975(n - 1))
-    from .sweep import KNOBS
-    groups = {}
+    knobs, groups = knobs or {}, {}
     for m, by in pts.items():
-        name = m if KNOBS.get(m) is None else f"{m} ({KNOBS[m]})"
+        name = m if knobs.get(m) is None else f"{m} ({knobs[m]})"
         order = sorted(by, key=lambda s: -math.inf if s is None else s)
         fingerprint = json.dumps([[r.get("result") for r in by[s]] for s in order], sort_keys=True)
         series = {"label": name, "members": [m], "strengths": order, "health": [V.health(by[s]) for s in order],
@@ -107,8 +106,8 @@ def coincidences(pts: dict) -> list:
     return notes
 
 
-def write_reports(out, records: list, args, n_features: int) -> list:
-    from .sweep import KNOBS
+def write_reports(out, records: list, args, n_features: int, knobs: dict) -> list:
+    """Write matched.md, verdicts.md and frontier.png; ``knobs``: member → the name of its strength."""
     pts = V.points(records)
     if args.clean_budget is not None:
         budget, how = args.clean_budget / 100, f"--clean-budget {args.clean_budget:g}"
@@ -126,13 +125,14 @@ def write_reports(out, records: list, args, n_features: int) -> list:
     b = records[0]["config"]["budgets"] if records else {}
     setting = (f"Test errors in percent, mean ± 95% t interval over {seeds} seeds (paired seeds share the "
                f"initialisation and example order).  Robust errors at the training budgets: FGSM and PGD-ℓ∞ "
-               f"ε = {b.get('fgsm')}, FGM-ℓ2 ε₂ = {b.get('fgm-l2')}, FGM-ℓ1 ε₁ = {b.get('fgm-l1')} (D = {n_features}).  "
+               f"ε = {b.get('fgsm')}, FGM-ℓ2 ε₂ = {b.get('fgm-l2')}, FGM-ℓ1 ε₁ = {b.get('fgm-l1')} "
+               f"(D = {n_features}).  "
                "Each run reports the epoch of lowest validation error.  Unstable: some epoch's training loss above "
                "2 × the lowest earlier epoch loss + 0.1.")
     matched = (f"# Members at a matched clean-error budget\n\n```\n{command}\n```\n\n{setting}\n\n"
                f"Strength chosen on validation: among the strengths where every seed finished and the mean "
                f"validation clean error is within the budget ({how}), the lowest mean validation PGD-ℓ∞ error.  "
-               f"Reported on test.\n\n{V.matched_markdown(pts, chosen, budget, KNOBS)}\n")
+               f"Reported on test.\n\n{V.matched_markdown(pts, chosen, budget, knobs)}\n")
     rows = V.claims(pts, chosen, args.eps)
     verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
                 "Effect = error of A − error of B on test, in points, paired over seeds, with its 95% paired t "
@@ -149,5 +149,5 @@ def write_reports(out, records: list, args, n_features: int) -> list:
     from . import plots
     plt = plots.pyplot()
     if plt is not None and records:
-        written.append(plots.frontier(plt, frontier_series(pts), coincidences(pts), b, str(out)))
+        written.append(plots.frontier(plt, frontier_series(pts, knobs), coincidences(pts), b, str(out)))
     return written

@@ -209,7 +209,8 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
         rows.append(_row(claim, f"{label(m)} − {label(rival)}", attack, pairs[rival], overall))
     if len(present) < 2:
         rows += _missing(claim, tuple(ATTACK_OF_BALL), pts)
-    claim = f"adversarial training (p = ∞) does not cost clean accuracy (non-inferiority, margin {100 * MARGIN:g} point)"
+    claim = ("adversarial training (p = ∞) does not cost clean accuracy "
+             f"(non-inferiority, margin {100 * MARGIN:g} point)")
     if _missing(claim, ("adv-pinf", "plain"), pts):
         rows += _missing(claim, ("adv-pinf", "plain"), pts)
     else:
@@ -263,7 +264,8 @@ def matched_markdown(pts: dict, chosen: dict, budget: float, knobs: dict) -> str
     for m, (s, inside) in chosen.items():
         if s is None and m != "plain":
             cells = [r for rs in pts[m].values() for r in rs]
-            rows.append(f"| {m} | — | — | — | — | — | 0/{len(cells)} | **every strength diverged or failed** |")
+            rows.append(f"| {m} | — | — | — | — | — | 0/{len(cells)} | "
+                        "**every strength diverged or failed** |")
             continue
         cells, h = pts[m][s], health(pts[m][s])
         note = ", ".join(filter(None, [_health_note(h), "" if inside else "**over the budget**: the lowest "

@@ -168,7 +168,8 @@ def test_identical_members_are_one_series_and_coincident_points_are_named():
     d = member_cells("l2", 0.1, 0.02, 0.3)
     pts = V.points(a + b + c + d)
     assert coincidences(pts) == ["adv-pinf@0.1 ≡ datagrad-l1-fd@0.05", "adv-pinf@0.1 ≡ vat@0.1"]
-    labels = [s["label"] for s in frontier_series(pts)]  # the same points, whatever the strengths are called
+    # the same points make one entry, whatever the strengths are called
+    labels = [s["label"] for s in frontier_series(pts, sweep.KNOBS)]
     assert labels == ["adv-pinf (eps) = datagrad-l1-fd (beta_l1) = vat (eps)", "l2 (l2)"]
 
 
@@ -233,7 +234,7 @@ def test_reports_show_diverged_cells(tmp_path):
                + [cell("adv-pinf", 0.3, s, 0.1, 0.1, status="diverged" if s < 2 else "ok") for s in range(5)]
                + [cell("gp-q1", 1.0, s, 0, 0, status="diverged") for s in range(5)])
     args = cli.build_parser().parse_args(["sweep", "--out", str(tmp_path)])
-    written = write_reports(tmp_path, records, args, 64)
+    written = write_reports(tmp_path, records, args, 64, sweep.KNOBS)
     matched = (tmp_path / "matched.md").read_text()
     assert "| gp-q1 | — |" in matched and "every strength diverged or failed" in matched
     assert "| adv-pinf | eps = 0.1 |" in matched  # 0.3 would be more robust, but two seeds diverged

@@ -238,9 +238,9 @@ def add_arguments(p):
     g = p.add_argument_group("members, strengths and seeds")
     g.add_argument("--members", nargs="+", choices=MEMBERS, default=None, metavar="MEMBER",
                    help="members to sweep (none given: all): " + ", ".join(MEMBERS))
-    g.add_argument("--strengths", type=X.positive_float, nargs="+", default=None, metavar="S",
-                   help="values of each member's strength, used as given (none given: each member's default "
-                        "grid, penalty weights scaled by 64/D)")
+    g.add_argument("--strengths", type=strength_list, nargs="+", default=None, metavar="S",
+                   help="strengths used as given: numbers for every member, or MEMBER=V,V,... for one member "
+                        "(a member not named: its default grid, penalty weights scaled by 64/D)")
     g.add_argument("--seeds", type=X.positive_int, default=3, metavar="N", help="seeds per strength")
     g.add_argument("--seed", type=X.seed, default=0, help="the first seed (seeds are SEED … SEED+N−1)")
     g.add_argument("--eps", type=X.pixel_budget, default=0.1,
@@ -268,6 +268,32 @@ def add_arguments(p):
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-cell lines")
 
 
+class GivenStrengths(tuple):
+    """(member or None, [values]) as parsed from one --strengths word; prints as that word."""
+
+    def __str__(self):
+        return ("" if self[0] is None else f"{self[0]}=") + ",".join(f"{v:g}" for v in self[1])
+
+
+def strength_list(text: str) -> GivenStrengths:
+    """A flag type: 'V' (every member) → (None, [V]); 'MEMBER=V,V' → (MEMBER, [V, V])."""
+    name, _, values = text.rpartition("=")
+    if name and name not in MEMBERS:
+        raise argparse.ArgumentTypeError(f"unknown member {name!r} (one of {', '.join(MEMBERS)})")
+    return GivenStrengths((name or None, [X.positive_float(v) for v in values.split(",")]))
+
+
+def strengths_of(args, name: str, n_features: int) -> list:
+    """The member's strengths: those named for it in --strengths, else those given for every member,
+    else its default grid."""
+    if KNOBS[name] is None:
+        return [None]
+    given = args.strengths or []
+    named = [v for member, values in given if member == name for v in values]
+    for_all = [v for member, values in given if member is None for v in values]
+    return named or for_all or default_strengths(name, n_features, args.quick)
+
+
 def _check(args):
     """Every flag, before any work."""
     if not args.valid_fraction:
@@ -280,6 +306,9 @@ def _check(args):
         host, _, port = args.scheduler.rpartition("://")[2].rpartition(":")
         if not host or not port.isdigit():
             raise InvalidArgument(f"--scheduler must be an address like tcp://host:8786, got {args.scheduler!r}")
+    strange = [m for m, _ in args.strengths or [] if m is not None and args.members and m not in args.members]
+    if strange:
+        raise InvalidArgument(f"--strengths names {', '.join(strange)}, not among --members")
     if args.dask or args.scheduler:
         try:
             import dask.distributed  # noqa: F401
@@ -310,7 +339,7 @@ def configs_for(args, members: list, n_features: int) -> list:
     configs = []
     for m in members:
         knob = KNOBS[m]
-        values = [None] if knob is None else args.strengths or default_strengths(m, n_features, args.quick)
+        values = [None] if knob is None else strengths_of(args, m, n_features)
         for s in dict.fromkeys(values):
             for seed in range(args.seed, args.seed + args.seeds):
                 configs.append({**base, "member": m, "knob": knob, "strength": s, "seed": seed})

@@ -213,7 +213,8 @@ def test_quick_tables(quick_run):
 
 @pytest.mark.parametrize("flags, code", [
     (["--valid-fraction", "0"], 2), (["--scheduler", "nonsense"], 2), (["--strengths", "-1"], 2),
-    (["--seeds", "0"], 2), (["--clean-budget", "150"], 2), (["--serial", "--dask", "local"], 2)])
+    (["--seeds", "0"], 2), (["--clean-budget", "150"], 2), (["--serial", "--dask", "local"], 2),
+    (["--members", "plain", "--strengths", "l1=0.1"], 2)])
 def test_bad_flags_are_refused_before_any_work(tmp_path, flags, code):
     try:
         status = cli.main(["sweep", "--quick", "--out", str(tmp_path / "o"), *flags])
@@ -242,3 +243,13 @@ def test_reports_show_diverged_cells(tmp_path):
     assert "| adv-pinf | 0.3 | 3/5 | 0 | 2 |" in verdicts and "| gp-q1 | 1 | 0/5 | 0 | 5 |" in verdicts
     if pytest.importorskip("matplotlib"):
         assert "frontier.png" in written and (tmp_path / "frontier.png").stat().st_size > 0
+
+
+def test_strengths_for_every_member_or_for_one():
+    configs = tiny_configs("--members", "plain", "l2", "adv-pinf", "--strengths", "0.2", "adv-pinf=0.05,0.1")
+    points = sorted({(c["member"], c["strength"]) for c in configs}, key=str)
+    assert points == [("adv-pinf", 0.05), ("adv-pinf", 0.1), ("l2", 0.2), ("plain", None)]
+    args = cli.build_parser().parse_args(["sweep", "--strengths", "gp-q1=0.5", "1e-3"])
+    assert " ".join(map(str, args.strengths)) == "gp-q1=0.5 0.001"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["sweep", "--strengths", "nonsense=1"])

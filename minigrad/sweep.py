@@ -1,6 +1,16 @@
 """``python -m minigrad sweep``: each member over a grid of strengths × seeds, with trade-off frontiers,
 a matched-budget table and verdicts on the seed papers' claims.
 
+    python -m minigrad sweep --quick                                   # a smoke run, seconds
+    python -m minigrad sweep --out runs/sweep-digits                   # every member, default grids, 3 seeds
+    python -m minigrad sweep --members adv-pinf gp-q1 --strengths gp-q1=0.03,0.1 --seeds 5
+    python -m minigrad sweep --dask local --workers 8                  # a dask.distributed LocalCluster
+    python -m minigrad sweep --scheduler tcp://host:8786               # an existing Dask cluster
+
+Cells run in a local process pool of ``--workers`` (default: the machine's cores), one after another
+with ``--serial``, or on Dask (``pip install 'minigrad[sweep]'``); a remote cluster's workers need the
+same minigrad, NumPy and data (``--data-dir`` as they see it) for results identical to a local run.
+
 A **cell** is one (member, strength, seed).  Its config (a JSON-ready dict) holds everything the cell
 needs: the data (name, sizes, the validation split's seed), the network, the optimiser, the training
 ε and the attack grid.  ``run_cell(config)`` depends on nothing else and always uses one BLAS thread,

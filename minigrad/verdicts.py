@@ -94,10 +94,24 @@ def summary(cells: list, split: str, name: str) -> tuple:
     return interval(metric(r, split, name) for r in cells if ok(r))
 
 
+def unstable(losses) -> bool:
+    """True if some epoch's mean training loss exceeds 5 × the lowest earlier epoch loss + 0.5 nats."""
+    lowest = math.inf
+    for loss in losses:
+        if loss > 5 * lowest + 0.5:
+            return True
+        lowest = min(lowest, loss)
+    return False
+
+
+def is_unstable(record: dict) -> bool:
+    return ok(record) and unstable(h["train_loss"] for h in record["result"]["history"])
+
+
 def health(cells: list) -> dict:
     """Counts of a point's seeds: finished, unstable (among the finished), diverged or failed."""
     return {"n": len(cells), "ok": sum(ok(r) for r in cells),
-            "unstable": sum(ok(r) and r["result"]["unstable"] for r in cells),
+            "unstable": sum(is_unstable(r) for r in cells),
             "failed": sum(not ok(r) for r in cells)}
 
 

@@ -90,7 +90,8 @@ def cell(member, strength, seed, clean, pgd, valid_clean=None, status="ok", unst
         return {"clean_error": c, "attacks": {"fgsm": {"0.1": pgd - 0.01}, "pgd-linf": {"0.1": pgd},
                                               "fgm-l2": {"0.4": pgd}, "fgm-l1": {"0.8": pgd}}}
     return {"key": f"{member}{strength}{seed}", "config": config, "status": "ok",
-            "result": {"unstable": unstable, "valid": split(clean if valid_clean is None else valid_clean),
+            "result": {"history": [{"train_loss": v} for v in ((2.0, 0.5, 9.0) if unstable else (2.0, 0.5))],
+                       "valid": split(clean if valid_clean is None else valid_clean),
                        "test": split(clean)}}
 
 
@@ -147,9 +148,11 @@ def test_the_strength_is_chosen_on_validation_within_the_budget():
 
 
 def test_unstable_rule():
-    assert not sweep.unstable([2.0, 0.5, 0.3, 0.32, 0.25])
-    assert sweep.unstable([2.0, 0.6, 0.6, 25.0, 254.0])  # the gp-q1 collapse of issue 12
-    assert not sweep.unstable([2.3, 2.2])
+    assert not V.unstable([2.0, 0.5, 0.3, 0.32, 0.25])
+    assert V.unstable([2.0, 0.6, 0.6, 25.0, 254.0])  # the gp-q1 collapse of issue 12
+    assert not V.unstable([2.3, 2.4, 2.2])
+    assert not V.unstable([0.187, 0.131, 0.13, 0.153, 0.131, 0.402, 0.136])  # noise of a healthy run (digits)
+    assert V.health([cell("l2", 0.1, 0, 0.1, 0.2, unstable=True)])["unstable"] == 1
 
 
 def test_default_strengths_scale_penalties_with_the_input_dimension():

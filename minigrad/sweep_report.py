@@ -127,7 +127,8 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict) -> lis
                f"initialisation and example order).  Robust errors at the training budgets: FGSM and PGD-ℓ∞ "
                f"ε = {b.get('fgsm')}, FGM-ℓ2 ε₂ = {b.get('fgm-l2')}, FGM-ℓ1 ε₁ = {b.get('fgm-l1')} "
                f"(D = {n_features}).  "
-               "Each run reports the epoch of lowest validation error.  Unstable: some epoch's training loss above 5 × the lowest earlier epoch loss + 0.5 nats.")
+               "Each run reports the epoch of lowest validation error.  Unstable: some epoch's training loss "
+               "above 5 × the lowest earlier epoch loss + 0.5 nats.")
     matched = (f"# Members at a matched clean-error budget\n\n```\n{command}\n```\n\n{setting}\n\n"
                f"Strength chosen on validation: among the strengths where every seed finished and the mean "
                f"validation clean error is within the budget ({how}), the lowest mean validation PGD-ℓ∞ error.  "

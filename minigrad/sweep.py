@@ -68,12 +68,12 @@ DEFAULT_GRIDS = {
     "plain": (None, (None,), 0),
     "l1": ("l1", (1e-5, 1e-4, 1e-3, 1e-2), 0),
     "l2": ("l2", (1e-4, 1e-3, 1e-2, 1e-1), 0),
-    **{m: ("eps", (0.01, 0.03, 0.1, 0.3), 0) for m in ("adv-p1", "adv-p2", "adv-pinf", "vat")},
-    **{m: ("gp_scale", (0.1, 0.3, 1.0, 3.0), 1) for m in ("gp-q1", "gp-q2")},
-    **{m: ("beta_l1", (0.005, 0.015, 0.05, 0.15), 1) for m in ("datagrad-l1", "datagrad-l1-fd",
-                                                                 "multitask+datagrad")},
+    **{m: ("eps", (0.01, 0.03, 0.1, 0.3, 0.6), 0) for m in ("adv-p1", "adv-p2", "adv-pinf", "vat")},
+    **{m: ("gp_scale", (0.1, 0.3, 1.0, 3.0, 10.0), 1) for m in ("gp-q1", "gp-q2")},
+    **{m: ("beta_l1", (0.005, 0.015, 0.05, 0.15, 0.5), 1) for m in ("datagrad-l1", "datagrad-l1-fd",
+                                                                      "multitask+datagrad")},
     **{m: ("beta_l2", (0.001, 0.01, 0.1, 1.0), 1) for m in ("datagrad-l2", "datagrad-l2-fd", "double-backprop")},
-    "multitask": ("gamma", (0.1, 0.3, 1.0, 3.0), 0),
+    "multitask": ("gamma", (0.1, 0.3, 1.0, 3.0, 10.0), 0),
 }
 KNOBS = {m: knob for m, (knob, _, _) in DEFAULT_GRIDS.items()}
 QUICK_MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1", "datagrad-l1-fd")

@@ -156,9 +156,9 @@ def test_unstable_rule():
 
 
 def test_default_strengths_scale_penalties_with_the_input_dimension():
-    assert sweep.default_strengths("datagrad-l1", 64) == [0.005, 0.015, 0.05, 0.15]
+    assert sweep.default_strengths("datagrad-l1", 64) == [0.005, 0.015, 0.05, 0.15, 0.5]
     assert sweep.default_strengths("datagrad-l1", 784) == pytest.approx([v * 64 / 784 for v in
-                                                                         (0.005, 0.015, 0.05, 0.15)], rel=5e-3)
+                                                                         (0.005, 0.015, 0.05, 0.15, 0.5)], rel=5e-3)
     assert sweep.default_strengths("adv-pinf", 784) == sweep.default_strengths("adv-pinf", 64)  # pixel budgets
     assert sweep.default_strengths("plain", 784) == [None]
     assert sweep.default_strengths("gp-q1", 64, quick=True) == [0.3, 1.0]

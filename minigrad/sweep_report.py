@@ -79,7 +79,7 @@ def frontier_series(pts: dict, knobs: dict | None = None) -> list:
     for m, by in pts.items():
         name = m if knobs.get(m) is None else f"{m} ({knobs[m]})"
         order = sorted(by, key=lambda s: -math.inf if s is None else s)
-        fingerprint = json.dumps([[r.get("result") for r in by[s]] for s in order], sort_keys=True)
+        fingerprint = json.dumps([[_outcome(r) for r in by[s]] for s in order], sort_keys=True)
         series = {"label": name, "members": [m], "strengths": order, "health": [V.health(by[s]) for s in order],
                   **{name: [stats(by[s], name) for s in order] for name in ("clean",) + ROBUST}}
         if fingerprint in groups:
@@ -90,9 +90,17 @@ def frontier_series(pts: dict, knobs: dict | None = None) -> list:
     return list(groups.values())
 
 
-def coincidences(pts: dict) -> list:
+def _outcome(record: dict):
+    """What a cell measured (its status, curve and errors), without the objective's name."""
+    result = record.get("result") or {}
+    return [record.get("status"), {k: v for k, v in result.items() if k != "objective"}]
+
+
+def coincidences(pts: dict, series: list = ()) -> list:
     """'a@s ≡ b@t' for points of different members whose every seed's result is identical (e.g.
-    adv-pinf at ε = 0.1 and datagrad-l1-fd at β = 0.05, PAPERS.md claim 5)."""
+    adv-pinf at ε = 0.1 and datagrad-l1-fd at β = 0.05, PAPERS.md claim 5), except between members
+    already drawn as one ``series``."""
+    group = {m: i for i, s in enumerate(series) for m in s["members"]}
     seen, notes = {}, []
     for m, by in pts.items():
         for s, cells in by.items():
@@ -100,9 +108,9 @@ def coincidences(pts: dict) -> list:
                 continue
             key = json.dumps([[r["config"]["seed"], r["result"]["test"]] for r in cells], sort_keys=True)
             label = m if s is None else f"{m}@{s:g}"
-            if key in seen and not seen[key].startswith(m + "@"):
-                notes.append(f"{seen[key]} ≡ {label}")
-            seen.setdefault(key, label)
+            if key in seen and seen[key][0] != m and group.get(seen[key][0], -1) != group.get(m, -2):
+                notes.append(f"{seen[key][1]} ≡ {label}")
+            seen.setdefault(key, (m, label))
     return notes
 
 
@@ -149,5 +157,6 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict) -> lis
     from . import plots
     plt = plots.pyplot()
     if plt is not None and records:
-        written.append(plots.frontier(plt, frontier_series(pts, knobs), coincidences(pts), b, str(out)))
+        series = frontier_series(pts, knobs)
+        written.append(plots.frontier(plt, series, coincidences(pts, series), b, str(out)))
     return written

@@ -172,8 +172,12 @@ def test_identical_members_are_one_series_and_coincident_points_are_named():
     pts = V.points(a + b + c + d)
     assert coincidences(pts) == ["adv-pinf@0.1 ≡ datagrad-l1-fd@0.05", "adv-pinf@0.1 ≡ vat@0.1"]
     # the same points make one entry, whatever the strengths are called
-    labels = [s["label"] for s in frontier_series(pts, sweep.KNOBS)]
-    assert labels == ["adv-pinf (eps) = datagrad-l1-fd (beta_l1) = vat (eps)", "l2 (l2)"]
+    series = frontier_series(pts, sweep.KNOBS)
+    assert [s["label"] for s in series] == ["adv-pinf (eps) = datagrad-l1-fd (beta_l1) = vat (eps)", "l2 (l2)"]
+    assert coincidences(pts, series) == []  # drawn as one entry already
+    renamed = [{**r, "result": {**r["result"], "objective": "double-backprop(beta=0.1)"}} for r in d]
+    d2 = [{**r, "config": {**r["config"], "member": "double-backprop"}} for r in renamed]
+    assert [s["label"] for s in frontier_series(V.points(d + d2), sweep.KNOBS)] == ["l2 (l2) = double-backprop (beta_l2)"]
 
 
 # --- the command -----------------------------------------------------------------------------------------

@@ -196,7 +196,8 @@ def frontier(plt, series: list, notes: list, budgets: dict, out, name: str = "fr
         ax.grid(alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    caption = ("Each line: one member over its strengths (numbers: its weakest and strongest strength; mean over seeds, bars ±1 s.e.); "
+    caption = ("Each line: one member over its strengths (numbers: its weakest and strongest strength; "
+               "mean over seeds, bars ±1 s.e.); "
                "hollow: a seed was unstable; ringed and dashed: the Pareto front (lower left is better).")
     if notes:
         caption += "\nIdentical results: " + "; ".join(notes[:6])

@@ -177,7 +177,8 @@ def test_identical_members_are_one_series_and_coincident_points_are_named():
     assert coincidences(pts, series) == []  # drawn as one entry already
     renamed = [{**r, "result": {**r["result"], "objective": "double-backprop(beta=0.1)"}} for r in d]
     d2 = [{**r, "config": {**r["config"], "member": "double-backprop"}} for r in renamed]
-    assert [s["label"] for s in frontier_series(V.points(d + d2), sweep.KNOBS)] == ["l2 (l2) = double-backprop (beta_l2)"]
+    merged = frontier_series(V.points(d + d2), sweep.KNOBS)
+    assert [s["label"] for s in merged] == ["l2 (l2) = double-backprop (beta_l2)"]
 
 
 # --- the command -----------------------------------------------------------------------------------------

@@ -348,16 +348,25 @@ def configs_for(args, members: list, n_features: int) -> list:
 
 
 def finished(out: Path, configs: list) -> dict:
-    """{key: record} of the cells already in ``out/cells`` with a final status (ok, diverged, failed)."""
-    done = {}
+    """{key: record} of the cells already in ``out/cells`` with a final status (ok, diverged, failed);
+    a cell missing there but logged in ``out/cells.jsonl`` (a torn last line is skipped) is restored."""
+    done, logged = {}, {}
+    if (out / "cells.jsonl").exists():
+        for line in (out / "cells.jsonl").read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                logged[record.get("key")] = record
     for c in configs:
-        path = out / "cells" / f"{cell_key(c)}.json"
+        key, path = cell_key(c), out / "cells" / f"{cell_key(c)}.json"
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
-            continue
-        if record.get("config") == c and record.get("status") in FINAL:
-            done[record["key"]] = record
+            record = logged.get(key)
+            if record is not None and record.get("config") == c and record.get("status") in FINAL:
+                text = json.dumps(record, sort_keys=True)
+                write_atomically(path, lambda f: f.write(text.encode()))
+        if record is not None and record.get("config") == c and record.get("status") in FINAL:
+            done[key] = record
     return done
 
 

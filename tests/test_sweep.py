@@ -77,6 +77,13 @@ def test_resume_after_a_kill_recomputes_only_unfinished_cells(tmp_path, monkeypa
     ran.clear()
     assert cli.main([*flags[:-2], "--seeds", "4", "--out", str(out), "--quiet"]) == 0
     assert len(ran) == 3
+    # cells.jsonl alone (the raw log, e.g. copied elsewhere) is enough to resume
+    lost = sorted((out / "cells").glob("*.json"))[:4]
+    for path in lost:
+        path.unlink()
+    ran.clear()
+    assert cli.main([*flags[:-2], "--seeds", "4", "--out", str(out), "--quiet"]) == 0
+    assert ran == [] and all(path.exists() for path in lost)
 
 
 # --- verdicts on synthetic cells with known answers ------------------------------------------------------

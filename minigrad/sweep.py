@@ -191,9 +191,9 @@ def execute(configs: list, mode: str = "pool", workers: int = 1, address: str | 
     elif mode == "pool":
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with one_blas_thread_env():  # spawned workers inherit it before NumPy loads
+        with one_blas_thread_env():  # workers, spawned as cells are submitted, inherit it before NumPy loads
             pool = ProcessPoolExecutor(min(workers, len(configs)), mp_context=multiprocessing.get_context("spawn"))
-        futures = [pool.submit(run_cell, c) for c in configs]
+            futures = [pool.submit(run_cell, c) for c in configs]
         try:
             for f in as_completed(futures):
                 yield f.result()

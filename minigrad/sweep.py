@@ -193,10 +193,10 @@ def execute(configs: list, mode: str = "pool", workers: int = 1, address: str | 
         from concurrent.futures import ProcessPoolExecutor, as_completed
         with one_blas_thread_env():  # workers, spawned as cells are submitted, inherit it before NumPy loads
             pool = ProcessPoolExecutor(min(workers, len(configs)), mp_context=multiprocessing.get_context("spawn"))
-            futures = [pool.submit(run_cell, c) for c in configs]
+            futures = {pool.submit(run_cell, c): c for c in configs}
         try:
             for f in as_completed(futures):
-                yield f.result()
+                yield _outcome(f, futures[f])
         finally:  # interrupted: do not wait for the running cells (their results would be dropped anyway)
             pool.shutdown(wait=False, cancel_futures=True)
     else:
@@ -216,12 +216,22 @@ def _execute_dask(configs, workers, address):
             client = stack.enter_context(Client(target, timeout="20s"))
         except (OSError, TimeoutError) as e:
             raise InvalidArgument(f"--scheduler {address}: cannot connect to a Dask scheduler there ({e})") from None
-        futures = [client.submit(run_cell, c, key=f"cell-{cell_key(c)}", pure=False) for c in configs]
+        futures = {client.submit(run_cell, c, key=f"cell-{cell_key(c)}", pure=False): c for c in configs}
         try:
-            for f in as_completed(futures):
-                yield f.result()
+            for f in as_completed(list(futures)):
+                yield _outcome(f, futures[f])
         finally:
-            client.cancel(futures)
+            client.cancel(list(futures))
+
+
+def _outcome(future, config: dict) -> dict:
+    """The cell's record; a worker that died under it (killed, out of memory) makes an "error" record,
+    which the next run retries, instead of stopping the sweep."""
+    try:
+        return future.result()
+    except Exception as e:
+        return {"key": cell_key(config), "config": config, "status": "error", "seconds": 0.0,
+                "error": f"the worker running it failed: {type(e).__name__}: {e}"}
 
 
 # --- the command ------------------------------------------------------------------------------------

@@ -339,7 +339,7 @@ def _quick(args):
 def configs_for(args, members: list, n_features: int) -> list:
     """Every cell's config, in order: member, strength, seed."""
     grid, budgets = attacks(n_features, args.eps, args.quick)
-    base = {"version": 1,
+    base = {"version": 1,  # bump when what a cell computes changes: old cells then stop matching
             "data": {"name": args.data, "dir": args.data_dir, "train_size": args.train_size,
                      "test_size": args.test_size, "valid_fraction": args.valid_fraction, "split_seed": 0},
             "model": {"units": list(args.units), "pieces": args.pieces, "input_dropout": args.input_dropout,

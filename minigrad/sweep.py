@@ -422,6 +422,8 @@ def run(args) -> int:
     bar.close()
     seconds = time.perf_counter() - start
     written = write_reports(out, [records[k] for k in keys], args, train.x.shape[1], KNOBS)
+    if "matched.md" in written:
+        print((out / "matched.md").read_text().split("\n\n", 3)[-1].strip())  # the table, as compare prints its own
     failed = sum(records[k]["status"] != "ok" for k in keys)
     print(f"sweep: {len(todo)} cells ran in {seconds:.1f} s ({failed} of {len(configs)} diverged or failed); "
           f"wrote {', '.join(written)} to {out}", file=sys.stderr)

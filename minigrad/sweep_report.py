@@ -34,11 +34,11 @@ class CellBar:
     def update(self, record: dict):
         self.done += 1
         self.failed += record["status"] != "ok"
-        c = record["config"]
-        what = describe(c)
+        what = describe(record["config"])
         state = f"done {self.done}, running {min(self.workers, self.total - self.done)}, failed {self.failed}"
         if record["status"] != "ok" and self.stream is not None:
-            self.stream.write(f"cell {what}: {record['status']}: {record.get('error', '')[:300]}\n")
+            message = f"cell {what}: {record['status']}: {record.get('error', '')[:300]}"
+            self.bar.write(message, file=self.stream) if self.bar is not None else self.stream.write(message + "\n")
         if self.bar is not None:
             self.bar.set_postfix_str(state, refresh=False)
             self.bar.update(1)

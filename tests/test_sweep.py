@@ -268,3 +268,12 @@ def test_strengths_for_every_member_or_for_one():
     assert " ".join(map(str, args.strengths)) == "gp-q1=0.5 0.001"
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["sweep", "--strengths", "nonsense=1"])
+
+
+def test_a_dead_worker_makes_an_error_record_that_the_next_run_retries():
+    from concurrent.futures import Future
+    config = tiny_configs("--members", "plain", "--seeds", "1")[0]
+    future = Future()
+    future.set_exception(RuntimeError("killed"))
+    record = sweep._outcome(future, config)
+    assert record["status"] == "error" and "killed" in record["error"] and "error" not in sweep.FINAL

@@ -183,7 +183,7 @@ def frontier(plt, series: list, notes: list, budgets: dict, out, name: str = "fr
             ax.plot(fx, fy, "k--", lw=1, drawstyle="steps-post", label="Pareto front" if attack == "fgsm" else None)
             ax.plot(fx, fy, ls="none", marker="o", ms=12, mfc="none", mec="k", mew=0.8)
         xs = [x for x, _ in everything]
-        if xs and min(xs) > 0:  # logarithmic: 1 % and 60 % both readable
+        if xs and min(xs) > 0 and max(xs) / min(xs) > 4:  # logarithmic: 1 % and 60 % both readable
             ax.set_xscale("log")
             ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
             ax.set_xticks([t for t in (0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 50, 100)

@@ -161,6 +161,8 @@ def build_parser():
     add_command(commands, "evaluate", "test error of a saved checkpoint", add_evaluate_arguments, run_evaluate)
     add_command(commands, "compare", "train every member of the regularizer family on the same network "
                 "and compare clean and adversarial test error", compare.add_arguments, compare.run)
+    add_command(commands, "sweep", "each member over strengths × seeds: trade-off frontiers, a matched-budget "
+                "table, verdicts with intervals", *__import__("minigrad.sweep", fromlist=["COMMAND"]).COMMAND)
     return parser
 
 

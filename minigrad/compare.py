@@ -55,7 +55,8 @@ def attack_grid(n_features: int, quick: bool) -> dict:
             "pgd-linf": [0.05, 0.1, 0.2]}
 
 
-ATTACKS = {"fgsm": ("fgm", np.inf), "fgm-l2": ("fgm", 2.0), "pgd-linf": ("pgd", np.inf)}
+ATTACKS = {"fgsm": ("fgm", np.inf), "fgm-l2": ("fgm", 2.0), "pgd-linf": ("pgd", np.inf),
+           "fgm-l1": ("fgm", 1.0)}  # fgm-l1: used by sweep (each p under its own ball)
 
 
 def attack_error(model, data, attack: str, eps: float, args, chunk: int = 1000) -> float:

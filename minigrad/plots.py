@@ -147,3 +147,75 @@ def save(fig, path: str) -> str:
 def _save(fig, out, name) -> str:
     save(fig, os.path.join(out, name))
     return name
+
+
+def pareto(points: list) -> list:
+    """The (x, y) points no other point beats in both coordinates (lower is better), by x."""
+    front, best = [], float("inf")
+    for x, y in sorted(points):
+        if y < best:
+            front.append((x, y))
+            best = y
+    return front
+
+
+def frontier(plt, series: list, notes: list, budgets: dict, out, name: str = "frontier.png") -> str:
+    """``sweep``'s figure: robust test error against clean test error over each member's strengths
+    (mean over seeds, bars ±1 standard error), one panel per attack at the training budget, the Pareto
+    front of all points dashed and ringed.  Hollow markers: a point with an unstable seed; a member's
+    diverged points are left out and counted in its legend entry."""
+    panels = (("fgsm", "FGSM"), ("pgd-linf", "PGD-ℓ∞"))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), squeeze=False)
+    maps = __import__("matplotlib").colormaps
+    colours = [maps["tab10"](i) for i in range(10)] + [maps["Dark2"](i) for i in range(8)]
+    markers = "os^Dv<>Px*hH8d"
+    styles = [dict(color=colours[i % 18], marker=markers[i % len(markers)], ls="-" if i < 10 else "--", ms=5, lw=1.2)
+              for i in range(len(series))]  # 18 strong colours, 14 markers, two line styles: 16 members stay apart
+    for ax, (attack, title) in zip(axes[0], panels):
+        everything = []
+        for s, style in zip(series, styles):
+            keep = [i for i, h in enumerate(s["health"]) if h["ok"]]
+            x = [100 * s["clean"][i][0] for i in keep]
+            y = [100 * s[attack][i][0] for i in keep]
+            everything += list(zip(x, y))
+            failed = sum(h["failed"] for h in s["health"])
+            label = s["label"] + (f" ({failed} cells diverged)" if failed else "")
+            if s["strengths"] and s["strengths"][0] is None:  # no knob: one point, a star
+                style = {**style, "marker": "*", "ms": 11}
+            ax.errorbar(x, y, xerr=[100 * s["clean"][i][1] for i in keep], yerr=[100 * s[attack][i][1] for i in keep],
+                        label=label, capsize=2, elinewidth=0.8, **style)
+            ends = [keep[0], keep[-1]] if keep and s["strengths"][0] is not None else []
+            for i in dict.fromkeys(ends):  # the weakest and strongest strength beside their points
+                ax.annotate(f"{s['strengths'][i]:g}", (x[keep.index(i)], y[keep.index(i)]), fontsize=5.5,
+                            color=style["color"], xytext=(3, 3), textcoords="offset points")
+            hollow = [i for i, h in enumerate(s["health"]) if h["unstable"] and h["ok"]]
+            ax.plot([100 * s["clean"][i][0] for i in hollow], [100 * s[attack][i][0] for i in hollow], ls="none",
+                    marker=style["marker"], ms=9, mfc="white", mec=style["color"], mew=1.5)
+        front = pareto(everything)
+        if front:
+            fx, fy = zip(*front)
+            ax.plot(fx, fy, "k--", lw=1, drawstyle="steps-post", label="Pareto front" if attack == "fgsm" else None)
+            ax.plot(fx, fy, ls="none", marker="o", ms=12, mfc="none", mec="k", mew=0.8)
+        xs = [x for x, _ in everything]
+        if xs and min(xs) > 0 and max(xs) / min(xs) > 4:  # logarithmic: 1 % and 60 % both readable
+            ax.set_xscale("log")
+            ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
+            ax.set_xticks([t for t in (0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 50, 100)
+                           if min(xs) / 1.3 <= t <= max(xs) * 1.3])
+            ax.xaxis.set_major_formatter(__import__("matplotlib").ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(__import__("matplotlib").ticker.NullFormatter())
+        ax.set_xlabel("clean test error (%, log scale)" if ax.get_xscale() == "log" else "clean test error (%)")
+        ax.set_ylabel(f"{title} test error at ε = {budgets.get(attack)} (%)")
+        ax.set_title(f"{title} (ε = {budgets.get(attack)}) against clean error")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    caption = ("Each line: one member over its strengths (numbers: its weakest and strongest strength; "
+               "mean over seeds, bars ±1 s.e.); "
+               "hollow: a seed was unstable; ringed and dashed: the Pareto front (lower left is better).")
+    if notes:
+        caption += "\nIdentical results: " + "; ".join(notes[:6])
+    fig.text(0.01, -0.02, caption, fontsize=7, va="top")
+    fig.suptitle("Robust against clean test error, every member over its strengths")
+    fig.tight_layout()
+    return _save(fig, out, name)

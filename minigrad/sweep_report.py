@@ -1,0 +1,162 @@
+"""What a sweep shows a person: progress over cells while it runs, then matched.md, verdicts.md and
+frontier.png once its cells are in (see ``sweep``)."""
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import time
+
+from . import verdicts as V
+from .checkpoint import write_atomically
+
+ROBUST = ("fgsm", "pgd-linf")
+
+
+def describe(c: dict) -> str:
+    """'member knob=strength seed s', the cell as a person names it."""
+    strength = "" if c["strength"] is None else f" {c['knob']}={c['strength']:g}"
+    return f"{c['member']}{strength} seed {c['seed']}"
+
+
+class CellBar:
+    """Progress over cells: done / running / failed and time left; tqdm's bar on a terminal, one
+    line per finished cell elsewhere (a log, CI)."""
+
+    def __init__(self, total: int, workers: int, stream):
+        self.total, self.workers, self.stream, self.done, self.failed = total, workers, stream, 0, 0
+        self.start, self.bar = time.perf_counter(), None
+        if stream is not None and getattr(stream, "isatty", lambda: False)():
+            from .progress import _import_tqdm
+            tqdm = _import_tqdm()
+            self.bar = tqdm(total=total, file=stream, unit="cell") if tqdm and total else None
+
+    def update(self, record: dict):
+        self.done += 1
+        self.failed += record["status"] != "ok"
+        what = describe(record["config"])
+        state = f"done {self.done}, running {min(self.workers, self.total - self.done)}, failed {self.failed}"
+        if record["status"] != "ok" and self.stream is not None:
+            message = f"cell {what}: {record['status']}: {record.get('error', '')[:300]}"
+            self.bar.write(message, file=self.stream) if self.bar is not None else self.stream.write(message + "\n")
+        if self.bar is not None:
+            self.bar.set_postfix_str(state, refresh=False)
+            self.bar.update(1)
+        elif self.stream is not None:
+            elapsed = time.perf_counter() - self.start
+            left = elapsed / self.done * (self.total - self.done)
+            self.stream.write(f"[{self.done}/{self.total}] {what}: {record['status']} in {record['seconds']:.1f} s"
+                              f" | {state} | {elapsed:.0f} s elapsed, ~{left:.0f} s left\n")
+            self.stream.flush()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def command_line(args) -> str:
+    """The command, every flag spelled out (what it did, not just what was typed)."""
+    words = ["python", "-m", "minigrad", "sweep"]
+    for action in args.subparser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "help" or value in (None, False):
+            continue
+        words.append(action.option_strings[-1])
+        if value is not True:
+            words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return shlex.join(words)
+
+
+def frontier_series(pts: dict, knobs: dict | None = None) -> list:
+    """One series per member: strengths in order, and per strength the mean and standard error over the
+    finished seeds of the test clean and robust errors, with the point's health.  Members whose results
+    are identical at every strength are one series named "a = b"."""
+    def stats(cells, name):
+        values = [V.metric(r, "test", name) for r in cells if V.ok(r)]
+        mean, lo, hi, n = V.interval(values)
+        return mean, (0.0 if n < 2 else (hi - lo) / 2 / V.t975(n - 1))
+    knobs, groups = knobs or {}, {}
+    for m, by in pts.items():
+        name = m if knobs.get(m) is None else f"{m} ({knobs[m]})"
+        order = sorted(by, key=lambda s: -math.inf if s is None else s)
+        fingerprint = json.dumps([[_outcome(r) for r in by[s]] for s in order], sort_keys=True)
+        series = {"label": name, "members": [m], "strengths": order, "health": [V.health(by[s]) for s in order],
+                  **{name: [stats(by[s], name) for s in order] for name in ("clean",) + ROBUST}}
+        if fingerprint in groups:
+            groups[fingerprint]["members"].append(m)
+            groups[fingerprint]["label"] += f" = {name}"
+        else:
+            groups[fingerprint] = series
+    return list(groups.values())
+
+
+def _outcome(record: dict):
+    """What a cell measured (its status, curve and errors), without the objective's name."""
+    result = record.get("result") or {}
+    return [record.get("status"), {k: v for k, v in result.items() if k != "objective"}]
+
+
+def coincidences(pts: dict, series: list = ()) -> list:
+    """'a@s ≡ b@t' for points of different members whose every seed's result is identical (e.g.
+    adv-pinf at ε = 0.1 and datagrad-l1-fd at β = 0.05, PAPERS.md claim 5), except between members
+    already drawn as one ``series``."""
+    group = {m: i for i, s in enumerate(series) for m in s["members"]}
+    seen, notes = {}, []
+    for m, by in pts.items():
+        for s, cells in by.items():
+            if not cells or not all(V.ok(r) for r in cells):
+                continue
+            key = json.dumps([[r["config"]["seed"], r["result"]["test"]] for r in cells], sort_keys=True)
+            label = m if s is None else f"{m}@{s:g}"
+            if key in seen and seen[key][0] != m and group.get(seen[key][0], -1) != group.get(m, -2):
+                notes.append(f"{seen[key][1]} ≡ {label}")
+            seen.setdefault(key, (m, label))
+    return notes
+
+
+def write_reports(out, records: list, args, n_features: int, knobs: dict) -> list:
+    """Write matched.md, verdicts.md and frontier.png; ``knobs``: member → the name of its strength."""
+    pts = V.points(records)
+    if args.clean_budget is not None:
+        budget, how = args.clean_budget / 100, f"--clean-budget {args.clean_budget:g}"
+    elif "plain" in pts:
+        budget, how = V.plain_budget(pts, 0.01), "plain's mean validation error + 1 point"
+    else:
+        budget = min(V.summary(c, "valid", "clean")[0] for by in pts.values() for c in by.values()
+                     if any(V.ok(r) for r in c)) + 0.01
+        how = "no plain in this sweep: the lowest validation error of any point + 1 point"
+    if math.isnan(budget):
+        budget, how = 1.0, "no budget could be measured (every plain cell failed): none"
+    chosen = V.matched(pts, budget)
+    command = command_line(args)
+    seeds = max((len(c) for by in pts.values() for c in by.values()), default=0)
+    b = records[0]["config"]["budgets"] if records else {}
+    setting = (f"Test errors in percent, mean ± 95% t interval over {seeds} seeds (paired seeds share the "
+               f"initialisation and example order).  Robust errors at the training budgets: FGSM and PGD-ℓ∞ "
+               f"ε = {b.get('fgsm')}, FGM-ℓ2 ε₂ = {b.get('fgm-l2')}, FGM-ℓ1 ε₁ = {b.get('fgm-l1')} "
+               f"(D = {n_features}).  "
+               "Each run reports the epoch of lowest validation error.  Unstable: some epoch's training loss "
+               "above 5 × the lowest earlier epoch loss + 0.5 nats.")
+    matched = (f"# Members at a matched clean-error budget\n\n```\n{command}\n```\n\n{setting}\n\n"
+               f"Strength chosen on validation: among the strengths where every seed finished and the mean "
+               f"validation clean error is within the budget ({how}), the lowest mean validation PGD-ℓ∞ error.  "
+               f"Reported on test.\n\n{V.matched_markdown(pts, chosen, budget, knobs)}\n")
+    rows = V.claims(pts, chosen, args.eps)
+    verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
+                "Effect = error of A − error of B on test, in points, paired over seeds, with its 95% paired t "
+                "interval.  A beats B: holds if the interval is below 0, does not hold if above 0, cannot tell "
+                f"otherwise.  Equivalence: holds if the interval lies within ±{100 * V.MARGIN:g} point, does not "
+                f"hold if it lies outside.  Non-inferiority: holds if the upper end is ≤ {100 * V.MARGIN:g} point, "
+                f"does not hold if the lower end is above it.  Members are at their matched strengths "
+                f"(matched.md) unless a row says otherwise.\n\n{V.verdicts_markdown(rows)}\n"
+                f"## Stability of every point\n\n{V.stability_markdown(pts)}\n")
+    written = []
+    for name, text in (("matched.md", matched), ("verdicts.md", verdicts)):
+        write_atomically(out / name, lambda f, t=text: f.write(t.encode()))
+        written.append(name)
+    from . import plots
+    plt = plots.pyplot()
+    if plt is not None and records:
+        series = frontier_series(pts, knobs)
+        written.append(plots.frontier(plt, series, coincidences(pts, series), b, str(out)))
+    return written

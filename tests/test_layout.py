@@ -20,9 +20,10 @@ FLOORS = {
     "verify.regions": 11, "verify.claims": 12, "verify": 13, "verify.__main__": 14,
     "checkpoint": 11, "progress": 11, "train": 12,  # training
     "experiment": 13, "plots": 13,                 # the applications people run
-    "compare": 14, "cli": 15, "__main__": 16,
+    "verdicts": 13,                                # statistics of a sweep's cells
+    "compare": 14, "sweep_report": 14, "sweep": 15, "cli": 16, "__main__": 17,
 }
-OPTIONAL = {"sweep": 15, "verdicts": 14, "sweep_report": 14}
+OPTIONAL = {}
 
 
 def _upward_imports(graph, floors):

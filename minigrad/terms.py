@@ -4,13 +4,15 @@ training (members of the family that reach inside the model or use no label; see
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import functional as F
 from . import perturbations as P
 from . import validate
 from .backend import device_of, to_device
-from .nn import Linear
+from .nn import Linear, Unflatten
 from .objective import Frozen, Objective, fmt
 from .tensor import Tensor, grad, no_grad, unwrap
 
@@ -27,7 +29,7 @@ class Multitask(Objective):
     """γ·(1/(B·D)) Σᵢ ‖dec(hₖ(xᵢ)) − xᵢ‖²: reconstruct the input from hidden layer k (a term).
 
     The multitask cue of DataGrad (Ororbia et al. 2017, PAPERS.md §2): a linear decoder
-    (``nn.Linear(units → input_dim)``) maps hidden layer ``layer`` (the output of the k-th
+    (``nn.Linear(units → input_dim)``, input_dim = C·H·W for images) maps hidden layer ``layer`` (the output of the k-th
     Maxout layer, ``model.layers[model.hidden_index(k)]``) back to x.  The error is
     the mean squared error over examples *and* coordinates (PyTorch's ``mse_loss``), a
     choice that also suits inputs outside [0, 1].  Gradients reach both the encoder (the
@@ -52,8 +54,10 @@ class Multitask(Objective):
         seed the model was built with, it would otherwise copy the first layer's weights."""
         hidden = model[model.hidden_index(layer)]
         first = model[model.hidden_index(0)]
-        decoder = Linear(hidden.units, first.in_features, seed=_child_seed(seed, "multitask"),
-                         dtype=first.weight.dtype)
+        # The input's size: a conv network starts with Unflatten(C, H, W); an MLP's first Maxout takes x.
+        head = model.layers[0]
+        n_inputs = math.prod(head.shape) if isinstance(head, Unflatten) else first.in_features
+        decoder = Linear(hidden.units, n_inputs, seed=_child_seed(seed, "multitask"), dtype=first.weight.dtype)
         return cls(decoder.to(model.device), gamma, layer)
 
     def settings(self):
@@ -67,7 +71,8 @@ class Multitask(Objective):
         h = x
         for layer in model.layers[: model.hidden_index(self.layer) + 1]:
             h = layer(h)  # hidden layer k, without running the layers above it
-        diff = self.decoder(h) - x
+        target = x if x.ndim == 2 else F.reshape(x, (x.shape[0], -1))  # images are compared as rows
+        diff = self.decoder(h) - target
         return F.mean(diff * diff) * self.gamma
 
 

@@ -33,10 +33,10 @@ def batch():
     return rng.random((5,) + SHAPE), rng.integers(0, 3, 5)
 
 
-# Every member by its canonical name, from the one registry (multitask needs a dense first layer:
-# see test_multitask_on_a_conv_model).
+# Every member by its canonical name, from the one registry (multitask's decoder reconstructs the
+# image as a row of C·H·W pixels).
 STRENGTHS = Strengths(eps=0.1, eps2=0.3, eps1=0.3, beta_l1=0.2, beta_l2=0.3, gp_scale=2.0, l1=0.01, l2=0.1, seed=2)
-NAMES = [m for m in MEMBERS if not m.startswith("multitask")]
+NAMES = list(MEMBERS)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -86,9 +86,6 @@ def test_attacks_on_images(batch):
     assert adv.shape == x.shape and np.all(np.abs(adv - x) <= 0.1 + 1e-12) and adv.min() >= 0 and adv.max() <= 1
 
 
-@pytest.mark.xfail(strict=True, reason="Multitask.for_model sizes its decoder from the first nn.Maxout layer's "
-                   "in_features and compares against x unflattened; on a conv model it needs the input size "
-                   "(see the conv branch's report)")
 def test_multitask_on_a_conv_model(batch):
     x, y = batch
     model = conv_net()

@@ -33,12 +33,13 @@ import numpy as np
 from . import datasets
 from . import experiment as X
 from . import perturbations as P
-from .members import FAMILY, MEMBERS, Strengths, member
 from .backend import to_device
 from .checkpoint import load_checkpoint, save_checkpoint, write_atomically
 from .errors import OutputError
+from .members import FAMILY, MEMBERS, Strengths, member
 from .tensor import no_grad
 from .train import evaluate, fit
+from .verdicts import unstable
 
 def strengths(args) -> Strengths:
     """The members' strengths, from the flags."""
@@ -83,12 +84,14 @@ def train_member(name: str, train_set, test_set, args, grid: dict, stream) -> tu
     objective = member(name, model, strengths(args), n_features=train_set.x.shape[1])
     optimizer = X.build_optimizer(args, model.parameters() + objective.parameters())
     start = time.perf_counter()
-    fit(model, objective, optimizer, train_set, epochs=args.epochs, batch_size=args.batch_size,
-        seed=args.seed, progress=stream)
+    history = fit(model, objective, optimizer, train_set, epochs=args.epochs, batch_size=args.batch_size,
+                  seed=args.seed, progress=stream)
     seconds = time.perf_counter() - start
     clean = evaluate(model, test_set)
-    result = {"member": name, "objective": repr(objective), "clean_error": clean.error,
-              "clean_loss": clean.loss, "train_seconds": seconds, "attacks": {}}
+    curve = [h["train_loss"] for h in history]  # a run whose loss rises far above its own minimum is
+    result = {"member": name, "objective": repr(objective), "clean_error": clean.error,  # marked unstable
+              "clean_loss": clean.loss, "train_seconds": seconds, "train_loss": curve,
+              "unstable": unstable(curve), "attacks": {}}
     for attack, eps_list in grid.items():
         result["attacks"][attack] = {str(e): attack_error(model, test_set, attack, e, args) for e in eps_list}
     return result, model
@@ -191,11 +194,13 @@ def _head(data, n):
 
 
 def markdown_table(results: list, grid: dict) -> str:
-    """One row per member: clean and attacked test error in percent, and the training time."""
+    """One row per member: clean and attacked test error in percent, and the training time; a member whose
+    training loss rose far above its own minimum (``verdicts.unstable``) is marked "(unstable)": its last
+    epoch is not its verdict."""
     columns = [(a, e) for a, eps_list in grid.items() for e in eps_list]
     head = "| member | clean % | " + " | ".join(f"{a} ε={e} %" for a, e in columns) + " | train s |"
     rule = "|" + "---|" * (len(columns) + 3)
-    rows = [f"| {r['member']} | {100 * r['clean_error']:.1f} | "
+    rows = [f"| {r['member']}{' (unstable)' if r.get('unstable') else ''} | {100 * r['clean_error']:.1f} | "
             + " | ".join(f"{100 * r['attacks'][a][str(e)]:.1f}" for a, e in columns)
             + f" | {r['train_seconds']:.1f} |" for r in results]
     return "\n".join([head, rule] + rows)

@@ -61,7 +61,8 @@ def robustness(plt, results, grid, out) -> str:
     for ax, (attack, eps_list) in zip(axes[0], grid.items()):
         for (label, r), style in zip(series, _styles(len(series))):
             errors = [100 * r["clean_error"]] + [100 * r["attacks"][attack][str(e)] for e in eps_list]
-            ax.plot([0] + list(eps_list), errors, label=label, **style)
+            ax.plot([0] + list(eps_list), errors, label=label + (" (unstable)" if r.get("unstable") else ""),
+                    **style)
         ax.set_title(_ATTACK_TITLES.get(attack, attack))
         ax.set_xlabel("attack budget ε (0: clean)")
         ax.set_ylabel("test error (%)")

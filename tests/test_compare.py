@@ -66,3 +66,14 @@ def test_negative_budget_is_an_argparse_error(capsys):
         cli.main(["compare", "--eps", "-0.1"])
     assert e.value.code == 2
     assert "--eps" in capsys.readouterr().err
+
+
+def test_a_run_whose_loss_climbs_is_marked_unstable():
+    from minigrad import compare
+    grid = {"fgsm": [0.1]}
+    rows = [{"member": m, "clean_error": 0.1, "train_seconds": 1.0, "attacks": {"fgsm": {"0.1": 0.5}},
+             "unstable": u} for m, u in (("plain", False), ("gp-q1", True))]
+    table = compare.markdown_table(rows, grid)
+    assert "| gp-q1 (unstable) |" in table and "| plain |" in table
+    from minigrad.verdicts import unstable
+    assert unstable([2.0, 0.6, 25.0]) and not unstable([2.0, 0.6, 0.5, 0.7])  # the collapse, and noise

@@ -181,4 +181,9 @@ class HeldGradient(Op):
         return self.value
 
     def backward(self, gy):
+        # In every training step the held term is added straight into the loss being differentiated,
+        # so gy is exactly 1: hand the gradients on without a pass over each parameter-sized array
+        # (checked on host arrays only; a device array would cost a synchronisation to look at).
+        if isinstance(gy.data, np.ndarray) and gy.data.size == 1 and gy.data.item() == 1:
+            return tuple(self.grads)
         return tuple(None if g is None else gy * g for g in self.grads)

@@ -40,6 +40,10 @@ Pixel budgets (the adversarial and VAT ε) and weight decay need no scaling.
 Outputs in ``--out``: ``cells/<key>.json`` (one per finished cell, key = hash of its config: rerunning
 skips them, so a sweep resumes, and adding seeds or strengths reuses the rest), ``cells.jsonl`` (every
 record as it arrived), ``command.txt``, ``frontier.png``, ``matched.md``, ``verdicts.md``.
+
+(A little over the ~400-line guide: a cell's config, its runner and the three executors that must give it
+bit-identical results are kept in one file so that that promise can be read in one place; the reports
+and the statistics are ``sweep_report`` and ``verdicts``.)
 """
 from __future__ import annotations
 

@@ -32,6 +32,8 @@ GOOD = {
     "--beta-l2": ["0.01"], "--l1": ["1e-4"], "--l2": ["1e-3"], "--gamma": ["1"], "--pgd-steps": ["1", "2"],
     "--train-size": ["1", "20"], "--test-size": ["1", "5"], "--members": ["plain", "plain adv-pinf", "vat"],
     "--data": ["mnist"], "--device": ["cpu"], "--arch": ["mlp", "conv"], "--conv-preset": ["small", "cifar10"],
+    "--strengths": ["0.1", "0.1 0.2", "adv-pinf=0.1,0.2", "gp-q1=0"], "--seeds": ["1", "2"], "--seed": ["0", "3"],
+    "--clean-budget": ["1", "0"], "--workers": ["1", "2"],
 }
 TRAIN = ["--epochs", "--batch-size", "--lr", "--lr-decay", "--max-col-norm", "--units", "--pieces",
          "--input-dropout", "--hidden-dropout", "--momentum", "--seed", "--valid-fraction", "--patience",
@@ -39,7 +41,11 @@ TRAIN = ["--epochs", "--batch-size", "--lr", "--lr-decay", "--max-col-norm", "--
 COMPARE = ["--epochs", "--batch-size", "--lr", "--max-col-norm", "--units", "--pieces", "--seed", "--eps",
            "--eps2", "--eps1", "--gp-scale", "--beta-l1", "--beta-l2", "--l1", "--l2", "--gamma", "--pgd-steps",
            "--train-size", "--test-size", "--members", "--data", "--device", "--threads", "--arch"]
-SWITCHES = {"train": ["--resume", "--overwrite", "--quiet"], "compare": ["--overwrite", "--quiet", "--quick"]}
+SWEEP = ["--epochs", "--batch-size", "--lr", "--units", "--pieces", "--eps", "--pgd-steps", "--train-size",
+         "--test-size", "--valid-fraction", "--members", "--strengths", "--seeds", "--seed", "--clean-budget",
+         "--workers", "--data", "--arch"]
+SWITCHES = {"train": ["--resume", "--overwrite", "--quiet"], "compare": ["--overwrite", "--quiet", "--quick"],
+            "sweep": ["--quiet", "--serial", "--quick"]}
 OUT_KINDS = ["missing", "empty", "holds-run", "file", "under-file", ""]
 CKPT_KINDS = ["good", "missing", "directory", "truncated", "random"]
 
@@ -67,14 +73,15 @@ def _value(draw, name):
 
 @st.composite
 def command_lines(draw):
-    command = draw(st.sampled_from(["train", "compare", "evaluate"]))
+    command = draw(st.sampled_from(["train", "compare", "evaluate", "sweep"]))
     if command == "evaluate":
         argv = ["evaluate", draw(st.sampled_from(CKPT_KINDS))]
         for name in draw(st.lists(st.sampled_from(["--batch-size", "--data", "--device"]), unique=True)):
             argv += [name, *(_value(draw, name) if name != "--batch-size" else [draw(st.sampled_from(
                 ["1", "1000", *BAD_NUMBERS]))])]
         return argv
-    flags = draw(st.lists(st.sampled_from(TRAIN if command == "train" else COMPARE), unique=True, max_size=6))
+    pool = {"train": TRAIN, "compare": COMPARE, "sweep": SWEEP}[command]
+    flags = draw(st.lists(st.sampled_from(pool), unique=True, max_size=6))
     argv = [command]
     for name in flags:
         argv += [name, *_value(draw, name)]
@@ -104,8 +111,14 @@ def _materialise(argv, world, scratch: Path):
     (scratch / "random.npz").write_bytes(np.random.default_rng(1).bytes(200))
     if "--data" in argv[1:] and argv[argv.index("--data") + 1] == "mnist" and "--data-dir" not in argv:
         argv += ["--data-dir", str(world / "data")]
-    if argv[0] in ("train", "compare") and "--data" not in argv:
+    if argv[0] in ("train", "compare", "sweep") and "--data" not in argv:
         argv += ["--data", "mnist", "--data-dir", str(world / "data")]
+    if argv[0] == "sweep":  # one member, one seed, one epoch, in this process unless the draw asked otherwise
+        for name, value in (("--members", "plain"), ("--seeds", "1"), ("--epochs", "1"), ("--pgd-steps", "1")):
+            if name not in argv:
+                argv += [name, value]
+        if "--workers" not in argv and "--serial" not in argv:
+            argv += ["--serial"]
     if argv[0] == "compare":
         for name, value in (("--members", "plain"), ("--epochs", "1"), ("--pgd-steps", "1")):
             if name not in argv:

@@ -326,3 +326,25 @@ def test_overwriting_twice_keeps_both_earlier_runs(tmp_path, capsys):
         assert cli.main(["train", "--out", str(out), "--seed", seed, "--overwrite", *TINY]) == 0
     seeds = [load_checkpoint(out / d / "checkpoint.npz").meta["seed"] for d in ("replaced", "replaced-2", ".")]
     assert seeds == [1, 2, 3]
+
+
+def test_ctrl_c_is_held_back_while_a_checkpoint_and_its_metrics_are_written():
+    # The pair (checkpoint.npz, metrics.json) is written inside interrupts_deferred: a SIGINT that arrives
+    # in between must not split them; it is raised once both are written.
+    from minigrad.checkpoint import interrupts_deferred
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("checkpoint")
+            done.append("metrics")
+    assert done == ["checkpoint", "metrics"]
+
+
+def test_max_norm_rescales_huge_finite_columns_instead_of_zeroing_them():
+    w = np.full((4, 3), 1e30, np.float32)  # w·w overflows float32: the norm must not come out inf
+    w[:, 2] = 0.1
+    optim.max_norm_(w, 1.9365)
+    norms = np.sqrt((w.astype(np.float64) ** 2).sum(axis=0))
+    np.testing.assert_allclose(norms[:2], 1.9365, rtol=1e-6)
+    assert np.all(w[:, 2] == np.float32(0.1))  # a short column is untouched

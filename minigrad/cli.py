@@ -21,7 +21,7 @@ import time
 
 from . import experiment as X
 from . import train
-from .checkpoint import Checkpointing, last_good, load_checkpoint, write_atomically
+from .checkpoint import Checkpointing, last_good, load_checkpoint, read_checkpoint, write_atomically
 from .errors import CheckpointError, InvalidArgument, MinigradError
 
 RUN_FILES = ("checkpoint.npz", "metrics.json")
@@ -51,7 +51,7 @@ def _resume_settings(args, out):
     if found is None:
         raise CheckpointError(f"--resume: neither {out / 'checkpoint.npz'} nor its .prev holds a good checkpoint")
     path, epoch = found
-    stored = load_checkpoint(path).meta.get("args")
+    stored = read_checkpoint(path)[2].get("args")  # the meta alone: no model is built just to read it
     if not isinstance(stored, dict):
         raise CheckpointError(f"--resume: {path} does not record the flags of its run")
     keep = {k: getattr(args, k) for k in ("epochs", "out", "device", "threads", "quiet", "resume", "overwrite",

@@ -102,6 +102,12 @@ def as_schedule(value) -> Schedule:
 
 
 # --- the max column-norm constraint ---------------------------------------------------------
+def _overflow_safe_norms(w, xp):
+    """‖wⱼ‖₂ per column, scaled by the column's largest |w| first so that w·w cannot overflow."""
+    big = xp.abs(w).max(axis=0)
+    return big * xp.sqrt(((w / xp.maximum(big, xp.finfo(w.dtype).tiny)) ** 2).sum(axis=0))
+
+
 def max_norm_(weight, max_norm: float):
     """Rescale, in place, each column of ``weight`` (in, out) whose L2 norm exceeds ``max_norm``
     to norm exactly ``max_norm``; shorter columns are left bit-for-bit untouched.
@@ -119,9 +125,14 @@ def max_norm_(weight, max_norm: float):
     xp = get_array_module(w)
     with np.errstate(over="ignore"):  # an overflow is handled on the next line
         norms = xp.sqrt((w * w).sum(axis=0))
-    if bool(xp.isinf(norms).any()):  # w·w overflowed (huge but finite weights): scale first, or a
-        big = xp.abs(w).max(axis=0)  # column would get norm inf and be rescaled to exactly 0
-        norms = big * xp.sqrt(((w / xp.maximum(big, xp.finfo(w.dtype).tiny)) ** 2).sum(axis=0))
+    # w·w overflowed for huge but finite weights: without care such a column gets norm inf and is
+    # rescaled to exactly 0.  On the host, look first (the rescue is a pass over w, almost never needed);
+    # on a device looking would cost a synchronisation every step, so select there instead.
+    if xp is np:
+        if np.isinf(norms).any():
+            norms = _overflow_safe_norms(w, xp)
+    else:
+        norms = xp.where(xp.isinf(norms), _overflow_safe_norms(w, xp), norms)
     w *= max_norm / xp.maximum(norms, max_norm)
     return w
 

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/step_time.py: the objectives it times are the ones it claims.
+"""Smoke tests of benchmarks/step_time.py and conv_step.py: the objectives they time are the ones they claim.
 
 No timing is asserted.  What is checked: minigrad and PyTorch compute the same loss and parameter
 gradients in float64 for every objective (skipped without torch), no float64 array appears in a
@@ -10,15 +10,30 @@ import pathlib
 import numpy as np
 import pytest
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "step_time.py"
+_BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    """A benchmark script imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, _BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("step_time", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load("step_time")
+
+
+def test_conv_benchmark_times_what_it_claims():
+    # benchmarks/conv_step.py: plain and gp-q1 on the small conv preset agree with PyTorch in float64.
+    pytest.importorskip("torch")
+    conv = _load("conv_step")
+    report = conv.check_agreement(batch=3)
+    assert set(report) == set(conv.OBJECTIVES)
+    for name, (loss_err, grad_err) in report.items():
+        assert loss_err < 1e-10 and grad_err < 1e-10, (name, loss_err, grad_err)
 
 
 def test_float64_agreement_with_pytorch(bench):

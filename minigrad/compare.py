@@ -143,7 +143,7 @@ def run(args) -> int:
     # Finished members are reused, not refused: only --overwrite moves them aside (to replaced/).
     out = X.prepare_out(args.out, ("results.jsonl", "models") if args.overwrite else (), overwrite=args.overwrite)
     train_set, test_set = X.load_dataset(args.data, args.data_dir)
-    train_set, test_set = _head(train_set, args.train_size), _head(test_set, args.test_size)
+    train_set, test_set = datasets.head(train_set, args.train_size), datasets.head(test_set, args.test_size)
     config = _config(args, len(train_set), len(test_set))
     done = _done(out, config)
     with X.blas_threads(args.threads):
@@ -184,13 +184,6 @@ def _run(args, members, out: Path, config: dict, done: dict, train_set, test_set
     written = plots.compare_figures(results, grid, models, test_set, b, str(out))
     print("wrote", ", ".join(["results.jsonl", "results.json", "results.md"] + written), "to", out)
     return 0
-
-
-def _head(data, n):
-    """The first ``n`` examples (all if n is None)."""
-    if not n or n >= len(data):
-        return data
-    return datasets.Dataset(data.x[:n], data.y[:n], data.n_classes, data.image_shape, data.name)
 
 
 def markdown_table(results: list, grid: dict) -> str:

@@ -337,6 +337,13 @@ def synthetic(n: int = 512, n_features: int = 20, n_classes: int = 3, seed: int 
 # ---------------------------------------------------------------- splitting/batching
 
 
+def head(data: Dataset, n) -> Dataset:
+    """The first ``n`` examples of ``data`` (all of them if n is None or at least its length)."""
+    if not n or n >= len(data):
+        return data
+    return dataclasses.replace(data, x=data.x[:n], y=data.y[:n])
+
+
 def train_valid_split(data: Dataset, valid_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Split ``data`` into (train, valid) by a seeded random permutation.
 

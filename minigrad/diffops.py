@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import to_device
-from .tensor import Tensor, enable_grad, grad
+from .tensor import Tensor, enable_grad, grad, unwrap
 
 __all__ = ["vjp", "jvp", "hvp", "jacobian", "hessian", "grad_fn"]
 
@@ -32,7 +32,7 @@ def _leaves(inputs):
     single = not isinstance(inputs, (tuple, list))
     xs = (inputs,) if single else tuple(inputs)
     xs = tuple(x if isinstance(x, Tensor) and x.requires_grad else
-               Tensor(x.data if isinstance(x, Tensor) else x, requires_grad=True) for x in xs)
+               Tensor(unwrap(x), requires_grad=True) for x in xs)
     return xs, single
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import validate
 from .backend import as_numpy, to_device
-from .tensor import Tensor, enable_grad, grad
+from .tensor import Tensor, enable_grad, grad, unwrap
 
 
 class GradcheckError(AssertionError):
@@ -73,7 +73,7 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     rng = np.random.default_rng(seed)
     outs = _as_tuple(f(*inputs))
     vs = (tuple(_random_like(o, rng) for o in outs) if grad_outputs is None
-          else tuple(Tensor(v.data if isinstance(v, Tensor) else v) for v in _as_tuple(grad_outputs)))
+          else tuple(Tensor(unwrap(v)) for v in _as_tuple(grad_outputs)))
     live = [(o, v) for o, v in zip(outs, vs) if o.requires_grad]
     analytic = [None] * len(inputs)
     if live:
@@ -130,7 +130,7 @@ def gradgradcheck(f, inputs, grad_outputs=None, eps: float = 1e-6, atol: float =
         vs = tuple(Tensor(to_device(rng.standard_normal(o.shape), o.device), requires_grad=True)
                    for o in outs)
     else:
-        vs = tuple(Tensor(v.data if isinstance(v, Tensor) else v, requires_grad=True)
+        vs = tuple(Tensor(unwrap(v), requires_grad=True)
                    for v in _as_tuple(grad_outputs))
     n = len(inputs)
 

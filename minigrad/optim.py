@@ -28,7 +28,7 @@ import numpy as np
 
 from . import validate
 from .backend import as_numpy, get_array_module, to_device
-from .tensor import Tensor
+from .tensor import Tensor, unwrap
 
 MAXOUT_MAX_COL_NORM = 1.9365  # Goodfellow et al. 2013, permutation-invariant MNIST
 
@@ -117,7 +117,7 @@ def max_norm_(weight, max_norm: float):
     c = 1.9365).  The scale is c / max(‖wⱼ‖, c): exactly 1 for a short column, and no
     division by a zero norm.  Returns the array.
     """
-    w = weight.data if isinstance(weight, Tensor) else weight
+    w = unwrap(weight)
     if w.ndim != 2:
         raise ValueError(f"max_norm_: expected a weight matrix (in, out), got shape {w.shape}")
     # Finite: an infinite bound would compute inf/inf = NaN for every column (use None: no bound).
@@ -144,7 +144,7 @@ def max_kernel_norm_(weight, max_norm: float):
     pylearn2's ``max_kernel_norm`` of the Maxout paper's conv layers (0.9 for the first CIFAR-10 layer,
     1.9365 for the next two): filter o is row o of the (out, in·kh·kw) matrix the convolution's GEMM
     uses, so this is ``max_norm_`` on that matrix's transpose.  Returns the array."""
-    w = weight.data if isinstance(weight, Tensor) else weight
+    w = unwrap(weight)
     if w.ndim != 4:
         raise ValueError(f"max_kernel_norm_: expected a conv weight (out, in, kh, kw), got shape {w.shape}")
     max_norm = validate.number(max_norm, "max_norm", "max_kernel_norm_", low=0, open_low=True)
@@ -200,7 +200,7 @@ class Optimizer:
         for i, (p, g) in enumerate(zip(self.params, grads)):
             if g is None:
                 continue
-            g = g.data if isinstance(g, Tensor) else g
+            g = unwrap(g)
             if g.shape != p.shape or g.dtype != p.dtype:
                 raise ValueError(f"{type(self).__name__}.step: gradient {i} is {g.dtype}{list(g.shape)}, "
                                  f"parameter is {p.dtype}{list(p.shape)}")

@@ -113,15 +113,9 @@ def cell_key(config: dict) -> str:
 @lru_cache(maxsize=4)
 def _data(name, data_dir, train_size, test_size, valid_fraction, split_seed):
     train, test = datasets.load(name, data_dir)
-    train, test = _head(train, train_size), _head(test, test_size)
+    train, test = datasets.head(train, train_size), datasets.head(test, test_size)
     train, valid = datasets.train_valid_split(train, valid_fraction, seed=split_seed)
     return train, valid, test
-
-
-def _head(data, n):
-    if not n or n >= len(data):
-        return data
-    return datasets.Dataset(data.x[:n], data.y[:n], data.n_classes, data.image_shape, data.name)
 
 
 def run_cell(config: dict) -> dict:

@@ -142,6 +142,22 @@ def mg_step(name, model, params, x, y, lr, objective=None):
     return loss
 
 
+def mg_momentum_step(name, model, params, x, y, lr, momentum, buffers, objective=None):
+    """The bare engine with the library path's update: ``grad`` seeded with 1, then SGD with momentum,
+    v ← μ·v − η·g, θ ← θ + v, written inline as the same four in-place NumPy passes ``optim.SGD`` makes
+    (so the same rounding).  fit / this = what ``fit``, ``optim`` and the objective classes cost beyond
+    the arithmetic itself; fit / bare also counts the momentum arithmetic, ≥ 3 more passes over the
+    parameters than ``p -= g``."""
+    loss, terms = mg_objective(name, model, params, x, y, objective=objective)
+    for _, grads in terms:
+        for p, g, (v, scratch) in zip(params, grads, buffers):  # velocity and scratch, per parameter
+            scaled = np.multiply(g.data, lr, out=scratch)
+            v *= momentum
+            v -= scaled
+            p.data += v
+    return loss
+
+
 def mg_fit(name, model, x, y, batch, lr, momentum, objective=None):
     """The library path: ``train.fit`` for one epoch over (x, y) (exactly len(x)/batch batches) with the
     member and ``optim.SGD(momentum)``: what ``python -m minigrad train``/compare run per step."""
@@ -490,6 +506,16 @@ def bench_one(name, B, args, torch, xp, sync):
             fit_model.to("cuda")
         fit_run = mg_fit(name, fit_model, fx, fy, B, args.lr, args.momentum, mg_member(name, fit_model))
         runs["fit"], per_call["fit"] = (lambda: (fit_run(), sync())), args.steps
+        mom_model = maxout_mlp(seed=0, dtype=dtype)
+        if xp is not np:
+            mom_model.to("cuda")
+        mom_params, mom_objective = mom_model.parameters(), mg_member(name, mom_model)
+        buffers = [(xp.zeros_like(p.data), xp.empty_like(p.data)) for p in mom_params]
+
+        def mom_run():
+            mg_momentum_step(name, mom_model, mom_params, x, y, args.lr, args.momentum, buffers, mom_objective)
+            sync()
+        runs["bare+momentum"] = mom_run
     if torch is not None:
         tdev = "cuda" if args.device == "cuda" else "cpu"
         tnet = torch_model(maxout_mlp(seed=0, dtype=dtype), torch).to(tdev)
@@ -641,6 +667,10 @@ def _main(args):
                 print(f"{'':15s} {'':5s} library path: fit {_fmt_ms(row['fit'])}   torch loop "
                       f"{_fmt_ms(loop) if loop else '-'}   fit/loop {f'{fit_ms / loop[0]:.2f}' if loop else '-'}"
                       f"   fit/bare {fit_ms / mg_ms:.2f}", flush=True)
+                mom = row["bare+momentum"]
+                print(f"{'':15s} {'':5s} bare engine + the same momentum update {_fmt_ms(mom)}   "
+                      f"fit/(bare+momentum) {fit_ms / mom[0]:.2f}   (bare+momentum)/bare {mom[0] / mg_ms:.2f}",
+                      flush=True)
     return 0
 
 
@@ -660,7 +690,8 @@ def _environment(args, torch):
         pass
     lines.append("library path (one row below each member): train.fit + optim.SGD(momentum) vs the idiomatic "
                  "torch loop (torch.optim.SGD(momentum), backward, step), one call of --steps batches per round; "
-                 "fit/bare = fit ms / bare-engine minigrad ms (the acceptance bound is 1.05 at batch 128)")
+                 "fit/bare = fit ms / bare-engine minigrad ms (the acceptance bound is 1.05 at batch 128); "
+                 "bare+momentum = the bare engine with the library path's SGD-momentum arithmetic inline")
     lines.append(f"{args.rounds} rounds × {args.steps} steps per library, interleaved; median "
                  "[25th–75th percentile] ms per step; ratio = minigrad/torch medians; gemm = the "
                  "objective's matrix products alone in NumPy (%ceil = gemm ms / minigrad ms; torch %ceil "

@@ -115,3 +115,22 @@ def test_quick_run(bench, capsys):
     rows = [line.split()[0] for line in out.splitlines() if line.split()[:1] in (["plain"], ["gp-q1"])]
     assert "plain" in rows and "gp-q1" in rows
     assert sum("library path: fit" in line for line in out.splitlines()) == 2
+    assert sum("bare engine + the same momentum update" in line for line in out.splitlines()) == 2
+
+
+def test_inline_momentum_is_the_library_sgd_bit_for_bit(bench):
+    # bare+momentum claims to do optim.SGD's arithmetic: three steps of each from the same weights
+    # must leave identical parameters (so fit/(bare+momentum) compares like with like).
+    from minigrad import grad, optim
+    from minigrad.nn import maxout_mlp
+    x, y = bench.data(6, np.float32)
+    for name in bench.OBJECTIVES:
+        inline, library = maxout_mlp(seed=0), maxout_mlp(seed=0)
+        buffers = [(np.zeros_like(p.data), np.empty_like(p.data)) for p in inline.parameters()]
+        opt = optim.SGD(library.parameters(), lr=0.01, momentum=0.5)
+        objective, library_objective = bench.mg_member(name, inline), bench.mg_member(name, library)
+        for _ in range(3):
+            bench.mg_momentum_step(name, inline, inline.parameters(), x, y, 0.01, 0.5, buffers, objective)
+            opt.step(grad(library_objective(library, x, y), library.parameters()))
+        for a, b in zip(inline.parameters(), library.parameters()):
+            assert np.array_equal(a.data, b.data), name

@@ -134,3 +134,20 @@ def test_inline_momentum_is_the_library_sgd_bit_for_bit(bench):
             opt.step(grad(library_objective(library, x, y), library.parameters()))
         for a, b in zip(inline.parameters(), library.parameters()):
             assert np.array_equal(a.data, b.data), name
+
+
+def test_momentum_update_benchmark_runs_and_its_inline_passes_are_the_library_sgd(capsys):
+    momentum = _load("momentum_update")
+    assert momentum.main(steps=2, warmup=1) == 0
+    out = capsys.readouterr().out
+    assert "optim.SGD.step" in out and "three passes" in out
+    # "four passes inline" claims optim.SGD's arithmetic: the same update from the same state is bit-identical
+    from minigrad import Tensor, optim
+    rng = np.random.default_rng(0)
+    p, g = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    inline, v, s = p.copy(), np.zeros_like(p), np.empty_like(p)
+    sgd = optim.SGD([Tensor(p.copy(), requires_grad=True)], lr=momentum.LR, momentum=momentum.MU)
+    for _ in range(3):
+        momentum._four(inline, g, v, s)
+        sgd.step([g])
+    assert np.array_equal(inline, sgd.params[0].data)

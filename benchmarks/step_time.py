@@ -99,6 +99,7 @@ import minigrad as mg  # noqa: E402
 from minigrad import datasets, optim, train  # noqa: E402
 from minigrad.members import Strengths, member  # noqa: E402
 from minigrad.nn import maxout_mlp  # noqa: E402
+from minigrad.backend import get_array_module  # noqa: E402
 from minigrad.tensor import unwrap  # noqa: E402
 
 IN, UNITS, PIECES, CLASSES = 784, 240, 5, 10
@@ -144,17 +145,17 @@ def mg_step(name, model, params, x, y, lr, objective=None):
 
 def mg_momentum_step(name, model, params, x, y, lr, momentum, buffers, objective=None):
     """The bare engine with the library path's update: ``grad`` seeded with 1, then SGD with momentum,
-    v ← μ·v − η·g, θ ← θ + v, written inline as the same four in-place NumPy passes ``optim.SGD`` makes
-    (so the same rounding).  fit / this = what ``fit``, ``optim`` and the objective classes cost beyond
-    the arithmetic itself; fit / bare also counts the momentum arithmetic, ≥ 3 more passes over the
-    parameters than ``p -= g``."""
-    loss, terms = mg_objective(name, model, params, x, y, objective=objective)
-    for _, grads in terms:
-        for p, g, (v, scratch) in zip(params, grads, buffers):  # velocity and scratch, per parameter
-            scaled = np.multiply(g.data, lr, out=scratch)
-            v *= momentum
-            v -= scaled
-            p.data += v
+    v ← μ·v − η·g, θ ← θ + v, written inline as the same four in-place passes ``optim.SGD`` makes (so the
+    same rounding).  fit / this = what ``fit``, ``optim`` and the objective classes cost beyond the
+    arithmetic itself; fit / bare also counts the momentum arithmetic: three more passes over the
+    parameters than ``p -= g`` (two more for adv-pinf and datagrad-l1-fd, whose bare path spends one pass
+    scaling the held clean gradient by the learning-rate seed)."""
+    loss, [(weight, grads)] = mg_objective(name, model, params, x, y, objective=objective)  # one term, weight 1
+    for p, g, (v, scratch) in zip(params, grads, buffers):  # velocity and scratch, per parameter
+        scaled = get_array_module(g.data).multiply(g.data, lr, out=scratch)
+        v *= momentum
+        v -= scaled
+        p.data += v
     return loss
 
 

@@ -251,7 +251,7 @@ def _set_max_norm(param, max_norm, who):
 
 
 class Unflatten(Module):
-    """(N, D) rows → (N, \*shape) images; (N, \*shape) passes through."""
+    """``(N, D)`` rows → ``(N, *shape)`` images; ``(N, *shape)`` passes through."""
 
     def __init__(self, shape):
         self.shape = validate.sizes(shape, "shape", "Unflatten")

@@ -75,6 +75,13 @@ def _restore_modes(model, modes):
         m.training = mode
 
 
+# NumPy's overflow/invalid/divide warnings inside a step would only precede the TrainingDiverged that the
+# loss and parameter checks raise, with source lines from deep inside ops: fit is silent about them and
+# reports the divergence once, by its checks.  (Underflow never warns; CuPy never warns.)
+def _quiet_floating_point():
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
 def _check_data(model, data, who: str):
     """Refuse, before any work, a dataset that is empty or that the model cannot take."""
     if len(data) == 0:
@@ -82,7 +89,7 @@ def _check_data(model, data, who: str):
     modes = _modes(model)
     model.eval()
     try:
-        with no_grad():
+        with no_grad(), _quiet_floating_point():  # a shape check: the values are not looked at
             model(Tensor(to_device(data.x[:1], model.device)))
     except (ValueError, TypeError) as e:
         raise DataError(f"{who}: the model does not take {data.name or 'this dataset'}'s examples "
@@ -191,7 +198,8 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
     NaN or ±inf raises TrainingDiverged naming the epoch, batch and step, with the parameters as
     they were before it.  At the end of each epoch the parameters are checked too (an update can
     make them non-finite while the loss was finite); a non-finite state is never saved, and the
-    error names the last good checkpoint on disk, if there is one.
+    error names the last good checkpoint on disk, if there is one.  NumPy's floating-point warnings
+    (overflow, invalid, divide) are silenced during the epochs: the checks report the divergence once.
 
     Everything is validated before the first step: the sizes, the data (non-empty, shaped as the
     model takes it), the optimizer (it must update the objective's own parameters).
@@ -236,8 +244,9 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
         for epoch in range(first + 1, epochs + 1):
             optimizer.epoch = epoch - 1  # epoch schedules count completed epochs
             try:
-                record = _train_epoch(model, objective, optimizer, train, valid, batch_size,
-                                      np.random.default_rng([seed, epoch]), epoch, bar)
+                with _quiet_floating_point():
+                    record = _train_epoch(model, objective, optimizer, train, valid, batch_size,
+                                          np.random.default_rng([seed, epoch]), epoch, bar)
                 _check_finite(model, optimizer, epoch)
             except TrainingDiverged as e:
                 e.checkpoint, e.checkpoint_epoch = (last_good(saver.path) if saver else None) or (None, None)

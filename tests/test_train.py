@@ -3,6 +3,7 @@ writes, divergence, early stopping and the progress output."""
 import io
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -265,7 +266,6 @@ def test_progress_on_a_terminal_uses_tqdm_when_installed():
     assert "epoch 1/1" in tty.getvalue() and "batch" in tty.getvalue()
 
 
-@pytest.mark.filterwarnings("ignore:invalid value encountered")  # NaN parameters, on purpose
 def test_divergence_inside_adversarial_training_is_reported_as_a_diverged_step():
     # With NaN parameters the perturbation is computed from a NaN gradient before the loss exists;
     # fit still reports the step, not a ValueError from deep inside the objective.
@@ -273,9 +273,22 @@ def test_divergence_inside_adversarial_training_is_reported_as_a_diverged_step()
     data = datasets.synthetic(n=64, n_features=6, n_classes=3, seed=0)
     model = nn.maxout_mlp(6, (4,), 2, 3, seed=0)
     model.parameters()[0].data[...] = np.nan
-    with pytest.raises(train.TrainingDiverged, match="epoch 1, batch 1"):
+    with pytest.raises(train.TrainingDiverged, match="epoch 1, batch 1"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # and says so once: no NumPy RuntimeWarning on the way
         train.fit(model, R.AdversarialTraining(0.1), optim.SGD(model.parameters(), lr=0.1), data,
                   epochs=1, batch_size=32, progress=False)
+
+
+def test_an_overflowing_run_raises_one_error_and_no_numpy_warnings():
+    # lr = 1e38 overflows the weights' matrix products within two steps; NumPy's "overflow encountered"
+    # and "invalid value" warnings would precede the error with lines from inside ops.
+    model = _model()
+    with pytest.raises(train.TrainingDiverged, match="at epoch 1, batch 2"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train.fit(model, train.cross_entropy_objective, optim.SGD(model.parameters(), lr=1e38), DATA,
+                  epochs=1, batch_size=32, progress=False)
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):  # fit restored the caller's setting
+        np.float32(3e38) * np.float32(10)
 
 
 def test_objective_parameters_missing_from_the_optimizer_are_refused():

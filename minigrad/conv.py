@@ -125,8 +125,10 @@ class Fold(Op):
         n, c, oh, ow = y.shape[:4]
         h, w = self.image
         out = xp.zeros((n, c, h + t + b, w + l + r), dtype=y.dtype)
-        # offsets first, contiguous (one copy): each slice y[a, b] below is then a contiguous read
-        y = xp.ascontiguousarray(y.transpose(4, 5, 0, 1, 2, 3))
+        y = y.transpose(4, 5, 0, 1, 2, 3)  # offsets first: y[a, b] is the (N, C, oh, ow) block of one offset
+        if abs(y.strides[5]) > max(abs(y.strides[0]), abs(y.strides[1])):
+            # the offsets vary fastest in memory: each y[a, b] would be a sparse strided read, so one copy
+            y = xp.ascontiguousarray(y)
         for a in range(kh):  # a loop over kernel offsets only: each step is one strided add
             for bb in range(kw):
                 out[:, :, a:a + sh * (oh - 1) + 1:sh, bb:bb + sw * (ow - 1) + 1:sw] += y[a, bb]
@@ -167,8 +169,10 @@ def _columns(x, kernel, stride, pads):
     """unfold(x) as the GEMM's left operand: (N·oh·ow, C·kh·kw), plus (N, oh, ow)."""
     u = Unfold.apply(x, kernel=kernel, stride=stride, pads=pads)
     n, c, oh, ow, kh, kw = u.shape
-    cols = F.reshape(F.transpose(u, (0, 2, 3, 1, 4, 5)), (n * oh * ow, c * kh * kw))
-    return cols, (n, oh, ow)
+    # Stored transposed, (C·kh·kw, N·oh·ow) contiguous: the copy reads x's rows in order, and the gradient
+    # comes back in the same layout, in which fold's per-offset blocks are contiguous reads.
+    cols_t = F.reshape(F.transpose(u, (1, 4, 5, 0, 2, 3)), (c * kh * kw, n * oh * ow))
+    return F.transpose(cols_t), (n, oh, ow)
 
 
 def _conv_args(x, weight, stride, padding, who):

@@ -38,7 +38,7 @@ from . import backend
 from . import functional as F
 from . import validate
 from .errors import InvalidArgument
-from .tensor import Op, Tensor, as_tensor
+from .tensor import Op, as_tensor
 
 
 # --- argument handling ------------------------------------------------------------------------
@@ -94,15 +94,20 @@ def _windows(xp, a, shape, strides):
 
 # --- the adjoint pair -----------------------------------------------------------------------------
 class Unfold(Op):
-    """U = unfold(x): U[n,c,i,j,a,b] = x̃[n, c, i·sh + a, j·sw + b] (im2col, zero padding).
+    """U = unfold(x): U[n,c,i,j,a,b] = x̃[n, c, i·sh + a, j·sw + b] (im2col; x̃ padded with ``fill``).
 
-    Linear, so ∂L/∂x = Aᵀ G = fold(G): the backward is the adjoint op, itself differentiable."""
+    Linear with the default zero padding, U = A x, so ∂L/∂x = Aᵀ G = fold(G): the backward is the adjoint
+    op, itself differentiable.  Max pooling pads with ``fill`` = −∞ (padding must never win a window):
+    U = A x + c is then affine, with the same derivative A, so the backward is fold all the same (and
+    fold's backward is the linear, zero-padded unfold)."""
+    fill = 0.0
+
     def forward(self, x):
         xp = backend.get_array_module(x)
         (kh, kw), (sh, sw), (t, b, l, r) = self.kernel, self.stride, self.pads
         n, c, h, w = x.shape
         if t or b or l or r:
-            padded = xp.zeros((n, c, h + t + b, w + l + r), dtype=x.dtype)
+            padded = xp.full((n, c, h + t + b, w + l + r), self.fill, dtype=x.dtype)
             padded[:, :, t:t + h, l:l + w] = x
         else:
             padded = x
@@ -243,19 +248,14 @@ def max_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False):
                          f"kernel {kernel}")
     (t, b), _ = pool_padding(x.shape[2], kernel[0], stride[0], ph, ceil_mode)
     (l, r), _ = pool_padding(x.shape[3], kernel[1], stride[1], pw, ceil_mode)
-    windows = Unfold.apply(x, kernel=kernel, stride=stride, pads=(t, b, l, r))
+    # Padded entries must never win: −∞ there (every window holds at least one real entry, see
+    # ``output_size``), a constant that takes no gradient.
+    windows = Unfold.apply(x, kernel=kernel, stride=stride, pads=(t, b, l, r), fill=-np.inf)
     # Kernel offsets first, as one contiguous copy: (kh·kw, N, C, oh, ow).  The max over the leading axis
     # is then kh·kw − 1 elementwise maximums of whole blocks, ~10× faster than reducing the two short,
     # strided trailing axes of the view.
-    offsets_first = (4, 5, 0, 1, 2, 3)
     n, c, oh, ow = windows.shape[:4]
-    stacked = F.reshape(F.transpose(windows, offsets_first), (kernel[0] * kernel[1], n, c, oh, ow))
-    if t or b or l or r:  # padded entries must never win: −∞ there (a constant that takes no gradient)
-        xp = x.xp
-        inside = Unfold(kernel=kernel, stride=stride, pads=(t, b, l, r)).forward(
-            xp.ones((1, 1) + x.shape[2:], dtype=x.dtype))
-        inside = inside.transpose(offsets_first).reshape(kernel[0] * kernel[1], 1, 1, oh, ow) > 0
-        stacked = F.where(inside, stacked, Tensor(xp.asarray(-np.inf, dtype=x.dtype)))
+    stacked = F.reshape(F.transpose(windows, (4, 5, 0, 1, 2, 3)), (kernel[0] * kernel[1], n, c, oh, ow))
     return F.max(stacked, axis=0)
 
 

@@ -18,7 +18,8 @@ no new derivative code.  Everything else here is composed of that pair and exist
     max_pool2d(x)     = max over (a, b) of unfold(x) (+ −∞ on padding)      ``ops.max``: ties split evenly
     channel_maxout(x) = ``functional.maxout`` over groups of channels
 
-Derivatives, for the record: ∂conv/∂x = fold(G Wᵀ) and ∂conv/∂W = Gᵀ unfold(x): both bilinear, so the
+Derivatives, for the record, with W as the (out, C·kh·kw) matrix: ∂conv/∂x = fold(G W) and
+∂conv/∂W = Gᵀ unfold(x): both bilinear, so the
 second derivative of conv2d is exactly those products again.  Pooling is piecewise linear: away from ties
 its Jacobian is a constant 0/1 routing (the winners), so its *own* second derivative is 0 almost
 everywhere; a gradient penalty's parameter gradient still flows through the routing (which is linear in
@@ -131,8 +132,7 @@ class Fold(Op):
         h, w = self.image
         out = xp.zeros((n, c, h + t + b, w + l + r), dtype=y.dtype)
         y = y.transpose(4, 5, 0, 1, 2, 3)  # offsets first: y[a, b] is the (N, C, oh, ow) block of one offset
-        if abs(y.strides[5]) > max(abs(y.strides[0]), abs(y.strides[1])):
-            # the offsets vary fastest in memory: each y[a, b] would be a sparse strided read, so one copy
+        if _offsets_vary_fastest(y):  # then each y[a, b] would be a sparse strided read: one copy first
             y = xp.ascontiguousarray(y)
         for a in range(kh):  # a loop over kernel offsets only: each step is one strided add
             for bb in range(kw):
@@ -141,6 +141,14 @@ class Fold(Op):
 
     def backward(self, gx):
         return (Unfold.apply(gx, kernel=self.kernel, stride=self.stride, pads=self.pads),)
+
+
+def _offsets_vary_fastest(y) -> bool:
+    """In y (kh, kw, N, C, oh, ow), does an offset axis have a smaller stride than every other axis?
+    (Axes of length 1 have no stride that matters.)  Only speed depends on the answer, never values."""
+    def fastest(axes):
+        return min((abs(y.strides[i]) for i in axes if y.shape[i] > 1), default=math.inf)
+    return fastest((0, 1)) < fastest((2, 3, 4, 5))
 
 
 def unfold(x, kernel, stride=1, padding=0):
@@ -175,7 +183,7 @@ def _columns(x, kernel, stride, pads):
     u = Unfold.apply(x, kernel=kernel, stride=stride, pads=pads)
     n, c, oh, ow, kh, kw = u.shape
     # Stored transposed, (C·kh·kw, N·oh·ow) contiguous: the copy reads x's rows in order, and the gradient
-    # comes back in the same layout, in which fold's per-offset blocks are contiguous reads.
+    # comes back in the same layout, in which fold reads one offset's block as C contiguous runs of N·oh·ow.
     cols_t = F.reshape(F.transpose(u, (1, 4, 5, 0, 2, 3)), (c * kh * kw, n * oh * ow))
     return F.transpose(cols_t), (n, oh, ow)
 

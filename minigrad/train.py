@@ -13,9 +13,11 @@ Checkpoints (their format, and why they cannot lie) are ``checkpoint.py``'s; the
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -75,11 +77,19 @@ def _restore_modes(model, modes):
         m.training = mode
 
 
-# NumPy's overflow/invalid/divide warnings inside a step would only precede the TrainingDiverged that the
-# loss and parameter checks raise, with source lines from deep inside ops: fit is silent about them and
-# reports the divergence once, by its checks.  (Underflow never warns; CuPy never warns.)
-def _quiet_floating_point():
-    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+@contextlib.contextmanager
+def _warnings_unless_diverged():
+    """Hold back the warnings raised during an epoch: shown when it ends, dropped if it diverged.
+
+    NumPy's "overflow encountered in matmul" and the like, from deep inside ops, would otherwise precede
+    the one TrainingDiverged line that names the step; from an epoch that ends (a warning from one's own
+    objective, an overflow in the validation loss) they are shown as usual, once per place.  The caller's
+    warning filters and ``np.errstate`` are untouched: ``np.errstate(all="raise")`` still stops fit at the
+    first operation that overflows, and ``-W error`` still turns the first warning into an error."""
+    with warnings.catch_warnings(record=True) as held:
+        yield
+    for w in held:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 def _check_data(model, data, who: str):
@@ -89,7 +99,7 @@ def _check_data(model, data, who: str):
     modes = _modes(model)
     model.eval()
     try:
-        with no_grad(), _quiet_floating_point():  # a shape check: the values are not looked at
+        with no_grad(), np.errstate(all="ignore"):  # a shape check: the values are not looked at
             model(Tensor(to_device(data.x[:1], model.device)))
     except (ValueError, TypeError) as e:
         raise DataError(f"{who}: the model does not take {data.name or 'this dataset'}'s examples "
@@ -198,8 +208,8 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
     NaN or ±inf raises TrainingDiverged naming the epoch, batch and step, with the parameters as
     they were before it.  At the end of each epoch the parameters are checked too (an update can
     make them non-finite while the loss was finite); a non-finite state is never saved, and the
-    error names the last good checkpoint on disk, if there is one.  NumPy's floating-point warnings
-    (overflow, invalid, divide) are silenced during the epochs: the checks report the divergence once.
+    error names the last good checkpoint on disk, if there is one.  The warnings an epoch raises (NumPy's
+    overflow ones, say) are shown when it ends, and dropped if it diverged: the error reports it once.
 
     Everything is validated before the first step: the sizes, the data (non-empty, shaped as the
     model takes it), the optimizer (it must update the objective's own parameters).
@@ -244,10 +254,10 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
         for epoch in range(first + 1, epochs + 1):
             optimizer.epoch = epoch - 1  # epoch schedules count completed epochs
             try:
-                with _quiet_floating_point():
+                with _warnings_unless_diverged():
                     record = _train_epoch(model, objective, optimizer, train, valid, batch_size,
                                           np.random.default_rng([seed, epoch]), epoch, bar)
-                _check_finite(model, optimizer, epoch)
+                    _check_finite(model, optimizer, epoch)
             except TrainingDiverged as e:
                 e.checkpoint, e.checkpoint_epoch = (last_good(saver.path) if saver else None) or (None, None)
                 raise

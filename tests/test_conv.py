@@ -144,6 +144,24 @@ def test_unfold_and_fold_are_adjoint(device, case):
     assert gradcheck(f, [ty]) and gradgradcheck(f, [ty])
 
 
+@SETTINGS
+@given(case=window_case(), order=st.permutations(range(6)), flip=st.sets(st.integers(0, 5)),
+       broadcast=st.booleans())
+def test_fold_is_bit_identical_whatever_the_memory_layout_of_its_input(case, order, flip, broadcast):
+    # fold adds from a strided view or first makes a copy, depending on the layout (a speed choice): the
+    # values never depend on it.  Layouts: any axis order in memory, reversed axes (negative strides),
+    # a broadcast axis (stride 0), and whatever length-1 axes the case brings.
+    shape, k, s, p, seed = case
+    u_shape = C.unfold(Tensor(np.zeros(shape)), k, s, p).shape
+    memory = np.random.default_rng(seed).standard_normal([u_shape[i] for i in order])
+    y = memory.transpose(np.argsort(order))  # logical (N, C, oh, ow, kh, kw), laid out as ``order``
+    y = y[tuple(slice(None, None, -1) if i in flip else slice(None) for i in range(6))]
+    if broadcast:
+        y = np.broadcast_to(y[:1], y.shape)
+    expected = C.fold(Tensor(np.ascontiguousarray(y)), shape[2:], k, s, p).data
+    np.testing.assert_array_equal(C.fold(Tensor(y), shape[2:], k, s, p).data, expected)
+
+
 # --- conv2d ---------------------------------------------------------------------------------------------
 @SETTINGS
 @given(case=window_case(), out_channels=st.integers(1, 3), bias=st.booleans())

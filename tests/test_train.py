@@ -273,22 +273,43 @@ def test_divergence_inside_adversarial_training_is_reported_as_a_diverged_step()
     data = datasets.synthetic(n=64, n_features=6, n_classes=3, seed=0)
     model = nn.maxout_mlp(6, (4,), 2, 3, seed=0)
     model.parameters()[0].data[...] = np.nan
-    with pytest.raises(train.TrainingDiverged, match="epoch 1, batch 1"), warnings.catch_warnings():
-        warnings.simplefilter("error")  # and says so once: no NumPy RuntimeWarning on the way
-        train.fit(model, R.AdversarialTraining(0.1), optim.SGD(model.parameters(), lr=0.1), data,
-                  epochs=1, batch_size=32, progress=False)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with pytest.raises(train.TrainingDiverged, match="epoch 1, batch 1"):
+            train.fit(model, R.AdversarialTraining(0.1), optim.SGD(model.parameters(), lr=0.1), data,
+                      epochs=1, batch_size=32, progress=False)
+    assert not shown  # and says so once: no NumPy RuntimeWarning on the way
 
 
 def test_an_overflowing_run_raises_one_error_and_no_numpy_warnings():
     # lr = 1e38 overflows the weights' matrix products within two steps; NumPy's "overflow encountered"
     # and "invalid value" warnings would precede the error with lines from inside ops.
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        model = _model()
+        with pytest.raises(train.TrainingDiverged, match="at epoch 1, batch 2"):
+            train.fit(model, train.cross_entropy_objective, optim.SGD(model.parameters(), lr=1e38), DATA,
+                      epochs=1, batch_size=32, progress=False)
+    assert not shown
+
+
+def test_warnings_of_an_epoch_that_ends_are_shown_and_the_callers_settings_rule():
+    def objective(model, x, y):  # one's own code warns, but the loss stays finite
+        np.log(np.zeros(1) - 1)
+        return train.cross_entropy_objective(model, x, y)
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")  # Python's default: once per place
+        model = _model()
+        train.fit(model, objective, _sgd(model), DATA, epochs=1, batch_size=32, progress=False)
+    assert [str(w.message) for w in shown] == ["invalid value encountered in log"]
+    before = np.geterr()
     model = _model()
-    with pytest.raises(train.TrainingDiverged, match="at epoch 1, batch 2"), warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        # the caller asked to stop at the first overflowing operation: fit does not override it
         train.fit(model, train.cross_entropy_objective, optim.SGD(model.parameters(), lr=1e38), DATA,
                   epochs=1, batch_size=32, progress=False)
-    with np.errstate(over="raise"), pytest.raises(FloatingPointError):  # fit restored the caller's setting
-        np.float32(3e38) * np.float32(10)
+    assert np.geterr() == before
 
 
 def test_objective_parameters_missing_from_the_optimizer_are_refused():

@@ -21,6 +21,8 @@ is written to results.json.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 import os
@@ -43,8 +45,7 @@ from .verdicts import unstable
 
 def strengths(args) -> Strengths:
     """The members' strengths, from the flags."""
-    return Strengths(eps=args.eps, eps2=args.eps2, eps1=args.eps1, beta_l1=args.beta_l1, beta_l2=args.beta_l2,
-                     beta_jac=args.beta_jac, gp_scale=args.gp_scale, l1=args.l1, l2=args.l2, gamma=args.gamma, seed=args.seed)
+    return Strengths(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Strengths)})
 
 
 def attack_grid(n_features: int, quick: bool) -> dict:
@@ -207,19 +208,19 @@ def add_arguments(p):
     g.add_argument("--members", nargs="+", choices=MEMBERS, default=None, metavar="MEMBER",
                    help="which members to train (none given: the seeds' family, " + ", ".join(FAMILY)
                         + "); the neighbours " + ", ".join(MEMBERS[len(FAMILY):]) + " train when named")
-    g.add_argument("--eps", type=X.pixel_budget, default=0.1, help="ℓ∞ training budget")
+    g.add_argument("--eps", type=X.pixel_budget, default=Strengths.eps, help="ℓ∞ training budget")
     g.add_argument("--eps2", type=X.positive_float, default=None, help="ℓ2 training budget (none given: eps·√D/2)")
     g.add_argument("--eps1", type=X.positive_float, default=None, help="ℓ1 training budget (none given: eps·√D)")
-    g.add_argument("--gp-scale", type=X.positive_float, default=1.0,
+    g.add_argument("--gp-scale", type=X.positive_float, default=Strengths.gp_scale,
                    help="gradient penalty weight as a multiple of the budget")
-    g.add_argument("--beta-l1", type=X.positive_float, default=0.05,
+    g.add_argument("--beta-l1", type=X.positive_float, default=Strengths.beta_l1,
                    help="DataGrad-L1 β (0.05 = (1−a)ε of Goodfellow's a = 0.5, ε = 0.1)")
-    g.add_argument("--beta-l2", type=X.positive_float, default=0.01, help="DataGrad-L2 and double backprop β")
+    g.add_argument("--beta-l2", type=X.positive_float, default=Strengths.beta_l2, help="DataGrad-L2 and double backprop β")
     g.add_argument("--beta-jac", type=X.positive_float, default=Strengths.beta_jac,
                    help="JacReg and SpectReg λ (Varga et al.)")
-    g.add_argument("--l1", type=X.positive_float, default=1e-4, help="L1 weight decay")
-    g.add_argument("--l2", type=X.positive_float, default=1e-3, help="L2 weight decay")
-    g.add_argument("--gamma", type=X.positive_float, default=1.0, help="multitask reconstruction weight")
+    g.add_argument("--l1", type=X.positive_float, default=Strengths.l1, help="L1 weight decay")
+    g.add_argument("--l2", type=X.positive_float, default=Strengths.l2, help="L2 weight decay")
+    g.add_argument("--gamma", type=X.positive_float, default=Strengths.gamma, help="multitask reconstruction weight")
     g.add_argument("--pgd-steps", type=X.positive_int, default=10, help="PGD iterations")
     X.add_model_arguments(p, pieces=3)
     X.add_optimizer_arguments(p, epochs=30, batch_size=32, lr=0.05, adam=False)

@@ -68,10 +68,10 @@ class Strengths:
 
 
 def _n_features(model) -> int:
-    first = next((m for m in getattr(model, "layers", ()) if hasattr(m, "in_features")), None)
-    if first is None:
-        raise ValueError("member: cannot tell the model's number of input features; pass n_features")
-    return first.in_features
+    try:
+        return model.n_inputs  # a Sequential: C·H·W for a conv network, in_features for an MLP
+    except (AttributeError, IndexError, StopIteration):
+        raise ValueError("member: cannot tell the model's number of input features; pass n_features") from None
 
 
 def member(name: str, model, strengths: Strengths = Strengths(), n_features: int | None = None) -> Objective:

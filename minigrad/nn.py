@@ -184,6 +184,14 @@ class Sequential(Module):
             x = layer(x)
         return x
 
+    @property
+    def n_inputs(self) -> int:
+        """Features of one example: C·H·W for a conv network (it starts with Unflatten), else the first
+        layer's in_features (what the ℓ2/ℓ1 budgets and the multitask decoder are sized by)."""
+        if isinstance(self.layers[0], Unflatten):
+            return math.prod(self.layers[0].shape)
+        return next(layer for layer in self.layers if hasattr(layer, "in_features")).in_features
+
     def hidden_index(self, k: int = 0) -> int:
         """Position in ``layers`` of the k-th Maxout layer (whose output is hidden layer k)."""
         idx = [i for i, layer in enumerate(self.layers) if isinstance(layer, Maxout)]

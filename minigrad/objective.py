@@ -21,6 +21,15 @@ from . import validate
 from .tensor import Op, Tensor, as_tensor, unwrap
 
 
+def child_seed(seed, purpose: str):
+    """An independent stream for ``purpose`` derived from ``seed`` (an int, or a Generator used as is), so
+    a decoder, a noise source or a random projection seeded like the model does not replay the model's own
+    draws."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.SeedSequence([int(seed), sum(map(ord, purpose))])
+
+
 def fmt(v) -> str:
     """A number as it appears in an objective's repr: 0.1, 1e-05, inf."""
     return "inf" if v == np.inf else f"{v:g}"

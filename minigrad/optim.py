@@ -102,10 +102,29 @@ def as_schedule(value) -> Schedule:
 
 
 # --- the max column-norm constraint ---------------------------------------------------------
-def _overflow_safe_norms(w, xp):
-    """‖wⱼ‖₂ per column, scaled by the column's largest |w| first so that w·w cannot overflow."""
-    big = xp.abs(w).max(axis=0)
-    return big * xp.sqrt(((w / xp.maximum(big, xp.finfo(w.dtype).tiny)) ** 2).sum(axis=0))
+def _overflow_safe_norms(w, xp, axis):
+    """‖·‖₂ over ``axis`` (kept), scaled by the largest |w| there first so that w·w cannot overflow."""
+    big = xp.abs(w).max(axis=axis, keepdims=True)
+    return big * xp.sqrt(((w / xp.maximum(big, xp.finfo(w.dtype).tiny)) ** 2).sum(axis=axis, keepdims=True))
+
+
+def _clip_norms_(w, max_norm: float, axis):
+    """Rescale in place every slice of ``w`` along ``axis`` whose L2 norm exceeds ``max_norm`` to norm
+    exactly ``max_norm``; shorter slices are left bit-for-bit untouched.  The scale is
+    c / max(‖wⱼ‖, c): exactly 1 for a short slice, and no division by a zero norm."""
+    xp = get_array_module(w)
+    with np.errstate(over="ignore"):  # an overflow is handled on the next lines
+        norms = xp.sqrt((w * w).sum(axis=axis, keepdims=True))
+    # w·w overflowed for huge but finite weights: without care such a slice gets norm inf and is
+    # rescaled to exactly 0.  On the host, look first (the rescue is a pass over w, almost never needed);
+    # on a device looking would cost a synchronisation every step, so select there instead.
+    if xp is np:
+        if np.isinf(norms).any():
+            norms = _overflow_safe_norms(w, xp, axis)
+    else:
+        norms = xp.where(xp.isinf(norms), _overflow_safe_norms(w, xp, axis), norms)
+    w *= max_norm / xp.maximum(norms, max_norm)
+    return w
 
 
 def max_norm_(weight, max_norm: float):
@@ -114,27 +133,14 @@ def max_norm_(weight, max_norm: float):
 
     Column j holds the incoming weights of output unit (or Maxout piece) j, so this bounds
     ‖wⱼ‖₂ ≤ c for every unit (Srebro & Shraibman 2005; Hinton et al. 2012; Maxout uses
-    c = 1.9365).  The scale is c / max(‖wⱼ‖, c): exactly 1 for a short column, and no
-    division by a zero norm.  Returns the array.
+    c = 1.9365).  Returns the array.
     """
     w = unwrap(weight)
     if w.ndim != 2:
         raise ValueError(f"max_norm_: expected a weight matrix (in, out), got shape {w.shape}")
     # Finite: an infinite bound would compute inf/inf = NaN for every column (use None: no bound).
     validate.number(max_norm, "max_norm", "max_norm_", low=0, open_low=True)
-    xp = get_array_module(w)
-    with np.errstate(over="ignore"):  # an overflow is handled on the next line
-        norms = xp.sqrt((w * w).sum(axis=0))
-    # w·w overflowed for huge but finite weights: without care such a column gets norm inf and is
-    # rescaled to exactly 0.  On the host, look first (the rescue is a pass over w, almost never needed);
-    # on a device looking would cost a synchronisation every step, so select there instead.
-    if xp is np:
-        if np.isinf(norms).any():
-            norms = _overflow_safe_norms(w, xp)
-    else:
-        norms = xp.where(xp.isinf(norms), _overflow_safe_norms(w, xp), norms)
-    w *= max_norm / xp.maximum(norms, max_norm)
-    return w
+    return _clip_norms_(w, max_norm, axis=0)
 
 
 def max_kernel_norm_(weight, max_norm: float):
@@ -148,10 +154,7 @@ def max_kernel_norm_(weight, max_norm: float):
     if w.ndim != 4:
         raise ValueError(f"max_kernel_norm_: expected a conv weight (out, in, kh, kw), got shape {w.shape}")
     max_norm = validate.number(max_norm, "max_norm", "max_kernel_norm_", low=0, open_low=True)
-    xp = get_array_module(w)
-    norms = xp.sqrt((w * w).sum(axis=(1, 2, 3), keepdims=True))
-    w *= max_norm / xp.maximum(norms, max_norm)
-    return w
+    return _clip_norms_(w, max_norm, axis=(1, 2, 3))
 
 
 # --- optimisers -------------------------------------------------------------------------------

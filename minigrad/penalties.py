@@ -31,16 +31,8 @@ from . import functional as F
 from . import perturbations as P
 from . import validate
 from .backend import as_numpy, device_of, to_device
-from .objective import Frozen, Objective, fmt
+from .objective import Frozen, Objective, child_seed, fmt
 from .tensor import Tensor, enable_grad, grad, no_grad, unwrap
-
-
-def _child_rng(seed, purpose: str) -> np.random.Generator:
-    """A generator for ``purpose`` derived from ``seed`` (an int or a Generator, used as is), so a
-    penalty seeded like the model does not replay the model's own initialisation draws."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(np.random.SeedSequence([int(seed), sum(map(ord, purpose))]))
 
 
 def _logits_with_input(model, x):
@@ -48,11 +40,6 @@ def _logits_with_input(model, x):
     xt = Tensor(unwrap(x), requires_grad=True)
     with enable_grad():
         return xt, model(xt)
-
-
-def _squared_rows(t: Tensor) -> Tensor:
-    """Σⱼ tᵢⱼ² per example (no square root: smooth at 0), shape (batch,)."""
-    return F.sum(F.reshape(t * t, (t.shape[0], -1)), axis=1)
 
 
 class JacobianPenalty(Objective):
@@ -89,7 +76,8 @@ class JacobianPenalty(Objective):
             row = xt.xp.zeros(logits.shape, dtype=logits.dtype)
             row[:, k] = 1
             (jk,) = grad(logits, xt, grad_outputs=Tensor(row), create_graph=True)  # row k of every Jᵢ
-            total = _squared_rows(jk) if total is None else total + _squared_rows(jk)
+            rows = P.per_example_squared_norm(jk)
+            total = rows if total is None else total + rows
         return total
 
     def __call__(self, model, x, y):
@@ -115,7 +103,7 @@ class SpectralPenalty(Objective):
 
     def __init__(self, lam, seed=0):
         self.lam = validate.number(lam, "lam", type(self).__name__, low=0)
-        self.rng = _child_rng(seed, "spectreg")
+        self.rng = np.random.default_rng(child_seed(seed, "spectreg"))
 
     def settings(self):
         return f"lam={fmt(self.lam)}"
@@ -133,7 +121,7 @@ class SpectralPenalty(Objective):
     @staticmethod
     def _penalty(xt, logits, r):
         (jr,) = grad(logits, xt, grad_outputs=Tensor(unwrap(r)), create_graph=True)
-        return _squared_rows(jr)
+        return P.per_example_squared_norm(jr)
 
     def loss_at(self, model, x, y, r) -> Tensor:
         xt, logits = _logits_with_input(model, x)

@@ -70,6 +70,12 @@ def per_example_norm(g, p) -> Tensor:
     return F.lp_norm(_flat(as_tensor(g)), p, axis=1)
 
 
+def per_example_squared_norm(g) -> Tensor:
+    """‖gᵢ‖₂² = Σⱼ gᵢⱼ² for each example i, shape (batch,): no square root, so smooth at gᵢ = 0."""
+    g = as_tensor(g)
+    return F.sum(F.reshape(g * g, (g.shape[0], -1)), axis=1)
+
+
 def worst_case(g, eps, p) -> Tensor:
     """r* = argmax_{‖r‖ₚ ≤ ε} gᵀr per example, in closed form (see the module docstring).
 

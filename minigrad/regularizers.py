@@ -76,11 +76,6 @@ from .penalties import JacobianPenalty, SpectralPenalty, WassersteinPenalty
 from .tensor import Tensor, enable_grad, grad, no_grad, unwrap
 
 
-def _squared_norm(g: Tensor) -> Tensor:
-    """‖gᵢ‖₂² per example, as Σ gᵢⱼ² (no square root, so smooth at g = 0)."""
-    return F.sum(F.reshape(g * g, (g.shape[0], -1)), axis=1)
-
-
 # --- plain loss and weight decay --------------------------------------------------------
 class CrossEntropy(Objective):
     """L(θ) = (1/B) Σᵢ −log softmax(f(xᵢ; θ))[yᵢ]: the plain data loss."""
@@ -150,7 +145,7 @@ class InputGradientPenalty(Objective):
 
     def penalty(self, g: Tensor) -> Tensor:
         """R(gᵢ) per example, shape (batch,)."""
-        return _squared_norm(g) if self.squared else P.per_example_norm(g, self.q)
+        return P.per_example_squared_norm(g) if self.squared else P.per_example_norm(g, self.q)
 
     def __call__(self, model, x, y):
         if not self.beta:  # no penalty: no second-order graph

@@ -4,7 +4,6 @@ training (members of the family that reach inside the model or use no label; see
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -12,17 +11,9 @@ from . import functional as F
 from . import perturbations as P
 from . import validate
 from .backend import device_of, to_device
-from .nn import Linear, Unflatten
-from .objective import Frozen, Objective, fmt
+from .nn import Linear
+from .objective import Frozen, Objective, child_seed, fmt
 from .tensor import Tensor, grad, no_grad, unwrap
-
-
-def _child_seed(seed, purpose: str):
-    """An independent stream for ``purpose`` derived from ``seed`` (an int or a Generator), so a
-    decoder or a noise source seeded like the model does not replay the model's own draws."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.SeedSequence([int(seed), sum(map(ord, purpose))])
 
 
 class Multitask(Objective):
@@ -54,10 +45,7 @@ class Multitask(Objective):
         seed the model was built with, it would otherwise copy the first layer's weights."""
         hidden = model[model.hidden_index(layer)]
         first = model[model.hidden_index(0)]
-        # The input's size: a conv network starts with Unflatten(C, H, W); an MLP's first Maxout takes x.
-        head = model.layers[0]
-        n_inputs = math.prod(head.shape) if isinstance(head, Unflatten) else first.in_features
-        decoder = Linear(hidden.units, n_inputs, seed=_child_seed(seed, "multitask"), dtype=first.weight.dtype)
+        decoder = Linear(hidden.units, model.n_inputs, seed=child_seed(seed, "multitask"), dtype=first.weight.dtype)
         return cls(decoder.to(model.device), gamma, layer)
 
     def settings(self):
@@ -104,7 +92,7 @@ class VirtualAdversarial(Objective):
         self.xi = None if xi is None else validate.number(xi, "xi", "VirtualAdversarial", low=0, open_low=True)
         self.power_iterations = validate.integer(power_iterations, "power_iterations", "VirtualAdversarial",
                                                  low=0)
-        self.rng = np.random.default_rng(_child_seed(seed, "vat"))
+        self.rng = np.random.default_rng(child_seed(seed, "vat"))
 
     def settings(self):
         return f"eps={fmt(self.eps)}"

@@ -39,15 +39,15 @@ def number(value, what: str, who: str, low=-math.inf, high=math.inf, open_low=Fa
     """A real number (not a bool) in the given interval, finite unless ``finite=False``; returned as float.
 
     ``finite=False`` admits +inf when ``high`` is inf (a norm exponent, a budget with no limit)."""
-    bound = _bounds(low, high, open_low, open_high)
-    kind = "a finite number" if finite and (low == -math.inf or high == math.inf) else "a number"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise InvalidArgument(f"{who}: {what} must be {kind}{bound}, got {value!r}")
-    v = float(value)
-    ok = (not math.isnan(v) and (math.isfinite(v) or not finite)
-          and (v > low if open_low else v >= low) and (v < high if open_high else v <= high))
-    if not ok:
-        raise InvalidArgument(f"{who}: {what} must be {kind}{bound}, got {value!r}")
+    ok = not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+    if ok:
+        v = float(value)
+        ok = (not math.isnan(v) and (math.isfinite(v) or not finite)
+              and (v > low if open_low else v >= low) and (v < high if open_high else v <= high))
+    if not ok:  # the message is worded only when it is needed (valid calls sit on training's hot path)
+        kind = "a finite number" if finite and (low == -math.inf or high == math.inf) else "a number"
+        raise InvalidArgument(f"{who}: {what} must be {kind}{_bounds(low, high, open_low, open_high)}, "
+                              f"got {value!r}")
     return v
 
 

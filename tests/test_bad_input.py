@@ -348,3 +348,9 @@ def test_max_norm_rescales_huge_finite_columns_instead_of_zeroing_them():
     norms = np.sqrt((w.astype(np.float64) ** 2).sum(axis=0))
     np.testing.assert_allclose(norms[:2], 1.9365, rtol=1e-6)
     assert np.all(w[:, 2] == np.float32(0.1))  # a short column is untouched
+    k = np.full((3, 2, 2, 2), 1e30, np.float32)  # the same for conv filters (max_kernel_norm_)
+    k[2] = 0.1
+    optim.max_kernel_norm_(k, 0.9)
+    norms = np.sqrt((k.astype(np.float64) ** 2).sum(axis=(1, 2, 3)))
+    np.testing.assert_allclose(norms[:2], 0.9, rtol=1e-6)
+    assert np.all(k[2] == np.float32(0.1))

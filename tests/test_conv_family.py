@@ -91,3 +91,14 @@ def test_multitask_on_a_conv_model(batch):
     model = conv_net()
     term = R.Multitask.for_model(model, 0.5)
     assert np.isfinite(term(model, x, y).item())
+
+
+def test_a_conv_model_sizes_its_budgets_by_its_input_not_its_dense_layer():
+    # ε₂ = ε·√D/2 with D = 28·28 = 784 pixels (not the 32·7·7 inputs of the dense Maxout), and the
+    # multitask decoder reconstructs all 784 of them
+    from minigrad import nn
+    from minigrad.members import Strengths, member
+    model = nn.conv_maxout("small", seed=0)
+    assert model.n_inputs == 784
+    assert member("adv-p2", model, Strengths(eps=0.1)).eps == pytest.approx(0.1 * 28 / 2)
+    assert member("adv-p1", model, Strengths(eps=0.1)).eps == pytest.approx(0.1 * 28)

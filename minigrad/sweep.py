@@ -305,6 +305,9 @@ def strengths_of(args, name: str, n_features: int) -> list:
 
 def _check(args):
     """Every flag, before any work."""
+    if args.arch != "mlp":  # the shared model flags offer it; a sweep's cells build Maxout MLPs only
+        raise InvalidArgument(f"--arch {args.arch}: sweep trains Maxout MLPs only (compare and train take "
+                              "--arch conv)")
     if not args.valid_fraction:
         raise InvalidArgument("--valid-fraction must be > 0: strengths and epochs are chosen on validation")
     if args.seed + args.seeds - 1 > 2**63 - 1:

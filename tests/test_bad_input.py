@@ -262,6 +262,8 @@ CLI_ROWS = {
     "evaluate a damaged checkpoint": (lambda tp: ["evaluate", str(_damage("truncated")(tp))], 4,
                                       "truncated or damaged"),
     "evaluate a missing checkpoint": (lambda tp: ["evaluate", str(tp / "none.npz")], 4, "no such checkpoint file"),
+    "sweep --arch conv": (lambda tp: ["sweep", "--arch", "conv", "--quick", "--out", str(tp / "s")], 2,
+                          "sweep trains Maxout MLPs only"),  # it used to train MLPs silently
 }
 
 

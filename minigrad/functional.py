@@ -210,7 +210,7 @@ def lp_norm(x, p=2, axis=None, keepdims=False):
     """‖x‖ₚ over ``axis`` (all axes by default), zero-safe at every order; see ``LpNorm``.
     (Per example, over all axes but the batch: ``perturbations.per_example_norm``.)"""
     x = as_tensor(x)
-    p = validate.exponent(p, "lp_norm")
+    p = validate.exponent(p, "p", "lp_norm")
     axis = tuple(axis) if isinstance(axis, list) else axis
     return LpNorm.apply(x, p=p, axis=axis, keepdims=keepdims)
 

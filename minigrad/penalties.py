@@ -160,8 +160,8 @@ def transport_budgets(a, eps, p) -> np.ndarray:
     each of t gets B·ε/t), the others 0, giving ε·max aᵢ;  p = ∞ (q = 1): δᵢ = ε for all i, giving
     ε·mean aᵢ.  All a = 0: δ = 0 (nothing gains)."""
     a = np.asarray(a, dtype=float)
-    p = validate.exponent(p, "transport_budgets")
-    eps = validate.eps(eps, "transport_budgets")
+    p = validate.exponent(p, "p", "transport_budgets")
+    eps = validate.eps(eps, "eps", "transport_budgets")
     if p == np.inf:
         return np.full_like(a, eps)
     if not a.any():
@@ -209,9 +209,9 @@ class WassersteinPenalty(Objective):
 
     def __init__(self, eps, p=2.0, ground=2.0):
         who = "WassersteinPenalty"
-        self.eps = validate.eps(eps, who)
-        self.p = validate.exponent(p, who)
-        self.ground = validate.exponent(ground, who, "ground")
+        self.eps = validate.eps(eps, "eps", who)
+        self.p = validate.exponent(p, "p", who)
+        self.ground = validate.exponent(ground, "ground", who)
         self.q, self.dual = P.dual_exponent(self.p), P.dual_exponent(self.ground)
 
     name = property(lambda self: f"wasserstein-p{fmt(self.p)}"

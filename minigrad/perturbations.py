@@ -51,7 +51,7 @@ class NonFiniteGradient(ValueError):
 
 def dual_exponent(p) -> float:
     """q with 1/p + 1/q = 1:  q = p/(p − 1);  p = 1 ↔ q = ∞,  p = ∞ ↔ q = 1."""
-    return _dual(validate.exponent(p, "dual_exponent"))
+    return _dual(validate.exponent(p, "p", "dual_exponent"))
 
 
 def _dual(p: float) -> float:
@@ -83,8 +83,8 @@ def worst_case(g, eps, p) -> Tensor:
     dtype and device.  Differentiable in g when g is part of a graph (claim 7); for a
     constant g (every training step) the ops below record nothing: no graph is built.
     """
-    return _worst_case(_checked_gradient(g), validate.eps(eps, "worst_case"),
-                       validate.exponent(p, "worst_case"))
+    return _worst_case(_checked_gradient(g), validate.eps(eps, "eps", "worst_case"),
+                       validate.exponent(p, "p", "worst_case"))
 
 
 def _checked_gradient(g) -> Tensor:
@@ -209,7 +209,7 @@ def fgm(model, x, y, eps, p, clip=None, loss=F.cross_entropy):
     x's device with x's dtype.  The model runs in whatever mode the caller set: use
     ``model.eval()`` to evaluate.
     """
-    p, eps = validate.exponent(p, "fgm"), validate.eps(eps, "fgm")
+    p, eps = validate.exponent(p, "p", "fgm"), validate.eps(eps, "eps", "fgm")
     x = _batch(x, y, "fgm")
     box = _check_clip(clip, x, "fgm")
     with enable_grad():  # an attack needs gradients even inside a caller's no_grad()
@@ -233,7 +233,7 @@ def project(r, eps, p):
     An example already in the ball is returned unchanged.  Other p have no closed-form
     projection and raise ValueError.  Takes and returns a raw array (or a Tensor's data).
     """
-    p, eps = validate.exponent(p, "project"), validate.eps(eps, "project")
+    p, eps = validate.exponent(p, "p", "project"), validate.eps(eps, "eps", "project")
     r = unwrap(r)
     if not hasattr(r, "dtype") or r.dtype.kind != "f" or r.ndim < 1:
         raise ValueError(f"project: r must be a floating array with a batch axis, got {type(r).__name__} "
@@ -289,7 +289,7 @@ def sample_ball(shape, eps, p, rng=None, surface=False) -> np.ndarray:
     ``surface=True`` gives points on the sphere ‖r‖ₚ = ε instead (p = ∞: one coordinate
     at ±ε; finite p: ε·z/‖z‖ₚ, the cone measure) — in any case feasible points.
     """
-    p, eps = validate.exponent(p, "sample_ball"), validate.eps(eps, "sample_ball")
+    p, eps = validate.exponent(p, "p", "sample_ball"), validate.eps(eps, "eps", "sample_ball")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     n, d = shape[0], int(np.prod(shape[1:], dtype=np.int64))
     if p == np.inf:
@@ -323,7 +323,7 @@ def pgd(model, x, y, eps, p, steps, step_size, random_start=False, clip=None, se
     The whole batch moves at once: no loop over examples.  Returns a raw array on x's
     device with x's dtype; the model runs in the mode the caller set (use eval).
     """
-    p, eps = validate.exponent(p, "pgd"), validate.eps(eps, "pgd")
+    p, eps = validate.exponent(p, "p", "pgd"), validate.eps(eps, "eps", "pgd")
     if p not in (1, 2, np.inf):
         raise ValueError(f"pgd: p must be 1, 2 or inf (the norms with an exact projection), got {p}")
     steps = validate.integer(steps, "steps", "pgd", low=1)

@@ -133,7 +133,7 @@ class InputGradientPenalty(Objective):
     def __init__(self, alpha, beta, q, squared=False, who="InputGradientPenalty"):
         self.alpha = validate.number(alpha, "alpha", who, low=0)
         self.beta = validate.number(beta, "beta", who, low=0)
-        self.q = validate.exponent(q, who, "q")
+        self.q = validate.exponent(q, "q", who)
         self.squared = bool(squared)
         if self.squared and self.q != 2:
             raise ValueError(f"{who}: squared=True is the squared l2 norm and needs q = 2, got q = {q}")
@@ -163,8 +163,8 @@ class GradientPenalty(InputGradientPenalty):
     p = ∞ penalises ‖g‖₁ (the FGSM member, 'gp-q1'), p = 2 ‖g‖₂ ('gp-q2'), p = 1 ‖g‖_∞."""
 
     def __init__(self, eps, p=np.inf):
-        self.eps = validate.eps(eps, "GradientPenalty")
-        self.p = validate.exponent(p, "GradientPenalty")
+        self.eps = validate.eps(eps, "eps", "GradientPenalty")
+        self.p = validate.exponent(p, "p", "GradientPenalty")
         super().__init__(1.0, self.eps, P.dual_exponent(self.p), who="GradientPenalty")
 
     name = property(lambda self: f"gp-q{fmt(self.q)}")
@@ -278,8 +278,8 @@ class AdversarialTraining(_PerturbedPoint):
     """
 
     def __init__(self, eps, p=np.inf, alpha=0.5):
-        self.eps = validate.eps(eps, "AdversarialTraining")
-        self.p = validate.exponent(p, "AdversarialTraining")
+        self.eps = validate.eps(eps, "eps", "AdversarialTraining")
+        self.p = validate.exponent(p, "p", "AdversarialTraining")
         self.alpha = validate.number(alpha, "alpha", "AdversarialTraining", low=0, high=1)
 
     name = property(lambda self: f"adv-p{fmt(self.p)}")

@@ -88,7 +88,7 @@ class VirtualAdversarial(Objective):
     name = "vat"
 
     def __init__(self, eps, xi=None, power_iterations=1, seed=0):
-        self.eps = validate.eps(eps, "VirtualAdversarial")
+        self.eps = validate.eps(eps, "eps", "VirtualAdversarial")
         self.xi = None if xi is None else validate.number(xi, "xi", "VirtualAdversarial", low=0, open_low=True)
         self.power_iterations = validate.integer(power_iterations, "power_iterations", "VirtualAdversarial",
                                                  low=0)

@@ -1,7 +1,7 @@
 """Validators: the one place where an argument is checked and its error message is worded.
 
 Every public function of minigrad that takes a number, a count, a choice or a norm exponent checks it
-here, before any work is spent, and a bad value gets one ``InvalidArgument`` (a ValueError) that names the function, the
+here, before any work is spent, and every validator takes ``(value, what, who)`` in that order, and a bad value gets one ``InvalidArgument`` (a ValueError) that names the function, the
 argument, what was expected and what was given:
 
     worst_case: p must be a number >= 1 or inf, got 0.5
@@ -65,7 +65,7 @@ def choice(value, options, what: str, who: str):
     return value
 
 
-def exponent(p, who: str, what: str = "p") -> float:
+def exponent(p, what: str, who: str) -> float:
     """A norm exponent: a number in [1, ∞] (the strings 'inf' and 'infinity' mean ∞)."""
     if isinstance(p, str) and p.lower() in ("inf", "infinity"):
         return math.inf
@@ -74,7 +74,7 @@ def exponent(p, who: str, what: str = "p") -> float:
     return float(p)
 
 
-def eps(value, who: str, what: str = "eps") -> float:
+def eps(value, what: str, who: str) -> float:
     """A perturbation budget: a finite number >= 0."""
     return number(value, what, who, low=0)
 

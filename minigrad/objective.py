@@ -6,7 +6,8 @@ respect to the parameters is the training direction.  ``A + B`` is their ``Combi
 works.  ``frozen(model, x, y)`` returns the objective with every stop-gradient quantity held
 at the current θ (``Frozen``), which is what a gradient check differentiates.
 
-The members themselves live in ``regularizers.py``; their canonical names and the table that
+The members themselves live in ``terms.py``, ``penalties.py`` and ``adversarial.py`` (by how each is
+computed), behind the one front door ``regularizers.py``; their canonical names and the table that
 builds each one from a few strengths live in ``members.py``.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 
 from . import functional as F
 from . import validate
-from .tensor import Op, Tensor, as_tensor, unwrap
+from .tensor import Op, Tensor, as_tensor, enable_grad, grad, no_grad, unwrap
+from .validate import fmt
 
 
 def child_seed(seed, purpose: str):
@@ -28,11 +30,6 @@ def child_seed(seed, purpose: str):
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.SeedSequence([int(seed), sum(map(ord, purpose))])
-
-
-def fmt(v) -> str:
-    """A number as it appears in an objective's repr: 0.1, 1e-05, inf."""
-    return "inf" if v == np.inf else f"{v:g}"
 
 
 def data_loss(model, x, y) -> Tensor:
@@ -196,3 +193,26 @@ class HeldGradient(Op):
         if isinstance(gy.data, np.ndarray) and gy.data.size == 1 and gy.data.item() == 1:
             return tuple(self.grads)
         return tuple(None if g is None else gy * g for g in self.grads)
+
+
+def clean_pass(model, x, y, weight):
+    """(weight·L(x) as a ``HeldGradient`` term, g = ∇ₓ of the summed loss) from one forward and one
+    backward pass: the fast path of the perturbed-point members, beside the plain rule
+    ``perturbations.loss_and_input_gradient`` (tests/test_regularizers.py checks that they agree).
+
+    The backward is seeded with weight/B, the weight the clean loss has in the objective, so ∇θ comes
+    out exactly as a backward through weight·(ΣL)/B would give it; g = that sweep's input gradient
+    divided by weight/B (exact when weight/B is a power of two)."""
+    xt = Tensor(x, requires_grad=True)
+    params = [q for q in model.parameters() if q.requires_grad]
+    with enable_grad():
+        summed = F.cross_entropy(model(xt), y, reduction="sum")
+        one = xt.xp.ones((), dtype=summed.dtype)
+        seed = Tensor((one * weight) / xt.xp.asarray(len(y), dtype=summed.dtype))
+        g, *grads = grad(summed, [xt, *params], grad_outputs=seed, allow_unused=True)
+    with no_grad():
+        value = (summed / len(y)) * weight
+        g = g / seed
+    if not params:
+        return value, g
+    return HeldGradient.apply(*params, value=value.data, grads=grads), g

@@ -1,8 +1,13 @@
-"""The family's neighbours: penalties on the Jacobian of the logits, and the Wasserstein aggregation.
+"""The explicit-penalty face of the family: members that penalise an input gradient, trained exactly by
+double backprop (the penalty is built from gradients taken with ``create_graph=True``, so its θ-gradient
+is a mixed second derivative).
 
-Three more objectives that regularise an input gradient, beside those of ``regularizers.py`` (same
-conventions: every member is an ``Objective``, each example's gradient comes from the *summed*
-output so it is that example's own, every batch objective is a mean over the B examples).
+- ``InputGradientPenalty`` α·L + β·mean R(gᵢ), and its three paper names: ``GradientPenalty`` (gp-q1,
+  gp-q2), ``DataGrad`` (datagrad-l1, datagrad-l2), ``DoubleBackprop`` (double-backprop);
+- the neighbours ``JacobianPenalty``, ``SpectralPenalty`` and ``WassersteinPenalty``, below.
+
+Same conventions throughout: every member is an ``Objective``, each example's gradient comes from the
+*summed* output so it is that example's own, every batch objective is a mean over the B examples.
 f(x) ∈ R^K are the network's **logits** (the model's output, before the softmax that lives in the
 loss), Jᵢ = ∂f(xᵢ)/∂xᵢ ∈ R^(K×D) example i's Jacobian, gᵢ = ∇ₓᵢLᵢ its loss gradient:
 
@@ -31,8 +36,92 @@ from . import functional as F
 from . import perturbations as P
 from . import validate
 from .backend import as_numpy, device_of, to_device
-from .objective import Frozen, Objective, child_seed, fmt
+from .objective import Frozen, Objective, child_seed, data_loss
 from .tensor import Tensor, enable_grad, grad, no_grad, unwrap
+from .validate import fmt
+
+
+class InputGradientPenalty(Objective):
+    """α·L + β·mean_i R(gᵢ),  gᵢ = ∇ₓᵢLᵢ,  R = ‖g‖_q  or  ‖g‖₂² (``squared=True``).
+
+    The explicit-penalty face of the family, trained exactly by double backprop: g is taken with
+    ``create_graph=True`` from the same forward pass as L, and ∇θ(β R(g)) = β (∂²L/∂θ∂x)·∇_g R.
+    The norm is zero-safe: a zero gradient contributes 0, never NaN.  The paper names are
+    ``GradientPenalty``, ``DataGrad`` and ``DoubleBackprop`` below: one implementation.
+    """
+
+    includes_data_loss = True
+
+    def __init__(self, alpha, beta, q, squared=False, who="InputGradientPenalty"):
+        self.alpha = validate.number(alpha, "alpha", who, low=0)
+        self.beta = validate.number(beta, "beta", who, low=0)
+        self.q = validate.exponent(q, "q", who)
+        self.squared = bool(squared)
+        if self.squared and self.q != 2:
+            raise ValueError(f"{who}: squared=True is the squared l2 norm and needs q = 2, got q = {q}")
+
+    name = property(lambda self: f"penalty-q{fmt(self.q)}{'-squared' if self.squared else ''}")
+
+    def settings(self):
+        return f"alpha={fmt(self.alpha)},beta={fmt(self.beta)}"
+
+    def penalty(self, g: Tensor) -> Tensor:
+        """R(gᵢ) per example, shape (batch,)."""
+        return P.per_example_squared_norm(g) if self.squared else P.per_example_norm(g, self.q)
+
+    def __call__(self, model, x, y):
+        if not self.beta:  # no penalty: no second-order graph
+            clean = data_loss(model, x, y)
+            return clean if self.alpha == 1 else clean * self.alpha
+        summed, g = P.loss_and_input_gradient(model, x, y, create_graph=True)
+        clean = summed / len(y)
+        return (clean if self.alpha == 1 else clean * self.alpha) + F.mean(self.penalty(g)) * self.beta
+
+
+class GradientPenalty(InputGradientPenalty):
+    """L + ε·mean_i ‖gᵢ‖_q,  q = dual_exponent(p): the linearised minimax objective itself.
+
+    By Hölder, max_{‖r‖ₚ≤ε} gᵀr = ε‖g‖_q (Lyu, Huang & Liang 2015, eq. 5; PAPERS.md §1).
+    p = ∞ penalises ‖g‖₁ (the FGSM member, 'gp-q1'), p = 2 ‖g‖₂ ('gp-q2'), p = 1 ‖g‖_∞."""
+
+    def __init__(self, eps, p=np.inf):
+        self.eps = validate.eps(eps, "eps", "GradientPenalty")
+        self.p = validate.exponent(p, "p", "GradientPenalty")
+        super().__init__(1.0, self.eps, P.dual_exponent(self.p), who="GradientPenalty")
+
+    name = property(lambda self: f"gp-q{fmt(self.q)}")
+
+    def settings(self):
+        return f"eps={fmt(self.eps)}"
+
+
+class DataGrad(InputGradientPenalty):
+    """L_DG = α·L + β·mean_i R(Jᵢ),  Jᵢ = ∂Lᵢ/∂xᵢ,  R = ‖J‖₁ ('l1') or ‖J‖₂² ('l2'), exact.
+
+    Ororbia, Kifer & Giles (2017), the DataGrad objective (PAPERS.md §2), by double backprop.
+    DataGrad-L1 with α = 1, β = ε is ``GradientPenalty(ε, p=∞)``.  The finite-difference
+    (perturbed-point) way to train it is ``DataGradFD``."""
+
+    def __init__(self, alpha=1.0, beta=0.01, norm="l1"):
+        self.norm = validate.choice(norm, ("l1", "l2"), "norm", "DataGrad")
+        super().__init__(alpha, beta, 1 if norm == "l1" else 2, squared=norm == "l2", who="DataGrad")
+
+    name = property(lambda self: f"datagrad-{self.norm}")
+
+
+class DoubleBackprop(InputGradientPenalty):
+    """L + λ·mean_i Σⱼ (∂Lᵢ/∂xᵢⱼ)²  (Drucker & LeCun 1992: E + λΣ(∂E/∂xᵢ)²).
+
+    Exactly DataGrad-L2 with α = 1, β = λ."""
+
+    def __init__(self, lam):
+        self.lam = validate.number(lam, "lam", "DoubleBackprop", low=0)
+        super().__init__(1.0, self.lam, 2, squared=True, who="DoubleBackprop")
+
+    name = "double-backprop"
+
+    def settings(self):
+        return f"lam={fmt(self.lam)}"
 
 
 def _logits_with_input(model, x):

@@ -1,19 +1,59 @@
-"""Terms to add to a full objective: the multitask reconstruction cue and virtual adversarial
-training (members of the family that reach inside the model or use no label; see
-``regularizers.py`` for the family and ``objective.py`` for how terms and members add up).
+"""The data loss and the terms added to it that need no input gradient: the face of the family
+computed by a forward pass alone (``regularizers.py`` is the family's front door and its table).
+
+- ``CrossEntropy``: the plain data loss L, member 'plain';
+- ``WeightDecay``: L1 / L2 weight decay, members 'l1' and 'l2' (added to L);
+- ``Multitask``: DataGrad's reconstruction cue, member 'multitask' (added to L or to DataGrad).
 """
 from __future__ import annotations
 
-
-import numpy as np
-
 from . import functional as F
-from . import perturbations as P
 from . import validate
-from .backend import device_of, to_device
 from .nn import Linear
-from .objective import Frozen, Objective, child_seed, fmt
-from .tensor import Tensor, grad, no_grad, unwrap
+from .objective import Objective, child_seed, data_loss
+from .tensor import Tensor, unwrap
+from .validate import fmt
+
+
+class CrossEntropy(Objective):
+    """L(θ) = (1/B) Σᵢ −log softmax(f(xᵢ; θ))[yᵢ]: the plain data loss."""
+
+    includes_data_loss = True
+    name = "plain"
+
+    def __call__(self, model, x, y):
+        return data_loss(model, x, y)
+
+
+class WeightDecay(Objective):
+    """R(θ) = l1·Σ|W| + (l2/2)·Σ W²  (a term; add it to a full objective).
+
+    Over every parameter named ``weight`` (the Linear and Maxout matrices); biases are
+    not decayed, as is conventional (a bias does not scale the function's slope).  The
+    ½ makes the gradient l1·sign(W) + l2·W, so ``l2`` is the weight-decay coefficient of
+    SGD (PyTorch's ``weight_decay=l2``).  abs′(0) = 0.  x and y are not used.
+    Named 'l1', 'l2' or 'l1+l2' after the coefficients that are set.
+    """
+
+    def __init__(self, l1=0.0, l2=0.0):
+        self.l1 = validate.number(l1, "l1", "WeightDecay", low=0)
+        self.l2 = validate.number(l2, "l2", "WeightDecay", low=0)
+
+    name = property(lambda self: "+".join(k for k in ("l1", "l2") if getattr(self, k)) or "no-decay")
+
+    def settings(self):
+        return ",".join(f"{k}={fmt(v)}" for k, v in (("l1", self.l1), ("l2", self.l2)) if v)
+
+    def __call__(self, model, x=None, y=None):
+        weights = [p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] == "weight"]
+        if not weights:
+            raise ValueError("WeightDecay: the model has no parameter named 'weight'")
+        terms = [F.sum(F.abs(w)) * self.l1 for w in weights if self.l1]
+        terms += [F.sum(w * w) * (self.l2 / 2) for w in weights if self.l2]
+        total = terms[0] if terms else F.sum(weights[0]) * 0.0  # l1 = l2 = 0: a zero on the graph
+        for t in terms[1:]:
+            total = total + t
+        return total
 
 
 class Multitask(Objective):
@@ -62,76 +102,3 @@ class Multitask(Objective):
         target = x if x.ndim == 2 else F.reshape(x, (x.shape[0], -1))  # images are compared as rows
         diff = self.decoder(h) - target
         return F.mean(diff * diff) * self.gamma
-
-
-class VirtualAdversarial(Objective):
-    """mean_i KL(p(·|xᵢ) ‖ p(·|xᵢ + rᵢ)), rᵢ = ε·dᵢ/‖dᵢ‖₂ (a label-free term).
-
-    Miyato et al. (2016/2018), virtual adversarial training: r approximates the direction
-    that most changes the prediction, the top eigenvector of the Hessian of
-    d ↦ KL(p(·|x) ‖ p(·|x + d)) at d = 0, by K power iterations from a random unit d:
-
-        d ← normalize(∇_d KL(p(·|x) ‖ p(·|x + ξd))),    then r = ε·d/‖d‖₂  (per example),
-
-    with p(·|x) held constant throughout.  The term's gradient is −mean Σ p ∇θ log p(·|x + r)
-    with p(·|x) and r stopped (Miyato's stop-gradient).  d₀ ~ N(0, I) is drawn from ``self.rng``,
-    a generator derived from ``seed`` (a fresh draw per call, reproducible from the seed, and
-    independent of a model built with the same seed), and moved to the data's device.  K = 0
-    gives a random direction.  Weight it with ``c * ...``.
-
-    ξ (``probe_size``): Miyato's 1e-6 in float64.  In float32, x + 1e-6·d rounds back to x for
-    most pixels and the power iteration follows rounding noise, so the default there is 1e-3 (the
-    direction then agrees with float64's to cosine 1.000 on digits; ``tests/test_regularizers.py``
-    checks it).
-    """
-
-    name = "vat"
-
-    def __init__(self, eps, xi=None, power_iterations=1, seed=0):
-        self.eps = validate.eps(eps, "eps", "VirtualAdversarial")
-        self.xi = None if xi is None else validate.number(xi, "xi", "VirtualAdversarial", low=0, open_low=True)
-        self.power_iterations = validate.integer(power_iterations, "power_iterations", "VirtualAdversarial",
-                                                 low=0)
-        self.rng = np.random.default_rng(child_seed(seed, "vat"))
-
-    def settings(self):
-        return f"eps={fmt(self.eps)}"
-
-    def probe_size(self, dtype) -> float:
-        """ξ for inputs of ``dtype`` (see the class docstring)."""
-        if self.xi is not None:
-            return self.xi
-        return 1e-6 if np.dtype(dtype) == np.float64 else 1e-3
-
-    def target(self, model, x) -> Tensor:
-        """log p(·|x), a constant."""
-        with no_grad():
-            return F.log_softmax(model(Tensor(unwrap(x))))
-
-    def perturbation(self, model, x, y=None, target=None) -> Tensor:
-        x = Tensor(unwrap(x))
-        log_p = self.target(model, x) if target is None else target
-        d0 = self.rng.standard_normal(x.shape).astype(x.dtype)
-        d = P.normalize(Tensor(to_device(d0, device_of(x.data))))  # unit ‖d‖₂
-        for _ in range(self.power_iterations):
-            probe = Tensor((d * self.probe_size(x.dtype)).data, requires_grad=True)
-            kl = F.sum(F.kl_divergence(log_p, F.log_softmax(model(x + probe))))
-            (d,) = grad(kl, probe)  # the summed KL: each example's own gradient
-            d = P.normalize(d)
-        # d is a unit vector already; normalising it once more, as r*(p = 2) = ε·d/‖d‖₂ does,
-        # keeps the rounding (hence the published vat rows) of the runs in RESULTS.md.
-        return (P.normalize(d) * self.eps).detach()
-
-    def loss_at(self, model, x, y, delta, target=None) -> Tensor:
-        log_p = self.target(model, x) if target is None else target
-        log_q = F.log_softmax(model(Tensor(unwrap(x)) + delta))
-        return F.mean(F.kl_divergence(log_p, log_q))
-
-    def __call__(self, model, x, y=None):
-        x = unwrap(x)
-        log_p = self.target(model, x)
-        return self.loss_at(model, x, y, self.perturbation(model, x, target=log_p), target=log_p)
-
-    def frozen(self, model, x, y):
-        log_p = self.target(model, x)
-        return Frozen(self, delta=self.perturbation(model, x, target=log_p), target=log_p)

@@ -20,7 +20,8 @@ import numpy as np
 from .errors import InvalidArgument
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
+    """A number as messages and reprs show it: 0.1, 1e-05, inf."""
     return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
 
 
@@ -28,10 +29,10 @@ def _bounds(low, high, open_low, open_high) -> str:
     if high == math.inf and low == -math.inf:
         return ""
     if high == math.inf:
-        return f" {'>' if open_low else '>='} {_fmt(low)}"
+        return f" {'>' if open_low else '>='} {fmt(low)}"
     if low == -math.inf:
-        return f" {'<' if open_high else '<='} {_fmt(high)}"
-    return f" in {'(' if open_low else '['}{_fmt(low)}, {_fmt(high)}{')' if open_high else ']'}"
+        return f" {'<' if open_high else '<='} {fmt(high)}"
+    return f" in {'(' if open_low else '['}{fmt(low)}, {fmt(high)}{')' if open_high else ']'}"
 
 
 def number(value, what: str, who: str, low=-math.inf, high=math.inf, open_low=False, open_high=False,

@@ -16,7 +16,7 @@ FLOORS = {
     "cifar": 7,                                    # the CIFAR-10 reader
     "graph_drawing": 7,                            # draws graphs (marks nn.Parameters)
     "perturbations": 7,                            # the family
-    "objective": 8, "terms": 9, "penalties": 9, "regularizers": 9, "members": 10,
+    "objective": 8, "terms": 9, "penalties": 9, "adversarial": 9, "regularizers": 10, "members": 10,
     "verify.regions": 11, "verify.claims": 12, "verify": 13, "verify.__main__": 14,
     "checkpoint": 11, "progress": 11, "train": 12,  # training
     "experiment": 13, "plots": 13,                 # the applications people run

@@ -106,6 +106,28 @@ def test_objective_gradient_equals_frozen_gradient(key):
     assert_grads_close(param_grads(loss, params), param_grads(frozen_loss, params))
 
 
+@pytest.mark.parametrize("make", [lambda: R.AdversarialTraining(0.1, INF), lambda: R.AdversarialTraining(0.1, 2, alpha=0.3),
+                                  lambda: R.DataGradFD(1.0, 0.1, "l1", phi=0.1),
+                                  lambda: R.DataGradFD(0.7, 0.1, "l2", phi=0.1)])
+def test_the_fast_path_equals_the_rule_as_written(make):
+    # __call__ shares the clean pass (objective.clean_pass); rule is the formula word for word.
+    model, x, y = small_problem()
+    objective, params = make(), model.parameters()
+    fast, slow = objective(model, x, y), objective.rule(model, x, y)
+    assert fast.item() == pytest.approx(slow.item(), rel=1e-13)
+    assert_grads_close(param_grads(fast, params), param_grads(slow, params))
+
+
+def test_the_shared_clean_pass_gives_the_plain_input_gradient():
+    from minigrad.objective import clean_pass
+    model, x, y = small_problem()
+    for weight in (1.0, 0.5, 0.3):
+        held, g = clean_pass(model, x, y, weight)
+        summed, g_plain = P.loss_and_input_gradient(model, x, y)
+        np.testing.assert_allclose(g.data, g_plain.data, rtol=1e-12, atol=1e-15)
+        assert held.item() == pytest.approx(weight * summed.item() / len(y), rel=1e-14)
+
+
 def test_stopping_the_perturbation_is_a_choice_visible_to_gradcheck():
     # Without freezing, the value L(x + r*(θ)) for p = 2 has an extra O(ε²) term (the
     # derivative through r*, PAPERS.md claim 7) that the training direction leaves out.

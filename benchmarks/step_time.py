@@ -62,10 +62,11 @@ def _parse_args(argv=None):
                    help="wall: perf_counter (default); process: this process's CPU time, which other "
                         "programs on the machine barely disturb; use it with --threads 1 (with more "
                         "threads it counts the BLAS/OpenMP threads' spinning too)")
-    p.add_argument("--keep-freed-memory", action="store_true",
-                   help="set glibc's M_MMAP_THRESHOLD=32 MiB and M_TRIM_THRESHOLD=1 GiB first (as the "
-                        "MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ variables do), so freed arrays are "
-                        "reused instead of being faulted in again; affects both libraries")
+    p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="set glibc's M_MMAP_THRESHOLD=32 MiB and M_TRIM_THRESHOLD=1 GiB first, as minigrad's "
+                        "fit and commands do (minigrad.keep_freed_memory), so freed arrays are reused instead of "
+                        "being faulted in again; affects both libraries (default: on; --no-keep-freed-memory "
+                        "measures glibc's defaults, and sets MINIGRAD_SYSTEM_MALLOC=1 so fit does not apply it)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01)")
     p.add_argument("--momentum", type=float, default=0.5, help="SGD momentum of the library path (default 0.5)")
     p.add_argument("--no-torch", action="store_true", help="time minigrad only")
@@ -601,9 +602,9 @@ def main(argv=None):
 
 def _main(args):
     if args.keep_freed_memory:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 2**30)       # M_TRIM_THRESHOLD
+        mg.keep_freed_memory()
+    else:
+        os.environ["MINIGRAD_SYSTEM_MALLOC"] = "1"
     global clock
     clock = time.process_time if args.clock == "process" else time.perf_counter
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]

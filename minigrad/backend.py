@@ -16,6 +16,9 @@ CuPy is imported lazily: ``import minigrad`` imports NumPy only.
 """
 from __future__ import annotations
 
+import ctypes
+import os
+
 import sys
 import types
 
@@ -202,10 +205,9 @@ def keep_freed_memory():
     4,400–7,800 page faults (17–30 MB) per step, +45–50% step time with one thread, +65–85%
     with two.
     Same effect as MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 in the
-    environment; process-wide.  Off glibc (or with MINIGRAD_SYSTEM_MALLOC=1) it does nothing.
+    environment; process-wide, so it is never done on import: ``train.fit`` and the commands call it,
+    where the user has asked for heavy work.  Off glibc (or with MINIGRAD_SYSTEM_MALLOC=1) it does nothing.
     Returns True when the settings were applied."""
-    import ctypes
-    import os
     if os.environ.get("MINIGRAD_SYSTEM_MALLOC") or not sys.platform.startswith("linux"):
         return False
     try:

@@ -39,7 +39,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import nn
-from .errors import CheckpointError, Diverged
+from .errors import CheckpointError, Diverged, Terminated
 
 FORMAT = "minigrad-checkpoint"
 FORMAT_VERSION = 1
@@ -262,17 +262,22 @@ class Checkpointing:
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Hold back Ctrl-C (SIGINT) until the block is done, then raise it: a checkpoint and the
-    files that describe it are written together or not at all.  (SIGKILL cannot be held back; the
-    atomic renames are what protect against it.)  Outside the main thread it does nothing."""
+    """Hold back Ctrl-C (SIGINT) and SIGTERM until the block is done, then raise them (SIGTERM as
+    ``Terminated``): a checkpoint and the files that describe it are written together or not at all.
+    (SIGKILL cannot be held back; the atomic renames are what protect against it.)  Outside the main
+    thread it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if signal.SIGTERM in caught:
+            raise Terminated
         if caught:
             raise KeyboardInterrupt

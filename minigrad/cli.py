@@ -4,49 +4,40 @@
     python -m minigrad train --epochs 40 --out runs/digits --resume      # continue that run to epoch 40
     python -m minigrad evaluate runs/digits/checkpoint.npz
     python -m minigrad compare                                          # the family side by side
+    python -m minigrad sweep --quick                                    # strengths × seeds, with verdicts
 
-Each subcommand is a pair of functions, ``add_arguments(parser)`` and ``run(args) -> exit code``,
-registered in ``build_parser`` with one ``add_command`` line; the flags they share are declared
-once, in ``experiment``.  Errors reach a person one way: every ``MinigradError`` (a bad value, a
-missing or invalid dataset, a damaged checkpoint, an unusable output directory, a diverged run)
-is one line on stderr and its exit code (see ``errors``: 2 usage, 3 data, 4 files, 5 diverged,
-130 interrupted); anything else is a bug and keeps its traceback.
+``COMMANDS`` is the one table of commands: each row names the flags (``flags.add_*``), how they become
+specs (``flags.*_spec``) and the function that runs them.  Errors reach a person one way: every
+``MinigradError`` (a bad value, a missing or invalid dataset, a damaged checkpoint, an unusable output
+directory, a diverged run) and every file-system failure is one line on stderr with its exit code (see
+``errors``: 2 usage, 3 data, 4 files, 5 diverged, 130 interrupted by Ctrl-C, 143 by SIGTERM); anything
+else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 
-from . import experiment as X
-from . import train
+from . import backend, compare, flags, sweep, train
 from .checkpoint import Checkpointing, last_good, load_checkpoint, read_checkpoint, write_atomically
 from .errors import CheckpointError, InvalidArgument, MinigradError
+from .specs import DATASETS, blas_threads, check_device, load_dataset, prepare_out
 
 RUN_FILES = ("checkpoint.npz", "metrics.json")
+# What a resumed run may change: how far it goes and how it is carried out, not what it computes.
+NOT_THE_RUN = ("epochs", "out", "device", "threads", "quiet", "resume", "overwrite")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (every finished result kept), but exiting with 143."""
 
 
 # --- train ----------------------------------------------------------------------------------------
-def add_train_arguments(p):
-    X.add_data_arguments(p)
-    X.add_model_arguments(p, pieces=5)
-    optimisation = X.add_optimizer_arguments(p, epochs=10, batch_size=100, lr=0.1)
-    optimisation.add_argument(
-        "--patience", type=X.positive_int, default=None, metavar="N",
-        help="stop when the validation error has not improved for N epochs and keep the best epoch's "
-             "parameters (needs --valid-fraction)")
-    X.add_run_arguments(p, out=None, threads=None)
-    again = p.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its last good checkpoint, with its own settings, "
-                            "up to --epochs in all (bit for bit as if it had never stopped)")
-    again.add_argument("--overwrite", action="store_true",
-                       help="start again in an --out that holds a run (its files move to DIR/replaced/)")
-
-
-def _resume_settings(args, out):
-    """The stored run's flags, with this command's --epochs, --out, --device, --threads, --quiet."""
+def _stored_flags(out):
+    """(checkpoint path, its epoch, the flags its run was started with)."""
     found = last_good(out / "checkpoint.npz")
     if found is None:
         raise CheckpointError(f"--resume: neither {out / 'checkpoint.npz'} nor its .prev holds a good checkpoint")
@@ -54,44 +45,65 @@ def _resume_settings(args, out):
     stored = read_checkpoint(path)[2].get("args")  # the meta alone: no model is built just to read it
     if not isinstance(stored, dict):
         raise CheckpointError(f"--resume: {path} does not record the flags of its run")
-    keep = {k: getattr(args, k) for k in ("epochs", "out", "device", "threads", "quiet", "resume", "overwrite",
-                                         "handler", "subparser")}
-    if args.epochs <= epoch:
+    return path, epoch, stored
+
+
+def _resume_flags(args, given: set, out):
+    """Put the stored run's flags into ``args`` (keeping this command's --epochs, --out, --device,
+    --threads, --quiet); a flag typed now that would change the run is refused, naming it."""
+    path, epoch, stored = _stored_flags(out)
+    if args.epochs is None or args.epochs <= epoch:
         raise InvalidArgument(f"--resume: {path} is already at epoch {epoch}; ask for more with --epochs")
+    def same(a, b):
+        return (list(a) if isinstance(a, (list, tuple)) else a) == (list(b) if isinstance(b, (list, tuple)) else b)
+    changed = [d for d in sorted(given - set(NOT_THE_RUN)) if d in stored and not same(getattr(args, d), stored[d])]
+    if changed:
+        words = [f"--{d.replace('_', '-')} (now {getattr(args, d)}, the run's {stored[d]})" for d in changed]
+        raise InvalidArgument(f"--resume continues the run in {out} with its own settings; {', '.join(words)} "
+                              "would change it: drop the flag, or start a new run with another --out")
     for k, v in stored.items():
-        setattr(args, k, v)
-    for k, v in keep.items():
-        setattr(args, k, v)
+        if k not in NOT_THE_RUN and hasattr(args, k):
+            setattr(args, k, v)
+    if args.optimizer == "adam":
+        args.momentum = None  # older checkpoints stored SGD's default momentum beside Adam
     return path
 
 
-def run_train(args) -> int:
-    if args.patience is not None and not args.valid_fraction:
-        args.subparser.error("--patience needs a validation set: add --valid-fraction, e.g. 0.1")
-    X.check_device(args.device)
-    out = X.prepare_out(args.out, RUN_FILES, args.resume, args.overwrite) if args.out is not None else None
-    if args.resume and out is None:
+def run_train(args, given: set) -> int:
+    if args.resume and args.out is None:
         args.subparser.error("--resume needs --out DIR, the run to continue")
-    resume_from = _resume_settings(args, out) if args.resume else None
-    train_set, valid_set, test_set = X.load_data(args)
-    model = X.build_model(args, train_set.image_shape, train_set.n_classes)
-    optimizer = X.build_optimizer(args, model.parameters())
+    try:
+        flags.train_specs(args)  # every flag checked before the output directory is touched
+    except InvalidArgument as e:
+        args.subparser.error(str(e))
+    out = prepare_out(args.out, RUN_FILES, args.resume, args.overwrite) if args.out is not None else None
+    resume_from = _resume_flags(args, given, out) if args.resume else None
+    data, model_spec, optim_spec, run = flags.train_specs(args)
+    check_device(run.device)
+    train_set, valid_set, test_set = data.load()
+    model = model_spec.build(train_set.image_shape, train_set.n_classes, run.seed, run.device)
+    if out is None and not run.quiet:
+        print("train: no --out given: the trained model is not saved", file=sys.stderr)
+    optimizer = optim_spec.build(model.parameters())
     resume = load_checkpoint(resume_from, model, optimizer) if resume_from else None
-    settings = X.settings(args)
-    report = {"data": args.data, "args": settings, "checkpoint": "checkpoint.npz",
+    settings = {k: v for k, v in vars(args).items() if k not in ("handler", "subparser", "command", "spec",
+                                                                 "default_epochs")}
+    settings.update(units=list(model_spec.units), epochs=optim_spec.epochs,
+                    momentum=list(optim_spec.momentum) if optim_spec.optimizer == "sgd" else None)
+    report = {"data": data.name, "args": settings, "checkpoint": "checkpoint.npz",
               "sizes": {"train": len(train_set), "test": len(test_set), "valid": len(valid_set or ())}}
 
     def write_metrics(history, **more):  # beside every checkpoint, agreeing with it (same epoch)
         metrics = {**report, "epoch": history[-1]["epoch"] if history else 0, "history": history, **more}
         write_atomically(out / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=1).encode()))
 
-    saver = Checkpointing(out / "checkpoint.npz", {"data": args.data, "args": settings}, write_metrics) \
+    saver = Checkpointing(out / "checkpoint.npz", {"data": data.name, "args": settings}, write_metrics) \
         if out else None
     start = time.perf_counter()
-    with X.blas_threads(args.threads):
+    with blas_threads(run.threads):
         history = train.fit(model, train.cross_entropy_objective, optimizer, train_set, valid_set,
-                            epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, patience=args.patience,
-                            checkpoint=saver, progress=not args.quiet, resume=resume)
+                            epochs=optim_spec.epochs, batch_size=optim_spec.batch_size, seed=run.seed,
+                            patience=args.patience, checkpoint=saver, progress=not run.quiet, resume=resume)
         test = train.evaluate(model, test_set)
     seconds = time.perf_counter() - start
     print(f"{test_set.name}: error {test.error:.2%} ({round(test.error * len(test_set))}/{len(test_set)}), "
@@ -103,30 +115,42 @@ def run_train(args) -> int:
 
 
 # --- evaluate -------------------------------------------------------------------------------------
-def add_evaluate_arguments(p):
-    p.add_argument("checkpoint", help="a checkpoint.npz written by `train --out`")
-    p.add_argument("--data", choices=X.DATASETS, default=None, help="dataset (none given: the one it was trained on)")
-    p.add_argument("--data-dir", metavar="DIR", default=None,
-                   help="directory holding the IDX files (none given: the one it was trained from)")
-    p.add_argument("--batch-size", type=X.positive_int, default=1000, metavar="B", help="examples per forward pass")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the arrays live")
-
-
-def run_evaluate(args) -> int:
-    X.check_device(args.device)
-    model, meta = load_checkpoint(args.checkpoint)
-    name = args.data or meta.get("data")
-    if name not in X.DATASETS:
-        args.subparser.error(f"{args.checkpoint} does not say which dataset it was trained on: pass --data")
+def evaluate_checkpoint(checkpoint: str, data: str | None = None, data_dir: str | None = None,
+                        batch_size: int = 1000, device: str = "cpu") -> int:
+    check_device(device)
+    model, meta = load_checkpoint(checkpoint)
+    name = data or meta.get("data")
+    if name not in DATASETS:
+        raise InvalidArgument(f"{checkpoint} does not say which dataset it was trained on: pass --data")
     stored_dir = (meta.get("args") or {}).get("data_dir") if name == meta.get("data") else None
-    _, test_set = X.load_dataset(name, args.data_dir or stored_dir)
-    result = train.evaluate(model.to(args.device), test_set, args.batch_size)
+    _, test_set = load_dataset(name, data_dir or stored_dir)
+    result = train.evaluate(model.to(device), test_set, batch_size)
     print(f"{test_set.name}: error {result.error:.2%} ({round(result.error * len(test_set))}/{len(test_set)}), "
-          f"loss {result.loss:.4f}  [{args.checkpoint}, epoch {meta.get('epoch')}]")
+          f"loss {result.loss:.4f}  [{checkpoint}, epoch {meta.get('epoch')}]")
     return 0
 
 
-# --- the parser -----------------------------------------------------------------------------------
+def run_evaluate(args, given: set) -> int:
+    return evaluate_checkpoint(args.checkpoint, args.data, args.data_dir, args.batch_size, args.device)
+
+
+# --- the table of commands ------------------------------------------------------------------------
+# name: (help, declares the flags, runs the parsed flags given the set of flags typed)
+COMMANDS = {
+    "train": ("train a Maxout network; write a checkpoint and metrics", flags.add_train_arguments, run_train),
+    "evaluate": ("test error of a saved checkpoint", flags.add_evaluate_arguments, run_evaluate),
+    "compare": ("train every member of the regularizer family on the same network and compare clean and "
+                "adversarial test error", flags.add_compare_arguments,
+                lambda args, given: compare.run(flags.compare_spec(args, args.argv))),
+    "sweep": ("each member over strengths × seeds: trade-off frontiers, a matched-budget table, verdicts with "
+              "intervals", flags.add_sweep_arguments, lambda args, given: sweep.run(flags.sweep_spec(args, args.argv))),
+}
+CONTINUE = {"train": "the last good checkpoint is kept (--resume continues)",
+            "evaluate": "nothing was written",
+            "compare": "every finished member is kept (the same command continues)",
+            "sweep": "every finished cell is kept (the same command continues)"}
+
+
 class _HelpFormatter(argparse.HelpFormatter):
     """Adds "(default: X)" once, only where there is a default worth showing and the help does
     not already say it."""
@@ -140,34 +164,35 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: {value})"
 
 
-def add_command(commands, name: str, help: str, add_arguments, run):
-    """Register subcommand ``name``: ``add_arguments(parser)`` declares its flags, ``run(args)``
-    does the work and returns the exit code."""
-    p = commands.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
-    add_arguments(p)
-    p.set_defaults(handler=run, subparser=p)
-    return p
-
-
 def build_parser():
-    from . import compare  # the top floor: cli dispatches to compare, compare never imports cli
     parser = argparse.ArgumentParser(
         prog="python -m minigrad", description="minigrad: train, evaluate and compare Maxout networks.",
         epilog="`python -m minigrad COMMAND --help` lists the flags of COMMAND.  Exit codes: 0 success, "
-               "1 a bug (traceback), 2 bad usage, 3 data, 4 files, 5 diverged, 130 interrupted.")
+               "1 a bug (traceback), 2 bad usage, 3 data, 4 files, 5 diverged, 130 interrupted, 143 terminated.")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
-    add_command(commands, "train", "train a Maxout network; write a checkpoint and metrics",
-                add_train_arguments, run_train)
-    add_command(commands, "evaluate", "test error of a saved checkpoint", add_evaluate_arguments, run_evaluate)
-    add_command(commands, "compare", "train every member of the regularizer family on the same network "
-                "and compare clean and adversarial test error", compare.add_arguments, compare.run)
-    add_command(commands, "sweep", "each member over strengths × seeds: trade-off frontiers, a matched-budget "
-                "table, verdicts with intervals", *__import__("minigrad.sweep", fromlist=["COMMAND"]).COMMAND)
+    for name, (text, add_arguments, run) in COMMANDS.items():
+        p = commands.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+        add_arguments(p)
+        p.set_defaults(handler=run, subparser=p)
     return parser
+
+
+def _typed(subparser, words) -> set:
+    """The dests of the flags typed in ``words`` (a namespace pre-filled with a marker keeps argparse
+    from filling in defaults, so what is left unmarked was typed)."""
+    marker = object()
+    probe = argparse.Namespace(**{a.dest: marker for a in subparser._actions})
+    subparser.parse_known_args(words, namespace=probe)
+    return {k for k, v in vars(probe).items() if v is not marker}
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def main(argv=None) -> int:
     """Parse ``argv`` (default: sys.argv[1:]) and run the subcommand; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # report an unknown flag with the subcommand's usage, not the top-level one
@@ -175,12 +200,23 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    words = argv[argv.index(args.command) + 1:]
+    args.argv = words
+    given = _typed(args.subparser, words)
+    backend.keep_freed_memory()  # the user asked for heavy work: see its docstring
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.handler(args)
+        return args.handler(args, given)
     except MinigradError as e:
         print(f"minigrad {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print(f"minigrad {args.command}: interrupted; the last good checkpoint is kept (--resume continues)",
-              file=sys.stderr)
-        return 130
+    except OSError as e:  # the file system failed under us (a full disk, a path that turned into a file)
+        what = f" ({e.filename})" if e.filename else ""
+        print(f"minigrad {args.command}: error: {e.strerror or e}{what}; {CONTINUE[args.command]}", file=sys.stderr)
+        return 4
+    except KeyboardInterrupt as e:
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"minigrad {args.command}: {how}; {CONTINUE[args.command]}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -16,95 +16,80 @@ p = 1, 2, ∞ on a few test digits) and ``clean_vs_fgsm.png``.
 
 Budgets.  Pixels lie in [0, 1].  ``--eps`` is the ℓ∞ training budget (default 0.1); the ℓ2 and
 ℓ1 budgets default to ε·√D/2 and ε·√D (D pixels), so on 8×8 digits ε = 0.1 gives ε₂ = 0.4 and
-ε₁ = 0.8.  ℓ2 attack radii scale the same way.  Every strength is a flag, and every value used
-is written to results.json.
+ε₁ = 0.8.  ℓ2 attack radii scale the same way.  The penalty weights default to the values chosen on
+the 64-pixel digits scaled by 64/D (``members.default_strengths``, the rule of the sweep's grids).
+Every strength is a flag, and every value used is written to results.json.
+
+``run(spec)`` takes a ``CompareSpec``; ``flags`` builds it from the command line.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import json
-import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from . import datasets
-from . import experiment as X
-from . import perturbations as P
-from .backend import to_device
+from . import evaluation, plots
 from .checkpoint import load_checkpoint, save_checkpoint, write_atomically
 from .errors import OutputError
-from .members import FAMILY, MEMBERS, Strengths, member
-from .tensor import no_grad
-from .train import evaluate, fit
+from .members import Strengths, default_strengths, member
+from .specs import DataSpec, ModelSpec, OptimSpec, RunSpec, as_dict, blas_threads, check_device, prepare_out
+from .train import fit
 from .verdicts import unstable
 
-def strengths(args) -> Strengths:
-    """The members' strengths, from the flags."""
-    return Strengths(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Strengths)})
+QUICK_MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1-fd", "multitask+datagrad")
 
 
-def attack_grid(n_features: int, quick: bool) -> dict:
-    """Attack → list of ε.  ℓ2 radii scale with √D/8 (1 on 8×8 digits)."""
-    s = math.sqrt(n_features) / 8
-    if quick:
-        return {"fgsm": [0.1], "fgm-l2": [round(1.0 * s, 3)], "pgd-linf": [0.1]}
-    return {"fgsm": [0.05, 0.1, 0.2], "fgm-l2": [round(e * s, 3) for e in (0.25, 0.5, 1.0)],
-            "pgd-linf": [0.05, 0.1, 0.2]}
+@dataclass(frozen=True)
+class CompareSpec:
+    """One compare run: every member in ``members`` trained on the same data, network, optimiser and
+    seed, at the strengths ``default_strengths(D, **strengths)``, then evaluated on the attack grid
+    (``evaluation.attack_grid``, one budget per attack when ``quick``)."""
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    optim: OptimSpec = OptimSpec(epochs=30, batch_size=32, lr=0.05)
+    run: RunSpec = RunSpec(out="runs/compare", threads=1)
+    members: tuple = QUICK_MEMBERS
+    strengths: dict = field(default_factory=dict)
+    pgd_steps: int = 10
+    quick: bool = False
+    overwrite: bool = False
+    command: str = ""
 
 
-ATTACKS = {"fgsm": ("fgm", np.inf), "fgm-l2": ("fgm", 2.0), "pgd-linf": ("pgd", np.inf),
-           "fgm-l1": ("fgm", 1.0)}  # fgm-l1: used by sweep (each p under its own ball)
+def strengths(spec: CompareSpec, n_features: int) -> Strengths:
+    """The members' strengths: the defaults at D = ``n_features``, then those given."""
+    return default_strengths(n_features, seed=spec.run.seed, **spec.strengths)
 
 
-def attack_error(model, data, attack: str, eps: float, args, chunk: int = 1000) -> float:
-    """Test error on adversarial examples made against ``model`` itself (white box)."""
-    model.eval()
-    kind, p = ATTACKS[attack]
-    wrong = 0
-    for start in range(0, len(data), chunk):
-        x = to_device(data.x[start:start + chunk], model.device)
-        y = to_device(data.y[start:start + chunk], model.device)
-        if kind == "fgm":
-            x_adv = P.fgm(model, x, y, eps, p, clip=(0.0, 1.0))
-        else:
-            x_adv = P.pgd(model, x, y, eps, p, steps=args.pgd_steps, step_size=2.5 * eps / args.pgd_steps,
-                          clip=(0.0, 1.0))
-        with no_grad():
-            wrong += int((model(x_adv).data.argmax(axis=1) != y).sum())
-    return wrong / len(data)
-
-
-def train_member(name: str, train_set, test_set, args, grid: dict, stream) -> tuple[dict, object]:
+def train_member(name: str, train_set, test_set, spec: CompareSpec, grid: dict, stream) -> tuple[dict, object]:
     """Train member ``name`` as every other member is trained; return (its result, its model)."""
-    model = X.build_model(args, train_set.image_shape, train_set.n_classes)
-    objective = member(name, model, strengths(args), n_features=train_set.x.shape[1])
-    optimizer = X.build_optimizer(args, model.parameters() + objective.parameters())
+    model = spec.model.build(train_set.image_shape, train_set.n_classes, spec.run.seed, spec.run.device)
+    objective = member(name, model, strengths(spec, train_set.x.shape[1]), n_features=train_set.x.shape[1])
+    optimizer = spec.optim.build(model.parameters() + objective.parameters())
     start = time.perf_counter()
-    history = fit(model, objective, optimizer, train_set, epochs=args.epochs, batch_size=args.batch_size,
-                  seed=args.seed, progress=stream)
+    history = fit(model, objective, optimizer, train_set, epochs=spec.optim.epochs, batch_size=spec.optim.batch_size,
+                  seed=spec.run.seed, progress=stream)
     seconds = time.perf_counter() - start
-    clean = evaluate(model, test_set)
+    clean = evaluation.evaluate(model, test_set)
     curve = [h["train_loss"] for h in history]  # a run whose loss rises far above its own minimum is
     result = {"member": name, "objective": repr(objective), "clean_error": clean.error,  # marked unstable
               "clean_loss": clean.loss, "train_seconds": seconds, "train_loss": curve,
               "unstable": unstable(curve), "attacks": {}}
     for attack, eps_list in grid.items():
-        result["attacks"][attack] = {str(e): attack_error(model, test_set, attack, e, args) for e in eps_list}
+        result["attacks"][attack] = {str(e): evaluation.attack_error(model, test_set, attack, e, spec.pgd_steps)
+                                     for e in eps_list}
     return result, model
 
 
-# What a member's result depends on: a rerun into the same --out reuses a result only if all agree.
-_NOT_CONFIG = ("members", "out", "threads", "quiet", "overwrite", "device")
-
-
-def _config(args, n_train: int, n_test: int) -> dict:
-    config = {k: v for k, v in X.settings(args).items() if k not in _NOT_CONFIG}
-    return {**config, "n_train": n_train, "n_test": n_test}
+def _config(spec: CompareSpec, n_train: int, n_test: int) -> dict:
+    """What a member's result depends on: a rerun into the same --out reuses a result only if all agree
+    (not the members, nor how the run is carried out: its output, threads, device, progress)."""
+    return {"data": as_dict(spec.data), "model": as_dict(spec.model), "optim": as_dict(spec.optim),
+            "seed": spec.run.seed, "strengths": dict(sorted(spec.strengths.items())), "pgd_steps": spec.pgd_steps,
+            "quick": spec.quick, "n_train": n_train, "n_test": n_test}
 
 
 def _done(out: Path, config: dict) -> dict:
@@ -135,34 +120,32 @@ def _append(path: Path, record: dict):
         os.fsync(f.fileno())
 
 
-def run(args) -> int:
-    X.check_device(args.device)
-    if args.quick:
-        args.epochs = min(args.epochs, 5)
-        args.members = args.members or ["plain", "adv-pinf", "gp-q1", "datagrad-l1-fd", "multitask+datagrad"]
-    members = list(dict.fromkeys(args.members or FAMILY))
+def run(spec: CompareSpec) -> int:
+    """Train and evaluate every member of ``spec`` (reusing those already finished in its output
+    directory), then write the tables and figures; returns the exit code."""
+    check_device(spec.run.device)
     # Finished members are reused, not refused: only --overwrite moves them aside (to replaced/).
-    out = X.prepare_out(args.out, ("results.jsonl", "models") if args.overwrite else (), overwrite=args.overwrite)
-    train_set, test_set = X.load_dataset(args.data, args.data_dir)
-    train_set, test_set = datasets.head(train_set, args.train_size), datasets.head(test_set, args.test_size)
-    config = _config(args, len(train_set), len(test_set))
+    out = prepare_out(spec.run.out, ("results.jsonl", "models") if spec.overwrite else (), overwrite=spec.overwrite)
+    train_set, _, test_set = spec.data.load()
+    config = _config(spec, len(train_set), len(test_set))
     done = _done(out, config)
-    with X.blas_threads(args.threads):
-        return _run(args, members, out, config, done, train_set, test_set)
+    with blas_threads(spec.run.threads):
+        return _run(spec, out, config, done, train_set, test_set)
 
 
-def _run(args, members, out: Path, config: dict, done: dict, train_set, test_set) -> int:
-    grid = attack_grid(train_set.x.shape[1], args.quick)
-    stream = None if args.quiet else sys.stderr
+def _run(spec: CompareSpec, out: Path, config: dict, done: dict, train_set, test_set) -> int:
+    members, n_features = spec.members, train_set.x.shape[1]
+    grid = evaluation.attack_grid(n_features, spec.quick)
+    stream = None if spec.run.quiet else sys.stderr
     results, models, started = [], {}, time.perf_counter()
     (out / "models").mkdir(exist_ok=True)
     for k, name in enumerate(members, start=1):
         if name in done:
             print(f"[{k}/{len(members)}] {name}: done in an earlier run, reused", file=sys.stderr, flush=True)
-            result, model = done[name], load_checkpoint(out / "models" / f"{name}.npz").model.to(args.device)
+            result, model = done[name], load_checkpoint(out / "models" / f"{name}.npz").model.to(spec.run.device)
         else:
             print(f"[{k}/{len(members)}] {name}", file=sys.stderr, flush=True)
-            result, model = train_member(name, train_set, test_set, args, grid, stream)
+            result, model = train_member(name, train_set, test_set, spec, grid, stream)
             save_checkpoint(out / "models" / f"{name}.npz", model, member=name)
             _append(out / "results.jsonl", {"member": name, "config": config, "result": result})
         results.append(result)
@@ -171,17 +154,17 @@ def _run(args, members, out: Path, config: dict, done: dict, train_set, test_set
     table = markdown_table(results, grid)
     print(table)
     print(f"\ntotal {total:.1f} s for {len(members)} members")
-    meta = {"data": args.data, "n_train": len(train_set), "n_test": len(test_set), "threads": args.threads,
-            "budgets": strengths(args).budgets(train_set.x.shape[1]), "attacks": grid, "total_seconds": total,
-            "config": config}
+    b = strengths(spec, n_features).budgets(n_features)
+    meta = {"data": spec.data.name, "n_train": len(train_set), "n_test": len(test_set), "threads": spec.run.threads,
+            "budgets": b, "strengths": as_dict(strengths(spec, n_features)), "attacks": grid,
+            "total_seconds": total, "command": spec.command, "config": config}
     write_atomically(out / "results.json", lambda f: f.write(
         json.dumps({"meta": meta, "results": results}, indent=1).encode()))
-    b = meta["budgets"]
     write_atomically(out / "results.md", lambda f: f.write(
-        (f"# compare on {args.data}\n\nTest error in percent, {len(test_set)} test examples; white-box attacks "
+        (f"# compare on {spec.data.name}\n\n" + (f"```\n{spec.command}\n```\n\n" if spec.command else "")
+         + f"Test error in percent, {len(test_set)} test examples; white-box attacks "
          f"at each ε.\n\n{table}\n\nTotal {total:.1f} s.  Training budgets: ℓ∞ ε = {b['inf']:g}, "
          f"ℓ2 ε = {b['2']:g}, ℓ1 ε = {b['1']:g}.\n").encode()))
-    from . import plots  # matplotlib only now, and only if installed
     written = plots.compare_figures(results, grid, models, test_set, b, str(out))
     print("wrote", ", ".join(["results.jsonl", "results.json", "results.md"] + written), "to", out)
     return 0
@@ -198,39 +181,3 @@ def markdown_table(results: list, grid: dict) -> str:
             + " | ".join(f"{100 * r['attacks'][a][str(e)]:.1f}" for a, e in columns)
             + f" | {r['train_seconds']:.1f} |" for r in results]
     return "\n".join([head, rule] + rows)
-
-
-def add_arguments(p):
-    """Flags of ``python -m minigrad compare`` (the data, model, optimiser and run flags are
-    ``experiment``'s, shared with ``train``; only the defaults differ)."""
-    X.add_data_arguments(p, valid=False)
-    g = p.add_argument_group("members and strengths")
-    g.add_argument("--members", nargs="+", choices=MEMBERS, default=None, metavar="MEMBER",
-                   help="which members to train (none given: the seeds' family, " + ", ".join(FAMILY)
-                        + "); the neighbours " + ", ".join(MEMBERS[len(FAMILY):]) + " train when named")
-    g.add_argument("--eps", type=X.pixel_budget, default=Strengths.eps, help="ℓ∞ training budget")
-    g.add_argument("--eps2", type=X.positive_float, default=None, help="ℓ2 training budget (none given: eps·√D/2)")
-    g.add_argument("--eps1", type=X.positive_float, default=None, help="ℓ1 training budget (none given: eps·√D)")
-    g.add_argument("--gp-scale", type=X.positive_float, default=Strengths.gp_scale,
-                   help="gradient penalty weight as a multiple of the budget")
-    g.add_argument("--beta-l1", type=X.positive_float, default=Strengths.beta_l1,
-                   help="DataGrad-L1 β (0.05 = (1−a)ε of Goodfellow's a = 0.5, ε = 0.1)")
-    g.add_argument("--beta-l2", type=X.positive_float, default=Strengths.beta_l2, help="DataGrad-L2 and double backprop β")
-    g.add_argument("--beta-jac", type=X.positive_float, default=Strengths.beta_jac,
-                   help="JacReg and SpectReg λ (Varga et al.)")
-    g.add_argument("--l1", type=X.positive_float, default=Strengths.l1, help="L1 weight decay")
-    g.add_argument("--l2", type=X.positive_float, default=Strengths.l2, help="L2 weight decay")
-    g.add_argument("--gamma", type=X.positive_float, default=Strengths.gamma, help="multitask reconstruction weight")
-    g.add_argument("--pgd-steps", type=X.positive_int, default=10, help="PGD iterations")
-    X.add_model_arguments(p, pieces=3)
-    X.add_optimizer_arguments(p, epochs=30, batch_size=32, lr=0.05, adam=False)
-    X.add_run_arguments(p, out="runs/compare", threads=1)
-    g = p.add_argument_group("size of the run")
-    g.add_argument("--train-size", type=X.positive_int, default=None,
-                   help="train on the first N training examples only (none given: all)")
-    g.add_argument("--test-size", type=X.positive_int, default=None,
-                   help="evaluate on the first N test examples only (none given: all)")
-    g.add_argument("--quick", action="store_true",
-                   help="a smoke run: 5 members, at most 5 epochs, one attack budget each")
-    g.add_argument("--overwrite", action="store_true",
-                   help="train every member again, even those already done in --out")

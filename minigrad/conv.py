@@ -43,24 +43,6 @@ from .tensor import Op, as_tensor
 
 
 # --- argument handling ------------------------------------------------------------------------
-def _pair(value, what, who, low):
-    """An int or a pair of ints (rows, cols), each >= low."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise InvalidArgument(f"{who}: {what} must be an int or a pair (rows, cols), got {value!r}")
-        return tuple(validate.integer(v, what, who, low=low) for v in value)
-    v = validate.integer(value, what, who, low=low)
-    return (v, v)
-
-
-def _pads(padding, who):
-    """padding: int, (rows, cols) or (top, bottom, left, right), each >= 0 → (t, b, l, r)."""
-    if isinstance(padding, (tuple, list)) and len(padding) == 4:
-        return tuple(validate.integer(v, "padding", who, low=0) for v in padding)
-    ph, pw = _pair(padding, "padding", who, 0)
-    return (ph, ph, pw, pw)
-
-
 def _image(x, who):
     x = as_tensor(x)
     if x.ndim != 4:
@@ -156,8 +138,8 @@ def unfold(x, kernel, stride=1, padding=0):
 
     ``padding``: int, (rows, cols) or (top, bottom, left, right), zeros."""
     x = _image(x, "unfold")
-    kernel, stride = _pair(kernel, "kernel", "unfold", 1), _pair(stride, "stride", "unfold", 1)
-    pads = _pads(padding, "unfold")
+    kernel, stride = validate.pair(kernel, "kernel", "unfold", 1), validate.pair(stride, "stride", "unfold", 1)
+    pads = validate.pads(padding, "padding", "unfold")
     for axis in range(2):
         output_size(x.shape[2 + axis], kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1])
     return Unfold.apply(x, kernel=kernel, stride=stride, pads=pads)
@@ -168,8 +150,8 @@ def fold(y, image, kernel, stride=1, padding=0):
     ``image`` = (H, W); see ``Fold``."""
     y = as_tensor(y)
     who = "fold"
-    kernel, stride = _pair(kernel, "kernel", who, 1), _pair(stride, "stride", who, 1)
-    pads, image = _pads(padding, who), _pair(image, "image", who, 1)
+    kernel, stride = validate.pair(kernel, "kernel", who, 1), validate.pair(stride, "stride", who, 1)
+    pads, image = validate.pads(padding, "padding", who), validate.pair(image, "image", who, 1)
     expect = tuple(output_size(image[i], kernel[i], stride[i], pads[2 * i], pads[2 * i + 1]) for i in range(2))
     if y.ndim != 6 or y.shape[2:4] != expect or y.shape[4:] != kernel:
         raise InvalidArgument(f"fold: expected windows of shape (N, C, {expect[0]}, {expect[1]}, {kernel[0]}, "
@@ -194,7 +176,7 @@ def _conv_args(x, weight, stride, padding, who):
         raise InvalidArgument(f"{who}: weight must be (out_channels, {x.shape[1]}, kh, kw) for input "
                          f"{x.shape}, got {weight.shape}")
     kernel = weight.shape[2:]
-    stride, pads = _pair(stride, "stride", who, 1), _pads(padding, who)
+    stride, pads = validate.pair(stride, "stride", who, 1), validate.pads(padding, "padding", who)
     for axis in range(2):
         output_size(x.shape[2 + axis], kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1])
     return x, weight, kernel, stride, pads
@@ -248,9 +230,9 @@ def max_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False):
     almost everywhere, and the backward is ``fold`` of routed gradients: differentiable again."""
     who = "max_pool2d"
     x = _image(x, who)
-    kernel = _pair(kernel, "kernel", who, 1)
-    stride = kernel if stride is None else _pair(stride, "stride", who, 1)
-    ph, pw = _pair(padding, "padding", who, 0)
+    kernel = validate.pair(kernel, "kernel", who, 1)
+    stride = kernel if stride is None else validate.pair(stride, "stride", who, 1)
+    ph, pw = validate.pair(padding, "padding", who, 0)
     if 2 * ph > kernel[0] or 2 * pw > kernel[1]:
         raise InvalidArgument(f"{who}: padding must be at most half the kernel, got padding {(ph, pw)} for "
                          f"kernel {kernel}")

@@ -10,7 +10,7 @@ ever downloaded: Fashion-MNIST comes from the Debian package
 ``/usr/share/datasets/fashion-mnist``) or a directory you name.
 
 Only numpy and the standard library are imported at import time; scikit-learn
-is imported inside ``load_digits`` so everything else works without it.
+is imported by ``load_digits`` when called (``optional``), so everything else works without it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import validate
+from . import optional, validate
 from .errors import DataError, DataNotFound, InvalidArgument
 
 DATA_ENV = "MINIGRAD_DATA"
@@ -50,12 +50,9 @@ _GZIP_MAGIC = b"\x1f\x8b"
 NAMES = ("digits", "mnist", "fashion-mnist")  # what ``load`` knows, and the CLI's --data choices
 
 
-class DatasetError(DataError):
-    """Data is corrupt, inconsistent or invalid; the message names the file or the first bad index."""
-
-
-class DatasetNotFoundError(DataNotFound):
-    """A dataset's files are absent; the message says how to get them."""
+# The errors of ``errors`` under the names this module had for them (kept so that imports keep working).
+DatasetError = DataError  # corrupt, inconsistent or invalid data: names the file or the first bad index
+DatasetNotFoundError = DataNotFound  # absent files: the message says how to get them
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -303,12 +300,8 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> tuple[Dataset, Da
     permuted examples are the test set (449 for 0.25), the rest train.
     Not stratified.  Raises ImportError if scikit-learn is not installed.
     """
-    try:
-        from sklearn.datasets import load_digits as _sk_load_digits
-    except ImportError:
-        raise ImportError("load_digits needs scikit-learn: `pip install minigrad[tutorials]` "
-                          "or `pip install scikit-learn`") from None
-    bunch = _sk_load_digits()  # reads a file shipped inside sklearn; no network
+    sklearn_datasets = optional.require("sklearn.datasets", "tutorials", "load_digits", package="scikit-learn")
+    bunch = sklearn_datasets.load_digits()  # reads a file shipped inside sklearn; no network
     full = Dataset(bunch.data / 16.0, bunch.target, n_classes=10, image_shape=(8, 8), name="digits")
     train, test = train_valid_split(full, test_fraction, seed=seed)
     return (dataclasses.replace(train, name="digits-train"),

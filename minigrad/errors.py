@@ -12,6 +12,7 @@ bug, and keeps its traceback.
     4     files: a checkpoint is damaged or does not fit, or an output directory cannot be used
     5     the run diverged (NaN or inf); the last good checkpoint is kept
     130   interrupted (Ctrl-C); the last good checkpoint is kept, ``--resume`` continues
+    143   terminated (SIGTERM), handled exactly as Ctrl-C
 
 Each class also derives from the built-in exception a Python caller would expect (ValueError,
 FileNotFoundError, FloatingPointError), so ``except ValueError`` keeps working.
@@ -31,6 +32,11 @@ class InvalidArgument(MinigradError, ValueError):
 
 class InvalidDType(MinigradError, TypeError):
     """A value that cannot meet a Tensor's dtype without silently changing (2.5 into an int64 Tensor)."""
+    exit_code = 2
+
+
+class MissingDependency(MinigradError, ImportError):
+    """An optional package (an extra) that a feature needs is not installed: names the pip command."""
     exit_code = 2
 
 
@@ -57,3 +63,8 @@ class OutputError(MinigradError, OSError):
 class Diverged(MinigradError, FloatingPointError):
     """Training produced NaN or inf."""
     exit_code = 5
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the command line's handler: handled wherever Ctrl-C is (every finished result
+    kept, a checkpoint never torn), but the command exits with 143 instead of 130."""

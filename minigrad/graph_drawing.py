@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 
+from .nn import Parameter
 from .tensor import Tensor
 
 __all__ = ["draw", "render", "forward_ops"]
@@ -196,7 +197,6 @@ class _Graph:
         return key if self.compact or key.startswith("L") else f"r{id(op)}"
 
     def add_leaves(self, leaves, label_of, folded_into_layers):
-        from .nn import Parameter  # imported here: the engine below knows nothing of layers
         for oid, t in leaves.items():
             is_param = isinstance(t, Parameter)
             if folded_into_layers and is_param and oid in self.collapsed:

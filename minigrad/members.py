@@ -67,6 +67,49 @@ class Strengths:
         return {"inf": self.eps, "2": self.eps2 or self.eps * root / 2, "1": self.eps1 or self.eps * root}
 
 
+# --- default strengths: the one table behind compare's defaults and the sweep's grids ---------------
+D_REFERENCE = 64  # the digits' 8×8 pixels: where the defaults and grids were chosen
+# member -> (the Strengths field it sweeps, its grid at D = 64, the exponent k of its (64/D)^k scaling).
+# Log-spaced from "no effect" to "hurts clean error badly" on the digits.  A penalty weight on the input
+# gradient scales by 64/D: with per-pixel gradients of a size independent of D, ‖g‖₁ and ‖g‖₂² grow like D
+# (and so do gp-q2's ε₂‖g‖₂, ε₂ = ε√D/2, and the Jacobian's ‖J‖_F²), so the penalty per unit of that
+# growth stays put.  Pixel budgets (the adversarial and VAT ε) and weight decay need no scaling.
+DEFAULT_GRIDS = {
+    "plain": (None, (None,), 0),
+    "l1": ("l1", (1e-5, 1e-4, 1e-3, 1e-2), 0),
+    "l2": ("l2", (1e-4, 1e-3, 1e-2, 1e-1), 0),
+    **{m: ("eps", (0.01, 0.03, 0.1, 0.3, 0.6), 0) for m in ("adv-p1", "adv-p2", "adv-pinf", "vat")},
+    **{m: ("gp_scale", (0.1, 0.3, 1.0, 3.0, 10.0), 1) for m in ("gp-q1", "gp-q2", "wasserstein-p1", "wasserstein-p2")},
+    **{m: ("beta_l1", (0.005, 0.015, 0.05, 0.15, 0.5), 1) for m in ("datagrad-l1", "datagrad-l1-fd",
+                                                                      "multitask+datagrad")},
+    **{m: ("beta_l2", (0.001, 0.01, 0.1, 1.0), 1) for m in ("datagrad-l2", "datagrad-l2-fd", "double-backprop")},
+    "multitask": ("gamma", (0.1, 0.3, 1.0, 3.0, 10.0), 0),
+    **{m: ("beta_jac", (1e-4, 1e-3, 1e-2, 1e-1), 1) for m in ("jacreg", "spectreg")},
+}
+KNOBS = {m: knob for m, (knob, _, _) in DEFAULT_GRIDS.items()}
+SCALING = {knob: k for knob, _, k in DEFAULT_GRIDS.values() if knob}  # one exponent per field
+
+
+def _scaled(value: float, k: int, n_features: int) -> float:
+    """value·(64/D)^k to 3 significant digits (value itself at D = 64)."""
+    return float(f"{value * (D_REFERENCE / n_features) ** k:.3g}") if k else value
+
+
+def default_grid(name: str, n_features: int, quick: bool = False) -> list:
+    """Member ``name``'s default strengths for inputs of D = ``n_features`` (``DEFAULT_GRIDS``, scaled);
+    ``quick``: its two middle values."""
+    _, grid, k = DEFAULT_GRIDS[name]
+    values = [None if v is None else _scaled(v, k, n_features) for v in grid]
+    return values[1:3] if quick and len(values) > 2 else values
+
+
+def default_strengths(n_features: int, **given) -> "Strengths":
+    """compare's strengths for inputs of D = ``n_features``: each field's default scaled by the same rule
+    as the grids, then the fields ``given``."""
+    scaled = {f: _scaled(getattr(Strengths, f), k, n_features) for f, k in SCALING.items() if k}
+    return Strengths(**{**scaled, **given})
+
+
 def _n_features(model) -> int:
     try:
         return model.n_inputs  # a Sequential: C·H·W for a conv network, in_features for an MLP
@@ -110,4 +153,5 @@ def member(name: str, model, strengths: Strengths = Strengths(), n_features: int
     return table[name]()
 
 
-__all__ = ["FAMILY", "NEIGHBOURS", "MEMBERS", "Strengths", "member"]
+__all__ = ["FAMILY", "NEIGHBOURS", "MEMBERS", "Strengths", "member", "DEFAULT_GRIDS", "KNOBS", "default_grid",
+           "default_strengths"]

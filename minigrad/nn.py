@@ -291,8 +291,8 @@ class Conv2d(Module):
         who = type(self).__name__
         in_channels = validate.integer(in_channels, "in_channels", who, low=1)
         out_channels = validate.integer(out_channels, "out_channels", who, low=1)
-        self.kernel = C._pair(kernel, "kernel", who, 1)
-        self.stride, self.padding = C._pair(stride, "stride", who, 1), C._pads(padding, who)
+        self.kernel = validate.pair(kernel, "kernel", who, 1)
+        self.stride, self.padding = validate.pair(stride, "stride", who, 1), validate.pads(padding, "padding", who)
         fan_in = in_channels * self.kernel[0] * self.kernel[1]
         a = 1.0 / np.sqrt(fan_in)
         self.weight = Parameter(np.random.default_rng(seed).uniform(-a, a, (out_channels, in_channels) + self.kernel), dtype=dtype)
@@ -316,9 +316,9 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel, stride=None, padding=0, ceil_mode=False):
         who = "MaxPool2d"
-        self.kernel = C._pair(kernel, "kernel", who, 1)
-        self.stride = self.kernel if stride is None else C._pair(stride, "stride", who, 1)
-        self.padding, self.ceil_mode = C._pair(padding, "padding", who, 0), bool(ceil_mode)
+        self.kernel = validate.pair(kernel, "kernel", who, 1)
+        self.stride = self.kernel if stride is None else validate.pair(stride, "stride", who, 1)
+        self.padding, self.ceil_mode = validate.pair(padding, "padding", who, 0), bool(ceil_mode)
 
     def output_shape(self, in_shape):
         return (in_shape[0],) + tuple(

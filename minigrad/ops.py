@@ -53,7 +53,8 @@ class Add(Op):
 
     def backward(self, gy):
         a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(gy, b.shape)
+        return (sum_to(gy, a.shape) if self.needs_grad[0] else None,
+                sum_to(gy, b.shape) if self.needs_grad[1] else None)
 
 
 class Sub(Op):
@@ -63,7 +64,8 @@ class Sub(Op):
 
     def backward(self, gy):
         a, b = self.inputs
-        return sum_to(gy, a.shape), sum_to(-gy, b.shape) if self.needs_grad[1] else None
+        return (sum_to(gy, a.shape) if self.needs_grad[0] else None,
+                sum_to(-gy, b.shape) if self.needs_grad[1] else None)
 
 
 class Mul(Op):

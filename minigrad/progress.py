@@ -7,13 +7,7 @@ from __future__ import annotations
 
 import time
 
-
-def _import_tqdm():
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm
+from . import optional
 
 
 class Progress:
@@ -27,7 +21,8 @@ class Progress:
     def __init__(self, stream, epochs: int):
         self.stream, self.epochs, self.bar, self.drawn = stream, epochs, None, False
         self.live = stream is not None and getattr(stream, "isatty", lambda: False)()
-        self.tqdm = _import_tqdm() if self.live else None
+        tqdm = optional.maybe("tqdm") if self.live else None
+        self.tqdm = tqdm.tqdm if tqdm else None
 
     def start(self, epoch: int, n_batches: int):
         self.desc, self.n, self.last_draw = f"epoch {epoch}/{self.epochs}", n_batches, 0.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 import time
 
+from . import optional, plots
 from . import verdicts as V
 from .checkpoint import write_atomically
 
@@ -27,9 +27,8 @@ class CellBar:
         self.total, self.workers, self.stream, self.done, self.failed = total, workers, stream, 0, 0
         self.start, self.bar = time.perf_counter(), None
         if stream is not None and getattr(stream, "isatty", lambda: False)():
-            from .progress import _import_tqdm
-            tqdm = _import_tqdm()
-            self.bar = tqdm(total=total, file=stream, unit="cell") if tqdm and total else None
+            tqdm = optional.maybe("tqdm")
+            self.bar = tqdm.tqdm(total=total, file=stream, unit="cell") if tqdm and total else None
 
     def update(self, record: dict):
         self.done += 1
@@ -52,19 +51,6 @@ class CellBar:
     def close(self):
         if self.bar is not None:
             self.bar.close()
-
-
-def command_line(args) -> str:
-    """The command, every flag spelled out (what it did, not just what was typed)."""
-    words = ["python", "-m", "minigrad", "sweep"]
-    for action in args.subparser._actions:
-        value = getattr(args, action.dest, None)
-        if not action.option_strings or action.dest == "help" or value in (None, False):
-            continue
-        words.append(action.option_strings[-1])
-        if value is not True:
-            words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
-    return shlex.join(words)
 
 
 def frontier_series(pts: dict, knobs: dict | None = None) -> list:
@@ -114,21 +100,22 @@ def coincidences(pts: dict, series: list = ()) -> list:
     return notes
 
 
-def write_reports(out, records: list, args, n_features: int, knobs: dict) -> list:
-    """Write matched.md, verdicts.md and frontier.png; ``knobs``: member → the name of its strength."""
+def write_reports(out, records: list, command: str, clean_budget, eps: float, n_features: int, knobs: dict) -> list:
+    """Write matched.md, verdicts.md and frontier.png for the sweep ``command`` (as typed);
+    ``clean_budget``: percent, or None for plain's + 1 point; ``eps``: the ℓ∞ training budget;
+    ``knobs``: member → the name of its strength."""
     pts = V.points(records)
-    if args.clean_budget is not None:
-        budget, how = args.clean_budget / 100, f"--clean-budget {args.clean_budget:g}"
+    if clean_budget is not None:
+        budget, how = clean_budget / 100, f"--clean-budget {clean_budget:g}"
     elif "plain" in pts:
         budget, how = V.plain_budget(pts, 0.01), "plain's mean validation error + 1 point"
     else:
-        budget = min(V.summary(c, "valid", "clean")[0] for by in pts.values() for c in by.values()
-                     if any(V.ok(r) for r in c)) + 0.01
+        budget = min((V.summary(c, "valid", "clean")[0] for by in pts.values() for c in by.values()
+                      if any(V.ok(r) for r in c)), default=math.nan) + 0.01
         how = "no plain in this sweep: the lowest validation error of any point + 1 point"
     if math.isnan(budget):
         budget, how = 1.0, "no budget could be measured (every plain cell failed): none"
     chosen = V.matched(pts, budget)
-    command = command_line(args)
     seeds = max((len(c) for by in pts.values() for c in by.values()), default=0)
     b = records[0]["config"]["budgets"] if records else {}
     setting = (f"Test errors in percent, mean ± 95% t interval over {seeds} seeds (paired seeds share the "
@@ -141,7 +128,7 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict) -> lis
                f"Strength chosen on validation: among the strengths where every seed finished and the mean "
                f"validation clean error is within the budget ({how}), the lowest mean validation PGD-ℓ∞ error.  "
                f"Reported on test.\n\n{V.matched_markdown(pts, chosen, budget, knobs)}\n")
-    rows = V.claims(pts, chosen, args.eps)
+    rows = V.claims(pts, chosen, eps)
     verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
                 "Effect = error of A − error of B on test, in points, paired over seeds, with its 95% paired t "
                 "interval.  A beats B: holds if the interval is below 0, does not hold if above 0, cannot tell "
@@ -154,7 +141,6 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict) -> lis
     for name, text in (("matched.md", matched), ("verdicts.md", verdicts)):
         write_atomically(out / name, lambda f, t=text: f.write(t.encode()))
         written.append(name)
-    from . import plots
     plt = plots.pyplot()
     if plt is not None and records:
         series = frontier_series(pts, knobs)

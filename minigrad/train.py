@@ -25,8 +25,8 @@ import numpy as np
 
 from . import functional as F
 from . import validate
-from .backend import get_array_module, to_device
-from .checkpoint import Checkpoint, Checkpointing, NonFiniteState, last_good
+from .backend import get_array_module, keep_freed_memory, to_device
+from .checkpoint import Checkpoint, Checkpointing, last_good
 from .datasets import minibatches
 from .errors import DataError, Diverged, InvalidArgument
 from .perturbations import NonFiniteGradient
@@ -227,7 +227,11 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
     Returns one dict per epoch: epoch, lr, train_loss, train_error (running, in training mode,
     from the objective's own forward pass; None if it never evaluates the clean batch),
     valid_loss and valid_error (given ``valid``), seconds.
+
+    The first call tunes glibc's allocator for the run (``backend.keep_freed_memory``: no page faults
+    for re-allocated arrays; ``MINIGRAD_SYSTEM_MALLOC=1`` opts out).
     """
+    keep_freed_memory()
     epochs = validate.integer(epochs, "epochs", "fit", low=0)
     batch_size = validate.integer(batch_size, "batch_size", "fit", low=1)
     first = 0 if resume is None else validate.integer(resume.meta.get("epoch"), "the resumed epoch", "fit", 0)

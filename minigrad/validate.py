@@ -95,3 +95,21 @@ def sizes(values, what: str, who: str, low=1) -> tuple:
     if not out:
         raise InvalidArgument(f"{who}: {what} must not be empty")
     return out
+
+
+def pair(value, what: str, who: str, low) -> tuple:
+    """An int or a pair of ints (rows, cols), each >= low."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise InvalidArgument(f"{who}: {what} must be an int or a pair (rows, cols), got {value!r}")
+        return tuple(integer(v, what, who, low=low) for v in value)
+    v = integer(value, what, who, low=low)
+    return (v, v)
+
+
+def pads(padding, what: str, who: str) -> tuple:
+    """A padding: int, (rows, cols) or (top, bottom, left, right), each >= 0 → (t, b, l, r)."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        return tuple(integer(v, what, who, low=0) for v in padding)
+    ph, pw = pair(padding, what, who, 0)
+    return (ph, ph, pw, pw)

@@ -262,8 +262,17 @@ CLI_ROWS = {
     "evaluate a damaged checkpoint": (lambda tp: ["evaluate", str(_damage("truncated")(tp))], 4,
                                       "truncated or damaged"),
     "evaluate a missing checkpoint": (lambda tp: ["evaluate", str(tp / "none.npz")], 4, "no such checkpoint file"),
-    "sweep --arch conv": (lambda tp: ["sweep", "--arch", "conv", "--quick", "--out", str(tp / "s")], 2,
-                          "sweep trains Maxout MLPs only"),  # it used to train MLPs silently
+    # A flag that a command offers is one it honours (sweep --arch conv now trains conv cells); one that
+    # cannot apply, or a strength in the wrong units, is refused by name.
+    "--momentum with adam": (lambda tp: ["compare", "--optimizer", "adam", "--momentum", "0.5", "0.6", "--out",
+                                         str(tp / "c")], 2, "--momentum applies to --optimizer sgd only"),
+    "--strengths plain=": (["sweep", "--strengths", "plain=0.5"], 2, "plain has no strength to sweep"),
+    "--strengths =0.1": (["sweep", "--strengths", "=0.1"], 2, "unknown member ''"),
+    "--strengths adv-pinf=5": (["sweep", "--strengths", "adv-pinf=5"], 2, r"pixel budget in \(0, 1\]"),
+    "--strengths twice": (lambda tp: ["sweep", "--strengths", "gp-q1=1", "gp-q1=2", "--out", str(tp / "s")], 2,
+                          "names gp-q1 more than once"),
+    "--strengths 5 for a pixel budget": (lambda tp: ["sweep", "--members", "adv-pinf", "--strengths", "5", "--out",
+                                                     str(tp / "s")], 2, "whose strength is a pixel budget"),
 }
 
 

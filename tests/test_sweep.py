@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import minigrad
-from minigrad import cli, sweep
+from minigrad import cli, flags, sweep
+from minigrad.members import KNOBS, default_grid
 from minigrad import verdicts as V
 from minigrad.sweep_report import coincidences, frontier_series
 
@@ -22,7 +23,7 @@ TINY = ["--train-size", "240", "--test-size", "80", "--epochs", "2", "--units", 
 
 def tiny_configs(*extra):
     args = cli.build_parser().parse_args(["sweep", *TINY, *extra])
-    return sweep.configs_for(args, list(dict.fromkeys(args.members)), 64)
+    return sweep.configs_for(flags.sweep_spec(args), 64)
 
 
 def results(records):
@@ -163,12 +164,12 @@ def test_unstable_rule():
 
 
 def test_default_strengths_scale_penalties_with_the_input_dimension():
-    assert sweep.default_strengths("datagrad-l1", 64) == [0.005, 0.015, 0.05, 0.15, 0.5]
-    assert sweep.default_strengths("datagrad-l1", 784) == pytest.approx([v * 64 / 784 for v in
+    assert default_grid("datagrad-l1", 64) == [0.005, 0.015, 0.05, 0.15, 0.5]
+    assert default_grid("datagrad-l1", 784) == pytest.approx([v * 64 / 784 for v in
                                                                          (0.005, 0.015, 0.05, 0.15, 0.5)], rel=5e-3)
-    assert sweep.default_strengths("adv-pinf", 784) == sweep.default_strengths("adv-pinf", 64)  # pixel budgets
-    assert sweep.default_strengths("plain", 784) == [None]
-    assert sweep.default_strengths("gp-q1", 64, quick=True) == [0.3, 1.0]
+    assert default_grid("adv-pinf", 784) == default_grid("adv-pinf", 64)  # pixel budgets
+    assert default_grid("plain", 784) == [None]
+    assert default_grid("gp-q1", 64, quick=True) == [0.3, 1.0]
 
 
 def test_identical_members_are_one_series_and_coincident_points_are_named():
@@ -179,12 +180,12 @@ def test_identical_members_are_one_series_and_coincident_points_are_named():
     pts = V.points(a + b + c + d)
     assert coincidences(pts) == ["adv-pinf@0.1 ≡ datagrad-l1-fd@0.05", "adv-pinf@0.1 ≡ vat@0.1"]
     # the same points make one entry, whatever the strengths are called
-    series = frontier_series(pts, sweep.KNOBS)
+    series = frontier_series(pts, KNOBS)
     assert [s["label"] for s in series] == ["adv-pinf (eps) = datagrad-l1-fd (beta_l1) = vat (eps)", "l2 (l2)"]
     assert coincidences(pts, series) == []  # drawn as one entry already
     renamed = [{**r, "result": {**r["result"], "objective": "double-backprop(beta=0.1)"}} for r in d]
     d2 = [{**r, "config": {**r["config"], "member": "double-backprop"}} for r in renamed]
-    merged = frontier_series(V.points(d + d2), sweep.KNOBS)
+    merged = frontier_series(V.points(d + d2), KNOBS)
     assert [s["label"] for s in merged] == ["l2 (l2) = double-backprop (beta_l2)"]
 
 
@@ -249,8 +250,7 @@ def test_reports_show_diverged_cells(tmp_path):
     records = (member_cells("plain", None, 0.02, 0.5) + member_cells("adv-pinf", 0.1, 0.025, 0.2)
                + [cell("adv-pinf", 0.3, s, 0.1, 0.1, status="diverged" if s < 2 else "ok") for s in range(5)]
                + [cell("gp-q1", 1.0, s, 0, 0, status="diverged") for s in range(5)])
-    args = cli.build_parser().parse_args(["sweep", "--out", str(tmp_path)])
-    written = write_reports(tmp_path, records, args, 64, sweep.KNOBS)
+    written = write_reports(tmp_path, records, "python -m minigrad sweep --out X", None, 0.1, 64, KNOBS)
     matched = (tmp_path / "matched.md").read_text()
     assert "| gp-q1 | — |" in matched and "every strength diverged or failed" in matched
     assert "| adv-pinf | eps = 0.1 |" in matched  # 0.3 would be more robust, but two seeds diverged

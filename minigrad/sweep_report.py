@@ -67,21 +67,29 @@ def command_line(args) -> str:
     return shlex.join(words)
 
 
-def frontier_series(pts: dict, knobs: dict | None = None) -> list:
-    """One series per member: strengths in order, and per strength the mean and standard error over the
-    finished seeds of the test clean and robust errors, with the point's health.  Members whose results
+def frontier_series(pts: dict, knobs: dict | None = None, chosen: dict | None = None, budget: float = math.inf,
+                    grids: dict | None = None) -> list:
+    """One series per member: strengths in order, and per strength the mean and standard error (seeds and
+    test examples, ``verdicts.summary``) of the test clean and robust errors, with the point's health;
+    ``chosen`` (member → verdicts.Choice) marks the matched point ("chosen", its index, and "edge"),
+    ``budget`` the points whose validation clean error is over it ("over"), ``grids`` (member → the
+    strengths planned before any extension) the points added beyond them ("added").  Members whose results
     are identical at every strength are one series named "a = b"."""
     def stats(cells, name):
-        values = [V.metric(r, "test", name) for r in cells if V.ok(r)]
-        mean, lo, hi, n = V.interval(values)
-        return mean, (0.0 if n < 2 else (hi - lo) / 2 / V.t975(n - 1))
-    knobs, groups = knobs or {}, {}
+        e = V.summary(cells, "test", name)
+        return e.mean, 0.0 if math.isnan(e.se) else e.se
+    knobs, chosen, grids, groups = knobs or {}, chosen or {}, grids or {}, {}
     for m, by in pts.items():
         name = m if knobs.get(m) is None else f"{m} ({knobs[m]})"
         order = sorted(by, key=lambda s: -math.inf if s is None else s)
         fingerprint = json.dumps([[_outcome(r) for r in by[s]] for s in order], sort_keys=True)
+        pick = chosen.get(m)
+        valid = [V.summary(by[s], "valid", "clean").mean for s in order]
         series = {"label": name, "members": [m], "strengths": order, "health": [V.health(by[s]) for s in order],
-                  **{name: [stats(by[s], name) for s in order] for name in ("clean",) + ROBUST}}
+                  **{name: [stats(by[s], name) for s in order] for name in ("clean",) + ROBUST},
+                  "chosen": order.index(pick.strength) if pick and pick.strength in by else None,
+                  "edge": pick.edge if pick else "", "over": [v > budget + 1e-12 for v in valid],
+                  "added": [m in grids and s not in grids[m] for s in order]}
         if fingerprint in groups:
             groups[fingerprint]["members"].append(m)
             groups[fingerprint]["label"] += f" = {name}"
@@ -114,8 +122,9 @@ def coincidences(pts: dict, series: list = ()) -> list:
     return notes
 
 
-def write_reports(out, records: list, args, n_features: int, knobs: dict) -> list:
-    """Write matched.md, verdicts.md and frontier.png; ``knobs``: member → the name of its strength."""
+def write_reports(out, records: list, args, n_features: int, knobs: dict, grids: dict | None = None) -> list:
+    """Write matched.md, verdicts.md and frontier.png; ``knobs``: member → the name of its strength;
+    ``grids``: member → the strengths planned before the grid was extended (its added points are marked)."""
     pts = V.points(records)
     if args.clean_budget is not None:
         budget, how = args.clean_budget / 100, f"--clean-budget {args.clean_budget:g}"
@@ -128,11 +137,13 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict) -> lis
     if math.isnan(budget):
         budget, how = 1.0, "no budget could be measured (every plain cell failed): none"
     chosen = V.matched(pts, budget)
+    ok_records = [r for r in records if V.ok(r)]
     command = command_line(args)
     seeds = max((len(c) for by in pts.values() for c in by.values()), default=0)
     b = records[0]["config"]["budgets"] if records else {}
-    setting = (f"Test errors in percent, mean ± 95% t interval over {seeds} seeds (paired seeds share the "
-               f"initialisation and example order).  Robust errors at the training budgets: FGSM and PGD-ℓ∞ "
+    setting = (f"Test errors in percent, mean ± half-width of the {V.RULE}, over {seeds} seeds (paired seeds "
+               f"share the initialisation and example order) and the {V.n_examples(ok_records, 'test')} test "
+               f"examples.  Robust errors at the training budgets: FGSM and PGD-ℓ∞ "
                f"ε = {b.get('fgsm')}, FGM-ℓ2 ε₂ = {b.get('fgm-l2')}, FGM-ℓ1 ε₁ = {b.get('fgm-l1')} "
                f"(D = {n_features}).  "
                "Each run reports the epoch of lowest validation error.  Unstable: some epoch's training loss "
@@ -143,8 +154,13 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict) -> lis
                f"Reported on test.\n\n{V.matched_markdown(pts, chosen, budget, knobs)}\n")
     rows = V.claims(pts, chosen, args.eps)
     verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
-                "Effect = error of A − error of B on test, in points, paired over seeds, with its 95% paired t "
-                "interval.  A beats B: holds if the interval is below 0, does not hold if above 0, cannot tell "
+                "Effect = error of A − error of B on test, in points, paired over seeds and test examples, "
+                "with its 95% interval: mean(d) ± t(0.975, ν)·√(V_seed + V_test), V_seed = var over seeds of the "
+                "per-seed difference / n, V_test = var over test examples of the seed-averaged per-example "
+                "difference / N (McNemar's variance for one seed), ν by Welch–Satterthwaite "
+                "(``minigrad.verdicts``).  Cells without per-example outcomes: V_test binomial, "
+                "(ē_A(1 − ē_A) + ē_B(1 − ē_B))/N (their rows say so).  No verdict from a zero-width interval or "
+                "from a member chosen at the edge of its grid (**at the edge**: cannot tell).  A beats B: holds if the interval is below 0, does not hold if above 0, cannot tell "
                 f"otherwise.  Equivalence: holds if the interval lies within ±{100 * V.MARGIN:g} point, does not "
                 f"hold if it lies outside.  Non-inferiority: holds if the upper end is ≤ {100 * V.MARGIN:g} point, "
                 f"does not hold if the lower end is above it.  Members are at their matched strengths "
@@ -157,6 +173,6 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict) -> lis
     from . import plots
     plt = plots.pyplot()
     if plt is not None and records:
-        series = frontier_series(pts, knobs)
+        series = frontier_series(pts, knobs, chosen, budget, grids)
         written.append(plots.frontier(plt, series, coincidences(pts, series), b, str(out)))
     return written

@@ -220,7 +220,7 @@ def test_quick_tables(quick_run):
         assert f"| {m} |" in matched
     assert "± " in matched and "Clean-error budget on validation" in matched
     verdicts = (out / "verdicts.md").read_text()
-    assert "paired t" in verdicts and "explicit penalty ≡ perturbed point" in verdicts
+    assert "paired over seeds and test examples" in verdicts and "explicit penalty ≡ perturbed point" in verdicts
     assert "## Stability of every point" in verdicts
     # PAPERS.md claim 5 end to end: Goodfellow's FGSM training ≡ DataGrad-L1 by the perturbed point
     assert "adv-pinf@0.1 ≡ datagrad-l1-fd@0.05" in " ".join(

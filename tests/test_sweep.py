@@ -120,7 +120,7 @@ def test_interval_and_the_three_verdicts():
 
 
 def claim_rows(records, claim_start, metric="pgd-linf"):
-    pts = V.points(records)  # one strength per member: at its grid's edge, which tests/test_intervals.py tests
+    pts = V.points(records)  # one strength per member: at its grid's edge, which tests/test_sweep_stats.py tests
     chosen = {m: c._replace(edge="") for m, c in V.matched(pts, 1.0).items()}
     rows = V.claims(pts, chosen, 0.1)
     return [r for r in rows if r["claim"].startswith(claim_start) and r["metric"] == metric]

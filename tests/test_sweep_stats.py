@@ -1,6 +1,7 @@
-"""The sweep's intervals count both sources of noise (seeds and the test set's examples), never carry a
-verdict at zero width, fall back to a stated binomial term for cells recorded without per-example outcomes,
-and no verdict is drawn at the edge of a member's grid: synthetic records with known answers."""
+"""The sweep's statistics and figure on synthetic records with known answers: intervals count both sources
+of noise (seeds and the test set's examples), never carry a verdict at zero width, fall back to a stated
+binomial term for cells recorded without per-example outcomes; no verdict is drawn at the edge of a member's
+grid; the frontier figure holds the points where verdicts are drawn and marks chosen, edge and added points."""
 import numpy as np
 import pytest
 
@@ -207,3 +208,46 @@ def test_matched_table_states_its_rule_and_marks_the_edge():
     plain_row = next(line for line in text.splitlines() if line.startswith("| plain |"))
     e = V.summary(pts["plain"][None], "test", "clean")
     assert f"{100 * e.mean:.2f} ± {100 * (e.hi - e.lo) / 2:.2f}" in plain_row and e.hi - e.lo > 0.04
+
+
+# --- the frontier figure ---------------------------------------------------------------------------------
+def frontier_records():
+    plain = point("plain", None, 100, (0.10, 0.6))
+    gp = (point("gp-q1", 0.1, 110, (0.105, 0.5)) + point("gp-q1", 0.3, 130, (0.12, 0.4))
+          + point("gp-q1", 1.0, 880, (0.6, 0.3)))  # 1.0: added by the extension, far over the budget
+    adv = point("adv-pinf", 0.03, 105, (0.10, 0.55)) + point("adv-pinf", 0.1, 120, (0.11, 0.45))
+    return plain + gp + adv
+
+
+def test_frontier_series_marks_the_chosen_the_edge_the_over_budget_and_the_added_points():
+    from minigrad.sweep_report import frontier_series
+    pts = V.points(frontier_records())
+    chosen = V.matched(pts, 0.125)
+    series = {s["members"][0]: s for s in frontier_series(pts, {}, chosen, 0.125, {"gp-q1": [0.1, 0.3]})}
+    gp, adv = series["gp-q1"], series["adv-pinf"]
+    assert gp["strengths"] == [0.1, 0.3, 1.0] and gp["chosen"] == 1 and gp["edge"] == ""
+    assert gp["over"] == [False, False, True] and gp["added"] == [False, False, True]
+    assert adv["chosen"] == 1 and adv["edge"] == "strongest" and adv["added"] == [False, False]
+    mean, se = gp["clean"][2]
+    e = V.summary(pts["gp-q1"][1.0], "test", "clean")
+    assert mean == pytest.approx(0.881) and se == pytest.approx(e.se) and se > 0.01  # ≈ √(0.88·0.12/1000)
+
+
+def test_the_frontier_axes_hold_where_verdicts_are_drawn_and_far_points_sit_on_the_edge(tmp_path):
+    from minigrad import plots
+    from minigrad.sweep_report import frontier_series
+    pts = V.points(frontier_records())
+    series = frontier_series(pts, {}, V.matched(pts, 0.125), 0.125, {"gp-q1": [0.1, 0.3]})
+    xlim, ylim = plots._frontier_window(series)
+    assert xlim[0] <= 10 and 13.1 <= xlim[1] < 20  # every point within the budget; not the far one (88 %)
+    assert plots._on_axes(88.1, 30.0, xlim, ylim)[2] == ">" and plots._on_axes(11.0, 11.5, xlim, ylim)[2] is None
+    # nothing within the budget but plain: the chosen points (over it) still fill the axes
+    over = V.points(point("plain", None, 100, (0.10, 0.6)) + point("gp-q1", 0.1, 200, (0.105, 0.5))
+                    + point("gp-q1", 0.3, 300, (0.2, 0.4)))
+    tight = frontier_series(over, {}, V.matched(over, 0.101), 0.101)
+    assert tight[1]["chosen"] == 0 and tight[1]["over"][0] and plots._frontier_window(tight)[0][1] > 21
+    plt = plots.pyplot()
+    if plt is None:
+        pytest.skip("matplotlib is not installed")
+    assert plots.frontier(plt, series, ["a ≡ b"], BUDGETS, str(tmp_path)) == "frontier.png"
+    assert (tmp_path / "frontier.png").stat().st_size > 10_000

@@ -18,10 +18,9 @@ a_si, b_si ∈ {0, 1} whether cell s got test example i wrong, n seeds where bot
 For one seed, V_test is McNemar's variance ((b + c)/N − (b − c)²/N²) / N, b and c the examples only
 A or only B gets wrong; over seeds it is that of the seed-averaged outcome, because every seed is
 scored on the same N examples (their test-set errors do not average out over seeds).  Both terms hold
-the seed-by-example noise (an example one seed gets wrong and another right), so the summed variance
-errs wide, by at most V_seed.  Analytic rather
-than a bootstrap: with 2–5 seeds a bootstrap over seeds has 3–126 distinct resamples and a percentile
-interval much narrower than the t interval's t(0.975, n − 1).
+the seed-by-example noise (an example one seed gets wrong and another right), so the sum errs wide, in
+expectation by at most V_seed.  Analytic rather than a bootstrap: with 2–5 seeds a bootstrap over seeds
+has 3–126 distinct resamples, and its percentile interval is far narrower than t(0.975, n − 1) allows.
 
 Cells recorded without per-example outcomes (``result["wrong"]``, see ``pack_wrong``) get the binomial
 approximation V_test = (ē_A(1 − ē_A) + ē_B(1 − ē_B)) / N from the mean errors ē, as if A's and B's
@@ -96,7 +95,7 @@ def estimate(values, test_var: float = 0.0, n_test: float = math.inf, test: str 
         return Estimate(mean, math.nan, math.nan, 1, test=test, reason="one seed: no interval")
     v_seed = float(v.var(ddof=1)) / n
     total = v_seed + test_var
-    if not total > 0:
+    if not total > 1e-18:  # rounding, not noise: errors are counts over N ≤ 10⁶, so a real variance is ≥ 1e-13
         return Estimate(mean, mean, mean, n, 0.0, test, "zero-width interval (identical outcomes on every seed "
                         "and test example)")
     nu = total ** 2 / (v_seed ** 2 / (n - 1) + (test_var ** 2 / (n_test - 1) if test_var else 0.0))

@@ -71,6 +71,8 @@ def test_a_zero_variance_pair_gives_no_verdict():
     assert (e.mean, e.lo, e.hi) == (0.0, 0.0, 0.0) and "zero-width" in e.reason
     assert V.verdict_less(e.lo, e.hi) == V.verdict_equivalent(e.lo, e.hi) == V.verdict_not_worse(e.lo, e.hi) \
         == V.UNSURE
+    rounded = V.estimate([0.01, 0.1 - 0.09, 0.01])  # the same step on every seed, up to rounding
+    assert rounded.lo == rounded.hi and "zero-width" in rounded.reason
 
 
 def test_the_same_step_on_every_seed_is_not_certainty():

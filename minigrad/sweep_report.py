@@ -151,7 +151,7 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict, grids:
     matched = (f"# Members at a matched clean-error budget\n\n```\n{command}\n```\n\n{setting}\n\n"
                f"Strength chosen on validation: among the strengths where every seed finished and the mean "
                f"validation clean error is within the budget ({how}), the lowest mean validation PGD-ℓ∞ error.  "
-               f"Reported on test.\n\n{V.matched_markdown(pts, chosen, budget, knobs)}\n")
+               f"Reported on test.\n\n{matched_markdown(pts, chosen, budget, knobs)}\n")
     rows = V.claims(pts, chosen, args.eps)
     verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
                 "Effect = error of A − error of B on test, in points, paired over seeds and test examples, "
@@ -160,12 +160,13 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict, grids:
                 "difference / N (McNemar's variance for one seed), ν by Welch–Satterthwaite "
                 "(``minigrad.verdicts``).  Cells without per-example outcomes: V_test binomial, "
                 "(ē_A(1 − ē_A) + ē_B(1 − ē_B))/N (their rows say so).  No verdict from a zero-width interval or "
-                "from a member chosen at the edge of its grid (**at the edge**: cannot tell).  A beats B: holds if the interval is below 0, does not hold if above 0, cannot tell "
+                "from a member chosen at the edge of its grid (**at the edge**: cannot tell).  A beats B: holds if "
+                "the interval is below 0, does not hold if above 0, cannot tell "
                 f"otherwise.  Equivalence: holds if the interval lies within ±{100 * V.MARGIN:g} point, does not "
                 f"hold if it lies outside.  Non-inferiority: holds if the upper end is ≤ {100 * V.MARGIN:g} point, "
                 f"does not hold if the lower end is above it.  Members are at their matched strengths "
-                f"(matched.md) unless a row says otherwise.\n\n{V.verdicts_markdown(rows)}\n"
-                f"## Stability of every point\n\n{V.stability_markdown(pts)}\n")
+                f"(matched.md) unless a row says otherwise.\n\n{verdicts_markdown(rows)}\n"
+                f"## Stability of every point\n\n{stability_markdown(pts)}\n")
     written = []
     for name, text in (("matched.md", matched), ("verdicts.md", verdicts)):
         write_atomically(out / name, lambda f, t=text: f.write(t.encode()))
@@ -176,3 +177,70 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict, grids:
         series = frontier_series(pts, knobs, chosen, budget, grids)
         written.append(plots.frontier(plt, series, coincidences(pts, series), b, str(out)))
     return written
+
+
+# --- the tables ----------------------------------------------------------------------------------
+def _pct(mean, lo=math.nan, hi=math.nan) -> str:
+    if math.isnan(mean):
+        return "—"
+    if math.isnan(lo):
+        return f"{100 * mean:.2f}"
+    return f"{100 * mean:.2f} ± {100 * (hi - lo) / 2:.2f}"
+
+
+def _health_note(h: dict) -> str:
+    notes = []
+    if h["failed"]:
+        notes.append(f"**diverged/failed {h['failed']}/{h['n']}**")
+    if h["unstable"]:
+        notes.append(f"unstable {h['unstable']}/{h['n']}")
+    return ", ".join(notes)
+
+
+def matched_markdown(pts: dict, chosen: dict, budget: float, knobs: dict) -> str:
+    head = ("| member | strength (chosen on validation) | valid clean % | test clean % ± 95% | test FGSM % ± 95% | "
+            "test PGD-ℓ∞ % ± 95% | seeds | notes |\n|---|---|---|---|---|---|---|---|")
+    rows, binomial = [], False
+    for m, (s, inside, edge) in chosen.items():
+        if s is None and m != "plain":
+            cells = [r for rs in pts[m].values() for r in rs]
+            rows.append(f"| {m} | — | — | — | — | — | 0/{len(cells)} | "
+                        "**every strength diverged or failed** |")
+            continue
+        cells, h = pts[m][s], V.health(pts[m][s])
+        test = [V.summary(cells, "test", n) for n in ("clean", "fgsm", "pgd-linf")]
+        binomial |= any(e.test == "binomial" for e in test)
+        note = ", ".join(filter(None, [_health_note(h), "" if inside else "**over the budget**: the lowest "
+                                       "validation clean error is shown",
+                                       f"**at the edge**: the {edge} of its grid" if edge else ""]))
+        strength = "—" if s is None else f"{knobs.get(m) or 'strength'} = {s:g}"
+        rows.append(f"| {m} | {strength} | {_pct(V.summary(cells, 'valid', 'clean').mean)} | "
+                    + " | ".join(_pct(e.mean, e.lo, e.hi) for e in test) + f" | {h['ok']}/{h['n']} | {note} |")
+    return (head + "\n" + "\n".join(rows) + f"\n\n± : half-width of the {V.RULE}."
+            + (" Cells recorded without per-example outcomes: the test-set term is binomial, ē(1 − ē)/N."
+               if binomial else "") + f"\n\nClean-error budget on validation: {100 * budget:.2f} %.")
+
+
+def verdicts_markdown(rows: list) -> str:
+    out, last = [], None
+    for r in rows:
+        if r["claim"] != last:
+            out += ["", f"### {r['claim']}", "",
+                    "| comparison (A − B) | error | effect, points | 95% interval | seeds | verdict | note |",
+                    "|---|---|---|---|---|---|---|"]
+            last = r["claim"]
+        effect = "—" if math.isnan(r["mean"]) else f"{100 * r['mean']:+.2f}"
+        ci = "—" if math.isnan(r["lo"]) else f"[{100 * r['lo']:+.2f}, {100 * r['hi']:+.2f}]"
+        out.append(f"| {r['comparison']} | {V.METRIC_NAMES.get(r['metric'], r['metric'])} | {effect} | {ci} | "
+                   f"{r['n']} | **{r['verdict']}** | {r['note']} |")
+    return "\n".join(out).strip() + "\n"
+
+
+def stability_markdown(pts: dict) -> str:
+    rows = ["| member | strength | finished | unstable | diverged or failed |", "|---|---|---|---|---|"]
+    for m, by in pts.items():
+        for s in sorted(by, key=lambda v: -math.inf if v is None else v):
+            h = V.health(by[s])
+            rows.append(f"| {m} | {'—' if s is None else f'{s:g}'} | {h['ok']}/{h['n']} | {h['unstable']} | "
+                        f"{h['failed']} |")
+    return "\n".join(rows)

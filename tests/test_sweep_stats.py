@@ -203,7 +203,8 @@ def test_matched_table_states_its_rule_and_marks_the_edge():
     by = point("l2", 0.01, 300, (0.10, 0.40)) + point("l2", 0.1, 200, (0.11, 0.30))
     old = [flagged("plain", None, s, wrong_on(1000, (0, 300 + s)), per_example=False) for s in range(3)]
     pts = V.points(by + old)
-    text = V.matched_markdown(pts, V.matched(pts, 0.13), 0.13, {"l2": "l2"})
+    from minigrad.sweep_report import matched_markdown
+    text = matched_markdown(pts, V.matched(pts, 0.13), 0.13, {"l2": "l2"})
     assert "± 95%" in text.splitlines()[0] and "seeds and the test set's sampling of examples" in text
     assert "| l2 | l2 = 0.1 |" in text and "**at the edge**: the strongest of its grid" in text
     assert "the test-set term is binomial" in text

@@ -155,9 +155,9 @@ def write_reports(out, records: list, args, n_features: int, knobs: dict, grids:
     rows = V.claims(pts, chosen, args.eps)
     verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
                 "Effect = error of A − error of B on test, in points, paired over seeds and test examples, "
-                "with its 95% interval: mean(d) ± t(0.975, ν)·√(V_seed + V_test), V_seed = var over seeds of the "
-                "per-seed difference / n, V_test = var over test examples of the seed-averaged per-example "
-                "difference / N (McNemar's variance for one seed), ν by Welch–Satterthwaite "
+                "with its 95% interval: mean(d) ± √(t(0.975, n − 1)²·V_seed + t(0.975, N − 1)²·V_test), "
+                "V_seed = var over the n seeds of the per-seed difference / n, V_test = var over the N test "
+                "examples of the seed-averaged per-example difference / N (McNemar's variance for one seed) "
                 "(``minigrad.verdicts``).  Cells without per-example outcomes: V_test binomial, "
                 "(ē_A(1 − ē_A) + ē_B(1 − ē_B))/N (their rows say so).  No verdict from a zero-width interval or "
                 "from a member chosen at the edge of its grid (**at the edge**: cannot tell).  A beats B: holds if "

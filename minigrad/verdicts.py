@@ -12,15 +12,18 @@ a_si, b_si ∈ {0, 1} whether cell s got test example i wrong, n seeds where bot
     d_s = mean_i (a_si − b_si),   δ_i = mean_s (a_si − b_si)    (per seed, and per example)
     V_seed = var_s(d_s) / n                                      (the seeds' spread; var with n − 1)
     V_test = var_i(δ_i) / N                                      (the test examples' spread; var with N − 1)
-    95% interval: mean(d) ± t(0.975, ν) · √(V_seed + V_test),
-    ν = (V_seed + V_test)² / (V_seed² / (n − 1) + V_test² / (N − 1))          (Welch–Satterthwaite)
+    95% interval: mean(d) ± √(t(0.975, n − 1)² · V_seed + t(0.975, N − 1)² · V_test)
 
 For one seed, V_test is McNemar's variance ((b + c)/N − (b − c)²/N²) / N, b and c the examples only
 A or only B gets wrong; over seeds it is that of the seed-averaged outcome, because every seed is
 scored on the same N examples (their test-set errors do not average out over seeds).  Both terms hold
 the seed-by-example noise (an example one seed gets wrong and another right), so the sum errs wide, in
-expectation by at most V_seed.  Analytic rather than a bootstrap: with 2–5 seeds a bootstrap over seeds
-has 3–126 distinct resamples, and its percentile interval is far narrower than t(0.975, n − 1) allows.
+expectation by at most V_seed.  Each term keeps its own quantile (t with n − 1 degrees of freedom for
+the seeds, ≈ 1.96 for N examples), added in quadrature: counting the test set never narrows the seeds'
+t interval.  (Welch–Satterthwaite's pooled t(0.975, ν) would let 3 seeds borrow the test term's degrees
+of freedom and narrow it, and more so when the seeds' variance came out small by chance.)  Analytic
+rather than a bootstrap: with 2–5 seeds a bootstrap over seeds has 3–126 distinct resamples, and its
+percentile interval is far narrower than t(0.975, n − 1) allows.
 
 Cells recorded without per-example outcomes (``result["wrong"]``, see ``pack_wrong``) get the binomial
 approximation V_test = (ē_A(1 − ē_A) + ē_B(1 − ē_B)) / N from the mean errors ē, as if A's and B's
@@ -49,8 +52,8 @@ import numpy as np
 
 MARGIN = 0.01  # 1 percentage point: the equivalence and non-inferiority margin
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "cannot tell"
-RULE = ("95% interval counting both sources of noise: the seeds and the test set's sampling of examples "
-        "(t interval on their summed variances, Welch–Satterthwaite degrees of freedom)")
+RULE = ("95% interval counting both sources of noise, the seeds and the test set's sampling of examples "
+        "(each variance with its own t quantile, added in quadrature)")
 
 # t(0.975, df) for df = 1..30; beyond, the normal quantile plus the usual 1/df correction.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -58,9 +61,7 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)
 
 
-def t975(df: float) -> float:
-    """t(0.975, df); a fractional df (Welch–Satterthwaite) is rounded down, which widens the interval."""
-    df = max(1, int(df))
+def t975(df: int) -> float:
     return _T975[df - 1] if df <= 30 else 1.960 + 2.4 / df
 
 
@@ -98,8 +99,7 @@ def estimate(values, test_var: float = 0.0, n_test: float = math.inf, test: str 
     if not total > 1e-18:  # rounding, not noise: errors are counts over N ≤ 10⁶, so a real variance is ≥ 1e-13
         return Estimate(mean, mean, mean, n, 0.0, test, "zero-width interval (identical outcomes on every seed "
                         "and test example)")
-    nu = total ** 2 / (v_seed ** 2 / (n - 1) + (test_var ** 2 / (n_test - 1) if test_var else 0.0))
-    half = t975(nu) * math.sqrt(total)
+    half = math.sqrt(t975(n - 1) ** 2 * v_seed + (t975(n_test - 1) ** 2 * test_var if test_var else 0.0))
     return Estimate(mean, mean - half, mean + half, n, math.sqrt(total), test)
 
 

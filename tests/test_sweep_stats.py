@@ -4,6 +4,8 @@ binomial term for cells recorded without per-example outcomes; no verdict is dra
 grid; the frontier figure holds the points where verdicts are drawn and marks chosen, edge and added points."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minigrad import verdicts as V
 
@@ -126,12 +128,21 @@ def test_a_clear_win_holds():
     assert V.verdict_less(e.lo, e.hi) == V.HOLDS
 
 
-def test_degrees_of_freedom_follow_the_larger_term():
+def test_each_term_keeps_its_own_quantile():
     seeds = V.estimate([0.1, 0.2, 0.3])  # no test-set term: the t interval, t(0.975, 2)
     assert (seeds.hi - seeds.mean) / seeds.se == pytest.approx(4.303)
     tests = V.estimate([0.2, 0.2 + 1e-6, 0.2 - 1e-6], test_var=1e-4, n_test=2000)
     assert (tests.hi - tests.mean) / tests.se == pytest.approx(1.96, abs=0.01)
+    both = V.estimate([0.1, 0.2, 0.3], test_var=0.01, n_test=2000)
+    assert both.hi - both.mean == pytest.approx((4.303 ** 2 * 0.01 / 3 + 1.961 ** 2 * 0.01) ** 0.5, rel=1e-3)
     assert V.estimate([0.2]).reason == "one seed: no interval"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1, 1), min_size=2, max_size=8), st.floats(0, 0.05), st.integers(2, 10 ** 5))
+def test_counting_the_test_set_never_narrows_the_seeds_interval(values, test_var, n_test):
+    alone, both = V.estimate(values), V.estimate(values, test_var, n_test)
+    assert both.hi - both.lo >= alone.hi - alone.lo - 1e-12 and both.mean == alone.mean
 
 
 def test_cells_without_per_example_outcomes_use_the_binomial_term():

@@ -99,7 +99,7 @@ def estimate(values, test_var: float = 0.0, n_test: float = math.inf, test: str 
     if not total > 1e-18:  # rounding, not noise: errors are counts over N ≤ 10⁶, so a real variance is ≥ 1e-13
         return Estimate(mean, mean, mean, n, 0.0, test, "zero-width interval (identical outcomes on every seed "
                         "and test example)")
-    half = math.sqrt(t975(n - 1) ** 2 * v_seed + (t975(n_test - 1) ** 2 * test_var if test_var else 0.0))
+    half = math.sqrt(t975(n - 1) ** 2 * v_seed + (t975(max(1, n_test - 1)) ** 2 * test_var if test_var else 0.0))
     return Estimate(mean, mean - half, mean + half, n, math.sqrt(total), test)
 
 

@@ -13,10 +13,11 @@ import math
 import numpy as np
 
 from . import perturbations as P
-from .backend import to_device
+from .backend import as_numpy, to_device
 from .members import Strengths
-from .tensor import no_grad
+from .tensor import Tensor, no_grad
 from .train import evaluate
+from .verdicts import pack_wrong
 
 # attack name -> (how, p)
 ATTACKS = {"fgsm": ("fgm", np.inf), "fgm-l2": ("fgm", 2.0), "pgd-linf": ("pgd", np.inf), "fgm-l1": ("fgm", 1.0)}
@@ -42,12 +43,12 @@ def grid_with_training_budgets(n_features: int, eps: float, quick: bool) -> tupl
     return grid, budgets
 
 
-def attack_error(model, data, attack: str, eps: float, pgd_steps: int = 10, chunk: int = 1000) -> float:
-    """Test error on adversarial examples made against ``model`` itself (white box), ``chunk``
-    examples at a time."""
+def attack_wrong(model, data, attack: str, eps: float, pgd_steps: int = 10, chunk: int = 1000) -> np.ndarray:
+    """Per test example: misclassified on the adversarial example made against ``model`` itself (white
+    box), ``chunk`` examples at a time.  A bool array of len(data)."""
     model.eval()
     kind, p = ATTACKS[attack]
-    wrong = 0
+    wrong = []
     for start in range(0, len(data), chunk):
         x = to_device(data.x[start:start + chunk], model.device)
         y = to_device(data.y[start:start + chunk], model.device)
@@ -56,8 +57,25 @@ def attack_error(model, data, attack: str, eps: float, pgd_steps: int = 10, chun
         else:
             x_adv = P.pgd(model, x, y, eps, p, steps=pgd_steps, step_size=2.5 * eps / pgd_steps, clip=(0.0, 1.0))
         with no_grad():
-            wrong += int((model(x_adv).data.argmax(axis=1) != y).sum())
-    return wrong / len(data)
+            wrong.append(as_numpy(model(x_adv).data.argmax(axis=1) != y))
+    return np.concatenate(wrong) if wrong else np.zeros(0, dtype=bool)
+
+
+def attack_error(model, data, attack: str, eps: float, pgd_steps: int = 10, chunk: int = 1000) -> float:
+    """Test error on adversarial examples made against ``model`` itself: the mean of ``attack_wrong``."""
+    return int(attack_wrong(model, data, attack, eps, pgd_steps, chunk).sum()) / len(data)
+
+
+def clean_wrong(model, data, chunk: int = 1000) -> np.ndarray:
+    """Per test example: misclassified as it is (eval mode, dropout off).  A bool array of len(data)."""
+    model.eval()
+    wrong = []
+    with no_grad():
+        for start in range(0, len(data), chunk):
+            x = to_device(data.x[start:start + chunk], model.device)
+            wrong.append(as_numpy(model(Tensor(x)).data.argmax(axis=1) != to_device(data.y[start:start + chunk],
+                                                                                      model.device)))
+    return np.concatenate(wrong) if wrong else np.zeros(0, dtype=bool)
 
 
 def attack_errors(model, data, grid: dict, pgd_steps: int = 10) -> dict:
@@ -65,7 +83,21 @@ def attack_errors(model, data, grid: dict, pgd_steps: int = 10) -> dict:
     return {a: {str(e): attack_error(model, data, a, e, pgd_steps) for e in eps_list} for a, eps_list in grid.items()}
 
 
-def errors(model, data, grid: dict, pgd_steps: int = 10) -> dict:
-    """Clean error and loss, and the attack grid's errors: {'clean_error', 'clean_loss', 'attacks'}."""
+def errors(model, data, grid: dict, pgd_steps: int = 10, keep: dict | None = None) -> dict:
+    """Clean error and loss, and the attack grid's errors: {'clean_error', 'clean_loss', 'attacks'}.
+    ``keep`` (attack → ε): also 'wrong', the per-example flags of the clean test and of those attacks at
+    those budgets, packed as ``verdicts.pack_wrong`` ({'n', 'clean', attack: ...}); each error is then
+    the mean of the flags it stores, so nothing is attacked twice."""
     clean = evaluate(model, data)
-    return {"clean_error": clean.error, "clean_loss": clean.loss, "attacks": attack_errors(model, data, grid, pgd_steps)}
+    if not keep:
+        return {"clean_error": clean.error, "clean_loss": clean.loss,
+                "attacks": attack_errors(model, data, grid, pgd_steps)}
+    attacks, wrong = {}, {"n": len(data), "clean": pack_wrong(clean_wrong(model, data))}
+    for a, eps_list in grid.items():
+        attacks[a] = {}
+        for e in eps_list:
+            flags = attack_wrong(model, data, a, e, pgd_steps)
+            attacks[a][str(e)] = int(flags.sum()) / len(data)
+            if keep.get(a) == e:
+                wrong[a] = pack_wrong(flags)
+    return {"clean_error": clean.error, "clean_loss": clean.loss, "attacks": attacks, "wrong": wrong}

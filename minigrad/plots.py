@@ -160,63 +160,135 @@ def pareto(points: list) -> list:
     return front
 
 
+def _frontier_window(series: list) -> tuple:
+    """(x limits, y limits) in percent: every point where verdicts are drawn (within the clean-error
+    budget, or chosen; all points if none is), plus a margin; clean error on x, both attacks' errors on y."""
+    pts = [(100 * s["clean"][i][0], 100 * s[a][i][0], s["over"][i] and i != s["chosen"]) for s in series
+           for i, h in enumerate(s["health"]) if h["ok"] for a in ("fgsm", "pgd-linf")]
+    inside = [(x, y) for x, y, away in pts if not away] or [(x, y) for x, y, _ in pts] or [(0.0, 0.0)]
+    xs = [x for x, _ in inside]
+    pad = max(1.0, 0.3 * (max(xs) - min(xs)))
+    xlim = (max(0.0, min(xs) - pad), min(100.0, max(xs) + pad))
+    ys = [y for x, y, _ in pts if xlim[0] <= x <= xlim[1]] or [y for _, y in inside]
+    pad = max(2.0, 0.08 * (max(ys) - min(ys)))
+    return xlim, (max(0.0, min(ys) - pad), min(100.0, max(ys) + pad))
+
+
+def _on_axes(x, y, xlim, ylim):
+    """(x, y) pulled onto the axes' edge if it lies beyond, with the marker pointing where it went
+    (None if it is inside)."""
+    inset_x, inset_y = 0.012 * (xlim[1] - xlim[0]), 0.02 * (ylim[1] - ylim[0])
+    cx = min(max(x, xlim[0] + inset_x), xlim[1] - inset_x)
+    cy = min(max(y, ylim[0] + inset_y), ylim[1] - inset_y)
+    arrow = ">" if x > xlim[1] else "<" if x < xlim[0] else "^" if y > ylim[1] else "v" if y < ylim[0] else None
+    return cx, cy, arrow
+
+
+_FRONTIER_ATTACKS = (("pgd-linf", "PGD-ℓ∞", "tab:blue", "-"), ("fgsm", "FGSM", "tab:orange", "--"))
+
+
 def frontier(plt, series: list, notes: list, budgets: dict, out, name: str = "frontier.png") -> str:
-    """``sweep``'s figure: robust test error against clean test error over each member's strengths
-    (mean over seeds, bars ±1 standard error), one panel per attack at the training budget, the Pareto
-    front of all points dashed and ringed.  Hollow markers: a point with an unstable seed; a member's
-    diverged points are left out and counted in its legend entry."""
-    panels = (("fgsm", "FGSM"), ("pgd-linf", "PGD-ℓ∞"))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), squeeze=False)
-    maps = __import__("matplotlib").colormaps
-    colours = [maps["tab10"](i) for i in range(10)] + [maps["Dark2"](i) for i in range(8)]
-    markers = "os^Dv<>Px*hH8d"
-    styles = [dict(color=colours[i % 18], marker=markers[i % len(markers)], ls="-" if i < 10 else "--", ms=5, lw=1.2)
-              for i in range(len(series))]  # 18 strong colours, 14 markers, two line styles: 16 members stay apart
-    for ax, (attack, title) in zip(axes[0], panels):
-        everything = []
-        for s, style in zip(series, styles):
-            keep = [i for i, h in enumerate(s["health"]) if h["ok"]]
-            x = [100 * s["clean"][i][0] for i in keep]
-            y = [100 * s[attack][i][0] for i in keep]
-            everything += list(zip(x, y))
-            failed = sum(h["failed"] for h in s["health"])
-            label = s["label"] + (f" ({failed} cells diverged)" if failed else "")
-            if s["strengths"] and s["strengths"][0] is None:  # no knob: one point, a star
-                style = {**style, "marker": "*", "ms": 11}
-            ax.errorbar(x, y, xerr=[100 * s["clean"][i][1] for i in keep], yerr=[100 * s[attack][i][1] for i in keep],
-                        label=label, capsize=2, elinewidth=0.8, **style)
-            ends = [keep[0], keep[-1]] if keep and s["strengths"][0] is not None else []
-            for i in dict.fromkeys(ends):  # the weakest and strongest strength beside their points
-                ax.annotate(f"{s['strengths'][i]:g}", (x[keep.index(i)], y[keep.index(i)]), fontsize=5.5,
-                            color=style["color"], xytext=(3, 3), textcoords="offset points")
-            hollow = [i for i, h in enumerate(s["health"]) if h["unstable"] and h["ok"]]
-            ax.plot([100 * s["clean"][i][0] for i in hollow], [100 * s[attack][i][0] for i in hollow], ls="none",
-                    marker=style["marker"], ms=9, mfc="white", mec=style["color"], mew=1.5)
-        front = pareto(everything)
+    """``sweep``'s figure, small multiples: one panel per member (identical members share one), its test
+    PGD-ℓ∞ and FGSM errors against its clean test error over its strengths (means; bars ±1 standard error
+    counting the seeds and the test examples, ``verdicts.summary``).  Every panel also draws plain (a star)
+    and the Pareto front of every member's PGD-ℓ∞ points (grey), on one shared scale, so each reads alone.
+    The axes hold the region where verdicts are drawn: every point within the clean-error budget or chosen,
+    plus a margin; a point beyond it sits on the edge as an arrowhead with its values written.  Ringed: the
+    strength chosen on validation (red, and said in the title, when it is an end of its grid); faded: over
+    the budget on validation; hollow: a seed was unstable; a purple diamond and "+": added by extending
+    the grid; a member's diverged cells are counted in its title."""
+    cols = min(4, max(1, len(series)))
+    rows = -(-len(series) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows + 0.6), squeeze=False, sharex=True,
+                             sharey=True)
+    window = _frontier_window(series)
+    plain = next((s for s in series if "plain" in s["members"] and s["health"][0]["ok"]), None)
+    front = pareto([(100 * s["clean"][i][0], 100 * s["pgd-linf"][i][0]) for s in series
+                    for i, h in enumerate(s["health"]) if h["ok"]])
+    for ax, s in zip(axes.flat, series):
         if front:
-            fx, fy = zip(*front)
-            ax.plot(fx, fy, "k--", lw=1, drawstyle="steps-post", label="Pareto front" if attack == "fgsm" else None)
-            ax.plot(fx, fy, ls="none", marker="o", ms=12, mfc="none", mec="k", mew=0.8)
-        xs = [x for x, _ in everything]
-        if xs and min(xs) > 0 and max(xs) / min(xs) > 4:  # logarithmic: 1 % and 60 % both readable
-            ax.set_xscale("log")
-            ax.set_xlim(min(xs) / 1.3, max(xs) * 1.3)
-            ax.set_xticks([t for t in (0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 50, 100)
-                           if min(xs) / 1.3 <= t <= max(xs) * 1.3])
-            ax.xaxis.set_major_formatter(__import__("matplotlib").ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.xaxis.set_minor_formatter(__import__("matplotlib").ticker.NullFormatter())
-        ax.set_xlabel("clean test error (%, log scale)" if ax.get_xscale() == "log" else "clean test error (%)")
-        ax.set_ylabel(f"{title} test error at ε = {budgets.get(attack)} (%)")
-        ax.set_title(f"{title} (ε = {budgets.get(attack)}) against clean error")
-        ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    caption = ("Each line: one member over its strengths (numbers: its weakest and strongest strength; "
-               "mean over seeds, bars ±1 s.e.); "
-               "hollow: a seed was unstable; ringed and dashed: the Pareto front (lower left is better).")
+            fx, fy = zip(*[_on_axes(x, y, *window)[:2] for x, y in front])
+            ax.plot(fx, fy, color="0.6", ls=":", lw=1, drawstyle="steps-post", zorder=1)
+        if plain is not None:
+            px, py, _ = _on_axes(100 * plain["clean"][0][0], 100 * plain["pgd-linf"][0][0], *window)
+            ax.plot(px, py, ls="none", marker="*", ms=11, color="k", zorder=4)
+        _frontier_panel(ax, s, *window)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(series):
+            ax.set_visible(False)
+        elif k + cols >= len(series):  # nothing drawn below it: its own x axis is labelled
+            ax.set_xlabel("clean test error (%)", fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("robust test error (%)", fontsize=8)
+    fig.legend(handles=_frontier_legend(plt, budgets), fontsize=7, loc="upper center", ncol=5,
+               bbox_to_anchor=(0.5, 0.0), frameon=False)
+    caption = ("Each panel: one member over its strengths (numbers: its strengths), test errors, mean over seeds, "
+               "bars ±1 s.e. counting seeds and test examples (each point's own: members share the test set, so "
+               "their differences are surer; see verdicts.md).\nThe axes hold every point within the clean-error "
+               "budget on validation or chosen, with a margin.")
     if notes:
         caption += "\nIdentical results: " + "; ".join(notes[:6])
-    fig.text(0.01, -0.02, caption, fontsize=7, va="top")
-    fig.suptitle("Robust against clean test error, every member over its strengths")
+    fig.text(0.01, -0.5 / fig.get_figheight(), caption, fontsize=7, va="top")  # below the legend's two rows
+    fig.suptitle("Robust against clean test error, one member a panel, where the verdicts are drawn")
     fig.tight_layout()
     return _save(fig, out, name)
+
+
+def _frontier_panel(ax, s: dict, xlim: tuple, ylim: tuple):
+    """One member's series in its panel (``frontier`` says what each mark means)."""
+    keep = [i for i, h in enumerate(s["health"]) if h["ok"]]
+    for attack, _, colour, dash in _FRONTIER_ATTACKS:
+        main = attack == "pgd-linf"
+        placed = [(i, *_on_axes(100 * s["clean"][i][0], 100 * s[attack][i][0], xlim, ylim)) for i in keep]
+        ax.plot([p[1] for p in placed], [p[2] for p in placed], color=colour, ls=dash, lw=1.2 if main else 0.9,
+                alpha=1 if main else 0.7, zorder=2)
+        for i, x, y, arrow in placed:
+            faded, hollow, added = s["over"][i], s["health"][i]["unstable"], s["added"][i] and main
+            ax.plot(x, y, ls="none", marker=arrow or ("D" if added else "o" if main else "s"),
+                    ms=7 if added else 5 if main else 3.5, color=colour, mfc="white" if hollow else colour,
+                    mec="tab:purple" if added else colour, mew=1.5 if added else 1, alpha=0.35 if faded else 1,
+                    zorder=3)
+            if arrow is None and main:
+                ax.errorbar(x, y, xerr=100 * s["clean"][i][1], yerr=100 * s[attack][i][1], color=colour,
+                            elinewidth=0.7, capsize=1.5, alpha=0.35 if faded else 0.8, zorder=2)
+            right, top = x >= xlim[1] - 0.05 * (xlim[1] - xlim[0]), y >= ylim[1] - 0.1 * (ylim[1] - ylim[0])
+            where = dict(xytext=(-5 if right else 4, -8 if top else 3), textcoords="offset points",
+                         ha="right" if right else "left")  # kept inside the axes, off the titles
+            if main and s["strengths"][i] is not None:
+                value = f" ({100 * s['clean'][i][0]:.1f}, {100 * s[attack][i][0]:.1f})" if arrow else ""
+                ax.annotate(("+" if added else "") + f"{s['strengths'][i]:g}{value}", (x, y), fontsize=6,
+                            color="tab:purple" if added else "0.25", **where)
+            elif arrow and not main:  # its clean error is the PGD-ℓ∞ point's, written there
+                ax.annotate(f"{100 * s[attack][i][0]:.1f}", (x, y), fontsize=5.5, color=colour,
+                            **{**where, "xytext": (where["xytext"][0], -16 if top else -7)})
+    title, colour = s["label"], "k"
+    if s["chosen"] is not None and s["strengths"][s["chosen"]] is not None:
+        i = s["chosen"]
+        x, y, _ = _on_axes(100 * s["clean"][i][0], 100 * s["pgd-linf"][i][0], xlim, ylim)
+        colour = "tab:red" if s["edge"] else "k"
+        ax.plot(x, y, ls="none", marker="o", ms=13, mfc="none", mec=colour, mew=1.2, zorder=6)
+        title += f"\nchosen {s['strengths'][i]:g}" + (f": AT THE EDGE ({s['edge']})" if s["edge"] else "")
+    failed = sum(h["failed"] for h in s["health"])
+    title += f" · {failed} cells diverged" if failed else ""
+    ax.set_title(title, fontsize=7.5, color=colour)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=7)
+
+
+def _frontier_legend(plt, budgets: dict) -> list:
+    """Handles naming every mark of ``frontier``."""
+    def mark(label, **style):
+        return plt.Line2D([], [], **{"ls": "none", "color": "tab:blue", **style}, label=label)
+    return ([mark(f"{t} at ε = {budgets.get(a)}", color=c, ls=d, marker="o" if a == "pgd-linf" else "s", ms=4)
+             for a, t, c, d in _FRONTIER_ATTACKS]
+            + [mark("plain (PGD-ℓ∞), in every panel", marker="*", ms=10, color="k"),
+               mark("Pareto front of every member (PGD-ℓ∞)", color="0.6", ls=":"),
+               mark("chosen on validation", marker="o", ms=11, mfc="none", mec="k"),
+               mark("chosen: at its grid's edge", marker="o", ms=11, mfc="none", mec="tab:red"),
+               mark("+s: added by extending the grid", marker="D", ms=6, mec="tab:purple", mew=1.5),
+               mark("over the clean budget (validation)", marker="o", alpha=0.35),
+               mark("a seed was unstable", marker="o", mfc="white"),
+               mark("beyond the axes: (clean, robust) written", marker=">")])

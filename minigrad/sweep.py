@@ -143,7 +143,9 @@ def _train_and_evaluate(c: dict) -> dict:
     best = min(curve, key=lambda h: (h["valid_error"], h["epoch"]))["epoch"]
     result = {"objective": repr(objective), "history": curve, "best_epoch": best}
     for split, data in (("valid", valid), ("test", test)):
-        result[split] = evaluation.errors(model, data, c["attacks"], c["pgd_steps"])
+        result[split] = evaluation.errors(model, data, c["attacks"], c["pgd_steps"],
+                                          keep=c["budgets"] if split == "test" else None)
+    result["wrong"] = {"test": result["test"].pop("wrong")}  # per example, for the verdicts' intervals
     return result
 
 

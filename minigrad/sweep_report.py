@@ -53,21 +53,29 @@ class CellBar:
             self.bar.close()
 
 
-def frontier_series(pts: dict, knobs: dict | None = None) -> list:
-    """One series per member: strengths in order, and per strength the mean and standard error over the
-    finished seeds of the test clean and robust errors, with the point's health.  Members whose results
+def frontier_series(pts: dict, knobs: dict | None = None, chosen: dict | None = None, budget: float = math.inf,
+                    grids: dict | None = None) -> list:
+    """One series per member: strengths in order, and per strength the mean and standard error (seeds and
+    test examples, ``verdicts.summary``) of the test clean and robust errors, with the point's health;
+    ``chosen`` (member → verdicts.Choice) marks the matched point ("chosen", its index, and "edge"),
+    ``budget`` the points whose validation clean error is over it ("over"), ``grids`` (member → the
+    strengths planned before any extension) the points added beyond them ("added").  Members whose results
     are identical at every strength are one series named "a = b"."""
     def stats(cells, name):
-        values = [V.metric(r, "test", name) for r in cells if V.ok(r)]
-        mean, lo, hi, n = V.interval(values)
-        return mean, (0.0 if n < 2 else (hi - lo) / 2 / V.t975(n - 1))
-    knobs, groups = knobs or {}, {}
+        e = V.summary(cells, "test", name)
+        return e.mean, 0.0 if math.isnan(e.se) else e.se
+    knobs, chosen, grids, groups = knobs or {}, chosen or {}, grids or {}, {}
     for m, by in pts.items():
         name = m if knobs.get(m) is None else f"{m} ({knobs[m]})"
         order = sorted(by, key=lambda s: -math.inf if s is None else s)
         fingerprint = json.dumps([[_outcome(r) for r in by[s]] for s in order], sort_keys=True)
+        pick = chosen.get(m)
+        valid = [V.summary(by[s], "valid", "clean").mean for s in order]
         series = {"label": name, "members": [m], "strengths": order, "health": [V.health(by[s]) for s in order],
-                  **{name: [stats(by[s], name) for s in order] for name in ("clean",) + ROBUST}}
+                  **{name: [stats(by[s], name) for s in order] for name in ("clean",) + ROBUST},
+                  "chosen": order.index(pick.strength) if pick and pick.strength in by else None,
+                  "edge": pick.edge if pick else "", "over": [v > budget + 1e-12 for v in valid],
+                  "added": [m in grids and s not in grids[m] for s in order]}
         if fingerprint in groups:
             groups[fingerprint]["members"].append(m)
             groups[fingerprint]["label"] += f" = {name}"
@@ -100,10 +108,12 @@ def coincidences(pts: dict, series: list = ()) -> list:
     return notes
 
 
-def write_reports(out, records: list, command: str, clean_budget, eps: float, n_features: int, knobs: dict) -> list:
+def write_reports(out, records: list, command: str, clean_budget, eps: float, n_features: int, knobs: dict,
+                  grids: dict | None = None) -> list:
     """Write matched.md, verdicts.md and frontier.png for the sweep ``command`` (as typed);
     ``clean_budget``: percent, or None for plain's + 1 point; ``eps``: the ℓ∞ training budget;
-    ``knobs``: member → the name of its strength."""
+    ``knobs``: member → the name of its strength; ``grids``: member → the strengths planned before the
+    grid was extended (its added points are marked)."""
     pts = V.points(records)
     if clean_budget is not None:
         budget, how = clean_budget / 100, f"--clean-budget {clean_budget:g}"
@@ -116,10 +126,12 @@ def write_reports(out, records: list, command: str, clean_budget, eps: float, n_
     if math.isnan(budget):
         budget, how = 1.0, "no budget could be measured (every plain cell failed): none"
     chosen = V.matched(pts, budget)
+    ok_records = [r for r in records if V.ok(r)]
     seeds = max((len(c) for by in pts.values() for c in by.values()), default=0)
     b = records[0]["config"]["budgets"] if records else {}
-    setting = (f"Test errors in percent, mean ± 95% t interval over {seeds} seeds (paired seeds share the "
-               f"initialisation and example order).  Robust errors at the training budgets: FGSM and PGD-ℓ∞ "
+    setting = (f"Test errors in percent, mean ± half-width of the {V.RULE}, over {seeds} seeds (paired seeds "
+               f"share the initialisation and example order) and the {V.n_examples(ok_records, 'test')} test "
+               f"examples.  Robust errors at the training budgets: FGSM and PGD-ℓ∞ "
                f"ε = {b.get('fgsm')}, FGM-ℓ2 ε₂ = {b.get('fgm-l2')}, FGM-ℓ1 ε₁ = {b.get('fgm-l1')} "
                f"(D = {n_features}).  "
                "Each run reports the epoch of lowest validation error.  Unstable: some epoch's training loss "
@@ -127,22 +139,95 @@ def write_reports(out, records: list, command: str, clean_budget, eps: float, n_
     matched = (f"# Members at a matched clean-error budget\n\n```\n{command}\n```\n\n{setting}\n\n"
                f"Strength chosen on validation: among the strengths where every seed finished and the mean "
                f"validation clean error is within the budget ({how}), the lowest mean validation PGD-ℓ∞ error.  "
-               f"Reported on test.\n\n{V.matched_markdown(pts, chosen, budget, knobs)}\n")
+               f"Reported on test.\n\n{matched_markdown(pts, chosen, budget, knobs)}\n")
     rows = V.claims(pts, chosen, eps)
     verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
-                "Effect = error of A − error of B on test, in points, paired over seeds, with its 95% paired t "
-                "interval.  A beats B: holds if the interval is below 0, does not hold if above 0, cannot tell "
+                "Effect = error of A − error of B on test, in points, paired over seeds and test examples, "
+                "with its 95% interval: mean(d) ± √(t(0.975, n − 1)²·V_seed + t(0.975, N − 1)²·V_test), "
+                "V_seed = var over the n seeds of the per-seed difference / n, V_test = var over the N test "
+                "examples of the seed-averaged per-example difference / N (McNemar's variance for one seed) "
+                "(``minigrad.verdicts``).  Cells without per-example outcomes: V_test binomial, "
+                "(ē_A(1 − ē_A) + ē_B(1 − ē_B))/N (their rows say so).  No verdict from a zero-width interval or "
+                "from a member chosen at the edge of its grid (**at the edge**: cannot tell).  A beats B: holds if "
+                "the interval is below 0, does not hold if above 0, cannot tell "
                 f"otherwise.  Equivalence: holds if the interval lies within ±{100 * V.MARGIN:g} point, does not "
                 f"hold if it lies outside.  Non-inferiority: holds if the upper end is ≤ {100 * V.MARGIN:g} point, "
                 f"does not hold if the lower end is above it.  Members are at their matched strengths "
-                f"(matched.md) unless a row says otherwise.\n\n{V.verdicts_markdown(rows)}\n"
-                f"## Stability of every point\n\n{V.stability_markdown(pts)}\n")
+                f"(matched.md) unless a row says otherwise.\n\n{verdicts_markdown(rows)}\n"
+                f"## Stability of every point\n\n{stability_markdown(pts)}\n")
     written = []
     for name, text in (("matched.md", matched), ("verdicts.md", verdicts)):
         write_atomically(out / name, lambda f, t=text: f.write(t.encode()))
         written.append(name)
     plt = plots.pyplot()
     if plt is not None and records:
-        series = frontier_series(pts, knobs)
+        series = frontier_series(pts, knobs, chosen, budget, grids)
         written.append(plots.frontier(plt, series, coincidences(pts, series), b, str(out)))
     return written
+
+
+# --- the tables ----------------------------------------------------------------------------------
+def _pct(mean, lo=math.nan, hi=math.nan) -> str:
+    if math.isnan(mean):
+        return "—"
+    if math.isnan(lo):
+        return f"{100 * mean:.2f}"
+    return f"{100 * mean:.2f} ± {100 * (hi - lo) / 2:.2f}"
+
+
+def _health_note(h: dict) -> str:
+    notes = []
+    if h["failed"]:
+        notes.append(f"**diverged/failed {h['failed']}/{h['n']}**")
+    if h["unstable"]:
+        notes.append(f"unstable {h['unstable']}/{h['n']}")
+    return ", ".join(notes)
+
+
+def matched_markdown(pts: dict, chosen: dict, budget: float, knobs: dict) -> str:
+    head = ("| member | strength (chosen on validation) | valid clean % | test clean % ± 95% | test FGSM % ± 95% | "
+            "test PGD-ℓ∞ % ± 95% | seeds | notes |\n|---|---|---|---|---|---|---|---|")
+    rows, binomial = [], False
+    for m, (s, inside, edge) in chosen.items():
+        if s is None and m != "plain":
+            cells = [r for rs in pts[m].values() for r in rs]
+            rows.append(f"| {m} | — | — | — | — | — | 0/{len(cells)} | "
+                        "**every strength diverged or failed** |")
+            continue
+        cells, h = pts[m][s], V.health(pts[m][s])
+        test = [V.summary(cells, "test", n) for n in ("clean", "fgsm", "pgd-linf")]
+        binomial |= any(e.test == "binomial" for e in test)
+        note = ", ".join(filter(None, [_health_note(h), "" if inside else "**over the budget**: the lowest "
+                                       "validation clean error is shown",
+                                       f"**at the edge**: the {edge} of its grid" if edge else ""]))
+        strength = "—" if s is None else f"{knobs.get(m) or 'strength'} = {s:g}"
+        rows.append(f"| {m} | {strength} | {_pct(V.summary(cells, 'valid', 'clean').mean)} | "
+                    + " | ".join(_pct(e.mean, e.lo, e.hi) for e in test) + f" | {h['ok']}/{h['n']} | {note} |")
+    return (head + "\n" + "\n".join(rows) + f"\n\n± : half-width of the {V.RULE}."
+            + (" Cells recorded without per-example outcomes: the test-set term is binomial, ē(1 − ē)/N."
+               if binomial else "") + f"\n\nClean-error budget on validation: {100 * budget:.2f} %.")
+
+
+def verdicts_markdown(rows: list) -> str:
+    out, last = [], None
+    for r in rows:
+        if r["claim"] != last:
+            out += ["", f"### {r['claim']}", "",
+                    "| comparison (A − B) | error | effect, points | 95% interval | seeds | verdict | note |",
+                    "|---|---|---|---|---|---|---|"]
+            last = r["claim"]
+        effect = "—" if math.isnan(r["mean"]) else f"{100 * r['mean']:+.2f}"
+        ci = "—" if math.isnan(r["lo"]) else f"[{100 * r['lo']:+.2f}, {100 * r['hi']:+.2f}]"
+        out.append(f"| {r['comparison']} | {V.METRIC_NAMES.get(r['metric'], r['metric'])} | {effect} | {ci} | "
+                   f"{r['n']} | **{r['verdict']}** | {r['note']} |")
+    return "\n".join(out).strip() + "\n"
+
+
+def stability_markdown(pts: dict) -> str:
+    rows = ["| member | strength | finished | unstable | diverged or failed |", "|---|---|---|---|---|"]
+    for m, by in pts.items():
+        for s in sorted(by, key=lambda v: -math.inf if v is None else v):
+            h = V.health(by[s])
+            rows.append(f"| {m} | {'—' if s is None else f'{s:g}'} | {h['ok']}/{h['n']} | {h['unstable']} | "
+                        f"{h['failed']} |")
+    return "\n".join(rows)

@@ -19,20 +19,17 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import time
 
 from . import backend, compare, flags, sweep, train
 from .checkpoint import Checkpointing, last_good, load_checkpoint, read_checkpoint, write_atomically
-from .errors import CheckpointError, InvalidArgument, MinigradError
+from .errors import CheckpointError, InvalidArgument, MinigradError, Terminated
 from .specs import DATASETS, blas_threads, check_device, load_dataset, prepare_out
 
 RUN_FILES = ("checkpoint.npz", "metrics.json")
 # What a resumed run may change: how far it goes and how it is carried out, not what it computes.
 NOT_THE_RUN = ("epochs", "out", "device", "threads", "quiet", "resume", "overwrite")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is (every finished result kept), but exiting with 143."""
 
 
 # --- train ----------------------------------------------------------------------------------------
@@ -204,7 +201,8 @@ def main(argv=None) -> int:
     args.argv = words
     given = _typed(args.subparser, words)
     backend.keep_freed_memory()  # the user asked for heavy work: see its docstring
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return args.handler(args, given)
     except MinigradError as e:
@@ -219,4 +217,5 @@ def main(argv=None) -> int:
         print(f"minigrad {args.command}: {how}; {CONTINUE[args.command]}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

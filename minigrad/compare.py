@@ -40,6 +40,8 @@ from .train import fit
 from .verdicts import unstable
 
 QUICK_MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1-fd", "multitask+datagrad")
+LAYOUT = {"models": "dir", "results.jsonl": "file", "results.json": "file", "results.md": "file",
+          "robustness.png": "file", "perturbations.png": "file", "clean_vs_fgsm.png": "file"}  # checked before work
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ def run(spec: CompareSpec) -> int:
     directory), then write the tables and figures; returns the exit code."""
     check_device(spec.run.device)
     # Finished members are reused, not refused: only --overwrite moves them aside (to replaced/).
-    out = prepare_out(spec.run.out, ("results.jsonl", "models") if spec.overwrite else (), overwrite=spec.overwrite)
+    out = prepare_out(spec.run.out, ("results.jsonl", "models") if spec.overwrite else (), overwrite=spec.overwrite,
+                      layout=LAYOUT)
     train_set, _, test_set = spec.data.load()
     config = _config(spec, len(train_set), len(test_set))
     done = _done(out, config)

@@ -152,14 +152,21 @@ def blas_threads(n):
     return threadpoolctl.threadpool_limits(limits=n, user_api="blas")
 
 
-def prepare_out(path, run_files: tuple, resume: bool = False, overwrite: bool = False) -> Path:
-    """Check an output directory before any work: creatable, a directory, writable.
+def prepare_out(path, run_files: tuple, resume: bool = False, overwrite: bool = False, layout: dict | None = None
+                ) -> Path:
+    """Check an output directory before any work: creatable, a directory, writable, its name valid UTF-8,
+    and each entry of ``layout`` (name → 'dir' or 'file', what the command will write there) either
+    absent or of that kind; the 'dir' entries are created.
 
     ``run_files``: the names that mark a previous run in it.  If one is there, refuse unless
     ``resume`` (continue it) or ``overwrite`` (the old files are moved into ``DIR/replaced/``, or
     ``replaced-2/``, ... when an earlier one is there: never deleted).  Returns the directory as a Path."""
     if not str(path).strip():  # Path("") is the current directory: never write there by accident
         raise OutputError("--out must name a directory, got an empty string")
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as surrogates, which cannot be printed
+        raise OutputError(f"--out {ascii(str(path))} is not valid UTF-8; choose a name of UTF-8 text") from None
     out = Path(path)
     if out.is_symlink() and not out.exists():
         raise OutputError(f"--out {out} is a symbolic link to nothing (dangling, or a loop)")
@@ -172,9 +179,13 @@ def prepare_out(path, run_files: tuple, resume: bool = False, overwrite: bool = 
         os.unlink(probe)
     except OSError as e:
         raise OutputError(f"--out {out} cannot be written to ({e.strerror or e})") from None
-    except UnicodeError:
-        raise OutputError(f"--out {os.fsdecode(os.fsencode(str(out)))!a} is not a name this file system "
-                          "can store") from None
+    for name, kind in (layout or {}).items():
+        entry = out / name
+        if entry.is_symlink() and not entry.exists():
+            raise OutputError(f"--out {out}: {entry} is a symbolic link to nothing; remove it")
+        if entry.exists() and entry.is_dir() != (kind == "dir"):
+            raise OutputError(f"--out {out}: {entry} is a {'directory' if entry.is_dir() else 'file'}, but this "
+                              f"command writes a {'directory' if kind == 'dir' else 'file'} there; move it away")
     present = [name for name in run_files if (out / name).exists()]
     if resume and not present:
         raise OutputError(f"--resume: {out} holds no run to continue (no {run_files[0]})")
@@ -187,4 +198,7 @@ def prepare_out(path, run_files: tuple, resume: bool = False, overwrite: bool = 
         aside.mkdir()
         for name in present:
             shutil.move(str(out / name), str(aside / name))
+    for name, kind in (layout or {}).items():
+        if kind == "dir":
+            (out / name).mkdir(exist_ok=True)
     return out

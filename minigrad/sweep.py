@@ -52,6 +52,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -60,8 +61,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import evaluation, optional
-from .checkpoint import write_atomically
-from .errors import InvalidArgument, MinigradError
+from .checkpoint import interrupts_deferred, write_atomically
+from .errors import InvalidArgument, MinigradError, Terminated
 from .members import KNOBS, Strengths, default_grid, member
 from .specs import DataSpec, ModelSpec, OptimSpec, as_dict, prepare_out
 from .sweep_report import CellBar, write_reports
@@ -70,6 +71,9 @@ from .train import fit
 QUICK_MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1", "datagrad-l1-fd")
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 FINAL = ("ok", "diverged", "failed")  # a cell with one of these is done; "error" (a bug) runs again
+LAYOUT = {"cells": "dir", "cells.jsonl": "file", "command.txt": "file", "matched.md": "file", "verdicts.md": "file",
+          "frontier.png": "file"}  # what a sweep writes in --out, checked before any cell runs
+MIN_EXAMPLES = 10  # per part of the split: fewer, and a validation error is too coarse to choose anything by
 VERSION = 2  # bump when what a cell computes changes: old cells then stop matching
 
 
@@ -162,21 +166,42 @@ def one_blas_thread_env():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
+def _ignore_interrupts():
+    """A pool worker leaves Ctrl-C to the sweep, which stops it (a terminal sends SIGINT to the whole group)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor):
+    """Cancel the queued cells and end the running ones now: their results could no longer be stored."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.join(timeout=2)
+        if w.is_alive():
+            w.kill()
+
+
 def execute(configs: list, mode: str = "pool", workers: int = 1, address: str | None = None):
     """Yield each cell's record as it finishes.  mode: 'serial' (this process), 'pool' (a process pool
-    of ``workers``), 'dask' (``address``: a scheduler, or 'local' to start a LocalCluster)."""
+    of ``workers``), 'dask' (``address``: a scheduler, or 'local' to start a LocalCluster).  Closed early
+    (an interrupt, SIGTERM), it cancels the queued cells and stops the running ones at once."""
     if mode == "serial" or not configs:
         for c in configs:
             yield run_cell(c)
     elif mode == "pool":
         with one_blas_thread_env():  # workers, spawned as cells are submitted, inherit it before NumPy loads
-            pool = ProcessPoolExecutor(min(workers, len(configs)), mp_context=multiprocessing.get_context("spawn"))
+            pool = ProcessPoolExecutor(min(workers, len(configs)), mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_ignore_interrupts)
             futures = {pool.submit(run_cell, c): c for c in configs}
+        complete = False
         try:
             for f in as_completed(futures):
                 yield _outcome(f, futures[f])
-        finally:  # interrupted: do not wait for the running cells (their results would be dropped anyway)
-            pool.shutdown(wait=False, cancel_futures=True)
+            complete = True
+        finally:
+            pool.shutdown(wait=True) if complete else _stop(pool)
     else:
         yield from _execute_dask(configs, workers, address)
 
@@ -273,10 +298,14 @@ def store(out: Path, record: dict):
 
 def run(spec: SweepSpec) -> int:
     """Run (or resume) the sweep and write its reports; returns the exit code."""
-    out = prepare_out(spec.out, ())
+    out = prepare_out(spec.out, (), layout=LAYOUT)
     if spec.mode == "dask":
         optional.require("dask.distributed", "sweep", "--dask and --scheduler")
-    train, _, _ = _data(spec.data)
+    train, valid, _ = _data(spec.data)
+    if min(len(train), len(valid)) < MIN_EXAMPLES:
+        raise InvalidArgument(f"the data leaves {len(train)} training and {len(valid)} validation examples; a sweep "
+                              f"needs at least {MIN_EXAMPLES} of each to choose epochs and strengths (raise "
+                              "--train-size or --valid-fraction)")
     configs = configs_for(spec, train.x.shape[1])
     keys = [cell_key(c) for c in configs]
     with open(out / "command.txt", "a") as f:
@@ -290,16 +319,20 @@ def run(spec: SweepSpec) -> int:
     stream = None if spec.quiet else sys.stderr
     bar, records, start = CellBar(len(todo), 1 if spec.mode == "serial" else spec.workers, stream), dict(done), \
         time.perf_counter()
+    cells = execute(todo, spec.mode, spec.workers, spec.address)
     try:
-        for record in execute(todo, spec.mode, spec.workers, spec.address):
-            store(out, record)
+        for record in cells:
+            with interrupts_deferred():  # a cell's file and its log line are written together
+                store(out, record)
             records[record["key"]] = record
             bar.update(record)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (errors.Terminated): stop the workers, keep every cell
+        cells.close()
         bar.close()
-        print(f"sweep: interrupted; {len(records)} of {len(configs)} cells are kept in {out / 'cells'}; "
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"sweep: {how}; {len(records)} of {len(configs)} cells are kept in {out / 'cells'}; "
               "the same command continues", file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     bar.close()
     seconds = time.perf_counter() - start
     written = write_reports(out, [records[k] for k in keys], spec.command, spec.clean_budget, spec.eps,

@@ -33,6 +33,7 @@ dropout makes every gradient, hence every attack, random.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -61,7 +62,7 @@ def _dual(p: float) -> float:
 def _flat(g: Tensor) -> Tensor:
     if g.ndim < 1:
         raise ValueError("per-example functions need a batch axis; got a 0-d array")
-    return F.reshape(g, (g.shape[0], -1))
+    return F.reshape(g, (g.shape[0], math.prod(g.shape[1:])))  # not −1: an empty batch has no −1
 
 
 def per_example_norm(g, p) -> Tensor:

@@ -77,8 +77,13 @@ class Tensor:
                 data = np.asarray(data)
             except (ValueError, TypeError) as e:  # ragged nesting, [1, [2]]
                 raise InvalidDType(f"Tensor: data must be a rectangular array of real numbers ({e})") from None
-            if dtype is None and data.dtype.kind == "f":
-                dtype = np.float32  # Python floats: float32 unless asked otherwise
+            if dtype is None and data.dtype.kind == "f":  # Python floats: float32 unless asked otherwise
+                with np.errstate(over="ignore"):
+                    small = data.astype(np.float32)
+                if not np.array_equal(np.isfinite(small), np.isfinite(data)):  # 1e300 would become inf
+                    raise InvalidDType(f"Tensor: {float(data[~np.isfinite(small) & np.isfinite(data)].flat[0])!r} is beyond "
+                                       "float32's range (Python floats become float32); pass dtype=np.float64")
+                data = small
         elif isinstance(data, np.generic):
             data = np.asarray(data)
         if data.dtype.kind not in _REAL_KINDS:
@@ -149,7 +154,7 @@ _REAL_KINDS = "fiub"  # floating, signed and unsigned integer, boolean
 
 
 def _not_real(data) -> InvalidDType:
-    what = {"c": "complex numbers", "O": "Python objects (None, mixed or ragged lists)",
+    what = {"c": "complex numbers", "O": "Python objects (None, an int beyond 64 bits, a mixed list)",
             "U": "strings", "S": "bytes"}.get(data.dtype.kind, f"dtype {data.dtype}")
     return InvalidDType(f"Tensor: data must be real numbers (floating, integer or boolean), got {what}")
 

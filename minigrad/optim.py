@@ -116,7 +116,7 @@ def as_schedule(value) -> Schedule:
         return value
     if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
         return Constant(value)
-    raise InvalidArgument(f"expected a number or a Schedule, got {value!r}")
+    raise InvalidArgument(f"as_schedule: expected a number or a Schedule, got {value!r}")
 
 
 def _hyperparameter(value, what: str, who: str, low: float, high: float = math.inf, open_high: bool = False):

@@ -67,12 +67,15 @@ def _flat(g: Tensor) -> Tensor:
 
 def per_example_norm(g, p) -> Tensor:
     """‖gᵢ‖ₚ for each example i (over all axes but the first); shape (batch,).
-    (Over any axes: ``functional.lp_norm``.)"""
+    (Over any axes: ``functional.lp_norm``.)  Exact to rounding for any finite g whose norm the dtype
+    can hold (``LpNorm`` scales each row by its max |gᵢ| before powering); inf only when the norm itself
+    exceeds the dtype's maximum (‖(3e38, 3e38)‖₂ in float32).  An empty batch gives shape (0,)."""
     return F.lp_norm(_flat(as_tensor(g)), p, axis=1)
 
 
 def per_example_squared_norm(g) -> Tensor:
-    """‖gᵢ‖₂² = Σⱼ gᵢⱼ² for each example i, shape (batch,): no square root, so smooth at gᵢ = 0."""
+    """‖gᵢ‖₂² = Σⱼ gᵢⱼ² for each example i, shape (batch,): no square root, so smooth at gᵢ = 0.
+    The square itself exceeds float32's maximum once ‖gᵢ‖₂ > 1.8e19 (inf then is the true value rounded)."""
     g = as_tensor(g)
     return F.sum(F.reshape(g * g, (g.shape[0], -1)), axis=1)
 

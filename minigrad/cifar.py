@@ -122,6 +122,7 @@ def global_contrast_normalize(x, scale: float = 55.0, min_divisor: float = 1e-8)
     """x ← scale · (x − mean) / ‖x − mean‖₂ per row (pylearn2's GCN with sqrt_bias 0, use_std False); a
     row with norm below ``min_divisor`` (a constant image) is only centred.  Returns float32 (N, D)."""
     scale = validate.number(scale, "scale", "global_contrast_normalize", low=0, open_low=True)
+    min_divisor = validate.number(min_divisor, "min_divisor", "global_contrast_normalize", low=0)
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise InvalidArgument(f"global_contrast_normalize: expected rows (N, D), got shape {x.shape}")

@@ -300,6 +300,8 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> tuple[Dataset, Da
     permuted examples are the test set (449 for 0.25), the rest train.
     Not stratified.  Raises ImportError if scikit-learn is not installed.
     """
+    validate.number(test_fraction, "test_fraction", "load_digits", low=0, high=1, open_low=True, open_high=True)
+    validate.integer(seed, "seed", "load_digits", low=0)
     sklearn_datasets = optional.require("sklearn.datasets", "tutorials", "load_digits", package="scikit-learn")
     bunch = sklearn_datasets.load_digits()  # reads a file shipped inside sklearn; no network
     full = Dataset(bunch.data / 16.0, bunch.target, n_classes=10, image_shape=(8, 8), name="digits")
@@ -315,11 +317,13 @@ def synthetic(n: int = 512, n_features: int = 20, n_classes: int = 3, seed: int 
     Class means are drawn from N(0, 1) and scaled by ``separation`` (bigger is
     easier).  Classes are balanced (sizes differ by at most one) and shuffled.
     x: float32 (n, n_features), not scaled to [0, 1]; y: int64 (n,).
-    The same arguments always give the same data.  Raises ValueError for n < 1,
-    n_features < 1 or n_classes < 1.
+    The same arguments always give the same data.  Raises InvalidArgument unless n, n_features and
+    n_classes are integers >= 1, seed an integer >= 0 and separation a finite number >= 0.
     """
-    if min(n, n_features, n_classes) < 1:
-        raise InvalidArgument(f"synthetic: n, n_features, n_classes must be >= 1; got {n}, {n_features}, {n_classes}")
+    for what, v in (("n", n), ("n_features", n_features), ("n_classes", n_classes)):
+        validate.integer(v, what, "synthetic", low=1)
+    validate.integer(seed, "seed", "synthetic", low=0)
+    validate.number(separation, "separation", "synthetic", low=0)
     rng = np.random.default_rng(seed)
     means = separation * rng.normal(size=(n_classes, n_features))
     y = rng.permutation(np.arange(n) % n_classes)
@@ -331,8 +335,11 @@ def synthetic(n: int = 512, n_features: int = 20, n_classes: int = 3, seed: int 
 
 
 def head(data: Dataset, n) -> Dataset:
-    """The first ``n`` examples of ``data`` (all of them if n is None or at least its length)."""
-    if not n or n >= len(data):
+    """The first ``n`` examples of ``data`` (all of them if n is None or at least its length); n is an
+    integer >= 1 (0 would be "none" to some readers and "all" to others, and -5 a slice from the end)."""
+    if n is None:
+        return data
+    if validate.integer(n, "n", "head", low=1) >= len(data):
         return data
     return dataclasses.replace(data, x=data.x[:n], y=data.y[:n])
 
@@ -345,6 +352,9 @@ def train_valid_split(data: Dataset, valid_fraction: float, seed: int = 0) -> tu
     so the two are disjoint and together cover ``data``.  Raises ValueError
     unless both parts would be non-empty.
     """
+    validate.number(valid_fraction, "valid_fraction", "train_valid_split", low=0, high=1, open_low=True,
+                    open_high=True)
+    validate.integer(seed, "seed", "train_valid_split", low=0)
     n = len(data)
     n_valid = round(valid_fraction * n)
     if not 0 < valid_fraction < 1 or not 0 < n_valid < n:
@@ -364,9 +374,11 @@ def minibatches(data: Dataset, batch_size: int, shuffle: bool = True, seed=None,
     batch, which is dropped when ``drop_last``.  ``seed`` may be None, an int,
     or a np.random.Generator (reuse one across epochs to get a new order each
     epoch).  Raises ValueError (immediately, not on first next()) unless
-    batch_size is an int >= 1.
+    batch_size is an int >= 1 (and seed None, a Generator, or an int >= 0).
     """
     validate.integer(batch_size, "batch_size", "minibatches", low=1)
+    if not (seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence))):
+        validate.integer(seed, "seed (None, a Generator or an integer)", "minibatches", low=0)
     rng = np.random.default_rng(seed)  # passes a Generator through unchanged
     order = rng.permutation(len(data)) if shuffle else np.arange(len(data))
     stop = len(data) - len(data) % batch_size if drop_last else len(data)

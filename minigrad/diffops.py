@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import validate
 from .backend import to_device
+from .errors import InvalidArgument
 from .tensor import Tensor, enable_grad, grad, unwrap
 
 __all__ = ["vjp", "jvp", "hvp", "jacobian", "hessian", "grad_fn"]
@@ -156,6 +158,9 @@ def jacobian(f, inputs, by: str = "rows", max_size: int = 4096):
     ``by='columns'``: one JVP per input element J eⱼ (n double-VJPs).  Choose the smaller of m
     and n.  For small problems only: refuses more than ``max_size`` passes.  Constant result.
     """
+    if by not in ("rows", "columns"):
+        raise InvalidArgument(f"jacobian: by must be 'rows' or 'columns', got {by!r}")
+    validate.integer(max_size, "max_size", "jacobian", low=1)
     xs, single = _leaves(inputs)
     out = _call(f, xs)
     if by == "rows":
@@ -166,7 +171,7 @@ def jacobian(f, inputs, by: str = "rows", max_size: int = 4096):
             rows = [_fill_none(grad(out, xs, grad_outputs=_unit(out, i), allow_unused=True), xs)
                     for i in range(out.size)]
         J = tuple(np.stack([r[k].numpy() for r in rows]).reshape(out.shape + x.shape) for k, x in enumerate(xs))
-    elif by == "columns":
+    else:  # columns
         J = []
         for k, x in enumerate(xs):
             _check_size(x.size, max_size, "jacobian", "Jacobian")
@@ -176,8 +181,6 @@ def jacobian(f, inputs, by: str = "rows", max_size: int = 4096):
                           for i, xi in enumerate(xs))
                 cols.append(jvp(f, xs, v)[1].numpy())
             J.append(np.moveaxis(np.stack(cols), 0, -1).reshape(out.shape + x.shape))
-    else:
-        raise ValueError(f"jacobian: by must be 'rows' or 'columns', got {by!r}")
     J = tuple(Tensor(_to(xs[k], j)) for k, j in enumerate(J))
     return J[0] if single else J
 
@@ -194,6 +197,7 @@ def hessian(f, x, max_size: int = 2048):
     O(n · cost(f)), memory O(n²): for small inputs (refuses n > ``max_size``).  Exact
     symmetry is not imposed; for a twice-differentiable f it holds to rounding.
     """
+    validate.integer(max_size, "max_size", "hessian", low=1)
     (x,), _ = _leaves(x)
     _check_size(x.size, max_size, "hessian", "Hessian")
     out = _scalar(_call(f, (x,)), "hessian")
@@ -214,7 +218,14 @@ def grad_fn(f, argnums=0):
     (``create_graph=True``), so ``grad_fn(grad_fn(f))`` is the second derivative of a scalar
     function; otherwise the result is a constant.
     """
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if not callable(f):
+        raise InvalidArgument(f"grad_fn: f must be a function, got {f!r}")
+    if isinstance(argnums, (tuple, list)):
+        nums = tuple(validate.integer(k, "every entry of argnums", "grad_fn") for k in argnums)
+        if not nums:
+            raise InvalidArgument("grad_fn: argnums must not be empty")
+    else:
+        nums = (validate.integer(argnums, "argnums (an int or a tuple of ints)", "grad_fn"),)
 
     def gradient(*args):
         for k in nums:
@@ -230,7 +241,7 @@ def grad_fn(f, argnums=0):
             gs = _fill_none([None] * len(xs), xs)
         else:
             gs = _fill_none(grad(out, xs, create_graph=nested, allow_unused=True), xs)
-        return gs[0] if isinstance(argnums, int) else gs
+        return gs if isinstance(argnums, (tuple, list)) else gs[0]
 
     gradient.__name__ = f"grad_of_{getattr(f, '__name__', 'f')}"
     gradient.__doc__ = f"Gradient of {getattr(f, '__name__', 'f')} with respect to argument(s) {argnums}."

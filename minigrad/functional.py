@@ -17,6 +17,7 @@ from . import backend, validate
 from .ops import (abs, add, broadcast_to, concatenate, div, exp, getitem, log, matmul, max, maximum,  # noqa: A004
                   mean, minimum, mul, neg, power, relu, reshape, sigmoid, sign, softplus, sqrt, sub, sum,
                   sum_to, swapaxes, tanh, transpose, where)
+from .errors import InvalidArgument
 from .ops import _keepdims_shape, _reduced_shape
 from .tensor import Op, as_tensor, unwrap
 
@@ -89,6 +90,10 @@ def cross_entropy(logits, labels, reduction="mean"):
 
     Built from log_softmax, never log(softmax): at logits [−1000, 1] it stays exact.
     ``labels`` are integer class indices, shape (batch,).
+
+    An empty batch is refused for 'mean' and 'sum' (InvalidArgument): its mean is 0/0, and every
+    member of the family divides a summed loss by the batch size, so this one check is where an
+    empty batch stops, whichever objective it was given to.  'none' returns the empty (0,) losses.
     """
     logits = as_tensor(logits)
     labels = unwrap(labels)
@@ -104,6 +109,9 @@ def cross_entropy(logits, labels, reduction="mean"):
         raise ValueError(f"cross_entropy: labels must lie in [0, {logits.shape[1] - 1}], "
                          f"got values from {int(labels.min())} to {int(labels.max())}")
     validate.choice(reduction, ("mean", "sum", "none"), "reduction", "cross_entropy")
+    if not len(labels) and reduction != "none":
+        raise InvalidArgument(f"cross_entropy: the batch is empty (logits of shape {logits.shape}); "
+                              f"reduction={reduction!r} needs at least one example")
     xp = logits.xp
     picked = log_softmax(logits)[xp.arange(len(labels)), labels]
     losses = -picked

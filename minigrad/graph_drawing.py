@@ -25,6 +25,8 @@ import os
 import shutil
 import subprocess
 
+from . import validate
+from .errors import InvalidArgument
 from .nn import Parameter
 from .tensor import Tensor
 
@@ -38,15 +40,18 @@ LEGEND = {"forward": "blue: forward ops", "backward": "orange: ops recorded by b
 LEAVES = "green: inputs · yellow: parameters · double border: outputs"
 
 
-def _as_list(t):
+def _as_list(t, what="outputs", who="draw"):
     if t is None:
         return []
-    return [t] if isinstance(t, Tensor) else list(t)
+    items = [t] if isinstance(t, Tensor) else list(t) if isinstance(t, (list, tuple)) else None
+    if items is None or not all(isinstance(i, Tensor) for i in items):
+        raise InvalidArgument(f"{who}: {what} must be a Tensor or a list of Tensors, got {t!r}")
+    return items
 
 
 def forward_ops(outputs) -> set:
     """ids of every op reachable from ``outputs``: a snapshot of the forward graph."""
-    seen, stack = set(), [t._op for t in _as_list(outputs) if t._op is not None]
+    seen, stack = set(), [t._op for t in _as_list(outputs, "outputs", "forward_ops") if t._op is not None]
     while stack:
         op = stack.pop()
         if id(op) in seen:
@@ -140,6 +145,10 @@ def draw(outputs, forward=None, gradients=None, names=None, layers=None, collaps
     (format from the suffix or ``format``; needs Graphviz).
     """
     outputs = _as_list(outputs)
+    _as_list(gradients, "gradients")
+    if not isinstance(forward, (set, frozenset)):
+        _as_list(forward, "forward (tensors, or forward_ops of them)")
+    validate.integer(max_nodes, "max_nodes", "draw", low=1)
     if not outputs:
         raise ValueError("draw: no outputs given")
     layers = list(layers or [])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import regularizers as R
+from . import validate
 from .objective import Combined, Objective
 
 # The unified family of the seed papers (what `compare` trains by default), then its neighbours
@@ -48,7 +49,11 @@ class Strengths:
     gp_scale: the gradient penalty's ε is gp_scale times the budget of its norm (so is the
     Wasserstein radius, on the ℓ2 budget: wasserstein-p∞ would be gp-q2);
     l1, l2: weight decay; gamma: the multitask weight; seed: the multitask decoder's and VAT's
-    noise (derived streams, independent of a model built with the same seed)."""
+    noise (derived streams, independent of a model built with the same seed).
+
+    Each field is checked in its own units when the Strengths is made: eps is a pixel budget in
+    (0, 1] (pixels lie in [0, 1]); eps2 and eps1 are None or finite budgets > 0 (0 is refused, not
+    read as "the default"); every weight is finite and >= 0; seed is an integer >= 0."""
     eps: float = 0.1
     eps2: float | None = None
     eps1: float | None = None
@@ -61,10 +66,21 @@ class Strengths:
     gamma: float = 1.0
     seed: int = 0
 
+    def __post_init__(self):
+        validate.number(self.eps, "eps (a pixel budget)", "Strengths", low=0, high=1, open_low=True)
+        for name in ("eps2", "eps1"):
+            if getattr(self, name) is not None:
+                validate.number(getattr(self, name), f"{name} (None for the default)", "Strengths", low=0,
+                                open_low=True)
+        for name in ("beta_l1", "beta_l2", "beta_jac", "gp_scale", "l1", "l2", "gamma"):
+            validate.number(getattr(self, name), name, "Strengths", low=0)
+        validate.integer(self.seed, "seed", "Strengths", low=0)
+
     def budgets(self, n_features: int) -> dict:
         """{'inf': ε, '2': ε₂, '1': ε₁}, the defaults ε₂ = ε·√D/2 and ε₁ = ε·√D for D features."""
         root = math.sqrt(n_features)
-        return {"inf": self.eps, "2": self.eps2 or self.eps * root / 2, "1": self.eps1 or self.eps * root}
+        return {"inf": self.eps, "2": self.eps * root / 2 if self.eps2 is None else self.eps2,
+                "1": self.eps * root if self.eps1 is None else self.eps1}
 
 
 # --- default strengths: the one table behind compare's defaults and the sweep's grids ---------------

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from . import backend
+from .errors import InvalidArgument
 from .tensor import Op, Tensor, as_tensor, unwrap
 
 
@@ -440,9 +441,12 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001
 
 
 def mean(x, axis=None, keepdims=False):
-    """Σx / n over ``axis``."""
+    """Σx / n over ``axis``; a mean over no elements (n = 0, an empty batch) is refused, not 0/0 = NaN."""
     x = as_tensor(x)
     n = x.size if axis is None else math.prod(x.shape[a] for a in np.atleast_1d(axis))
+    if n == 0:
+        raise InvalidArgument(f"mean: there is nothing to average over (shape {x.shape}, axis {axis}); "
+                              "an empty batch has no mean")
     return sum(x, axis, keepdims) / n
 
 

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from . import validate
+from .errors import InvalidArgument
 from .backend import as_numpy, get_array_module, to_device
 from .tensor import Tensor, unwrap
 
@@ -42,6 +43,13 @@ class Schedule:
     def __call__(self, t: int) -> float:
         raise NotImplementedError
 
+    def bounds(self) -> tuple[float, float]:
+        """(inf, sup) of the values over every t >= 0, which an optimiser checks against the
+        hyperparameter's domain before the first step.  This default knows only v(0): a schedule
+        whose values move should say where they go."""
+        v = float(self(0))
+        return v, v
+
     def config(self) -> dict:
         """JSON-ready description, stored in checkpoint metadata."""
         return {"schedule": type(self).__name__, **vars(self)}
@@ -49,7 +57,7 @@ class Schedule:
 
 def _check_per(per):
     if per not in ("step", "epoch"):
-        raise ValueError(f"schedule: per must be 'step' or 'epoch', got {per!r}")
+        raise InvalidArgument(f"schedule: per must be 'step' or 'epoch', got {per!r}")
     return per
 
 
@@ -58,13 +66,19 @@ class ExponentialDecay(Schedule):
     by a factor slightly below 1 each step (pylearn2's ExponentialDecay divides by 1.000004)."""
 
     def __init__(self, start: float, factor: float, per: str = "epoch", minimum: float = 0.0):
-        if not 0 < factor <= 1:
-            raise ValueError(f"ExponentialDecay: factor must be in (0, 1], got {factor}")
-        self.start, self.factor, self.minimum = float(start), float(factor), float(minimum)
+        self.start = validate.number(start, "start", "ExponentialDecay", low=0, open_low=True)
+        self.factor = validate.number(factor, "factor", "ExponentialDecay", low=0, high=1, open_low=True)
+        self.minimum = validate.number(minimum, "minimum", "ExponentialDecay", low=0)
         self.per = _check_per(per)
 
     def __call__(self, t):
         return max(self.start * self.factor ** t, self.minimum)
+
+    def bounds(self):
+        # v(0) is the largest value; below it the values fall towards the minimum (0 if none: approached,
+        # never reached) unless the factor is 1.
+        top = max(self.start, self.minimum)
+        return (top if self.factor == 1 else self.minimum), top
 
 
 class LinearRamp(Schedule):
@@ -74,19 +88,23 @@ class LinearRamp(Schedule):
     linear learning-rate decay is ``LinearRamp(lr, lr_final, length=N)``."""
 
     def __init__(self, start: float, end: float, length: int, per: str = "epoch", delay: int = 0):
-        if length < 1 or delay < 0:
-            raise ValueError(f"LinearRamp: need length >= 1 and delay >= 0, got length={length}, delay={delay}")
-        self.start, self.end, self.length, self.delay = float(start), float(end), int(length), int(delay)
+        self.start = validate.number(start, "start", "LinearRamp")
+        self.end = validate.number(end, "end", "LinearRamp")
+        self.length = validate.integer(length, "length", "LinearRamp", low=1)
+        self.delay = validate.integer(delay, "delay", "LinearRamp", low=0)
         self.per = _check_per(per)
 
     def __call__(self, t):
         fraction = min(max(t - self.delay, 0) / self.length, 1.0)
         return self.start + fraction * (self.end - self.start)
 
+    def bounds(self):
+        return min(self.start, self.end), max(self.start, self.end)
+
 
 class Constant(Schedule):
     def __init__(self, value: float):
-        self.value = float(value)
+        self.value = validate.number(value, "value", "Constant")
 
     def __call__(self, t):
         return self.value
@@ -98,7 +116,20 @@ def as_schedule(value) -> Schedule:
         return value
     if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
         return Constant(value)
-    raise TypeError(f"expected a number or a Schedule, got {value!r}")
+    raise InvalidArgument(f"as_schedule: expected a number or a Schedule, got {value!r}")
+
+
+def _hyperparameter(value, what: str, who: str, low: float, high: float = math.inf, open_high: bool = False):
+    """A number in [low, high] (open at ``high`` if asked; lr > 0 is checked by the caller), or a
+    Schedule whose values all lie there; returned as a Schedule.  Checked once, before the first step:
+    momentum 1.5 would otherwise run 30 epochs to a loss of 6e5 without a word."""
+    if not isinstance(value, Schedule):
+        return as_schedule(validate.number(value, what, who, low=low, high=high, open_high=open_high))
+    lo, hi = value.bounds()
+    for end, v in (("least", lo), ("greatest", hi)):
+        validate.number(v, f"the {end} value of {what}'s {type(value).__name__}", who, low=low, high=high,
+                        open_high=open_high)
+    return value
 
 
 # --- the max column-norm constraint ---------------------------------------------------------
@@ -168,16 +199,28 @@ class Optimizer:
     buffers: tuple = ()
 
     def __init__(self, params, lr, max_col_norm: float | None = None, max_kernel_norm: float | None = None):
+        who = type(self).__name__
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise InvalidArgument(f"{who}: got an empty parameter list")
+        seen = {}
         for i, p in enumerate(self.params):
             if not isinstance(p, Tensor) or not p.requires_grad:
-                raise TypeError(f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad")
+                raise InvalidArgument(f"{who}: parameter {i} is not a Tensor that requires grad")
+            if id(p) in seen:  # it would be stepped twice per step
+                raise InvalidArgument(f"{who}: parameter {i} ({p.dtype}{list(p.shape)}) is parameter "
+                                      f"{seen[id(p)]} again; list each parameter once")
+            seen[id(p)] = i
         for name, bound in (("max_col_norm", max_col_norm), ("max_kernel_norm", max_kernel_norm)):
             if bound is not None:  # None: no bound; an infinite bound would make NaN (inf/inf)
-                validate.number(bound, f"{name} (None for no bound)", type(self).__name__, low=0, open_low=True)
-        self.lr, self.max_col_norm, self.max_kernel_norm = as_schedule(lr), max_col_norm, max_kernel_norm
+                validate.number(bound, f"{name} (None for no bound)", who, low=0, open_low=True)
+        # lr > 0; a schedule may decay towards 0 (LinearRamp(lr, 0)) but never below, nor be 0 throughout.
+        if not isinstance(lr, Schedule):
+            validate.number(lr, "lr", who, low=0, open_low=True)
+        self.lr = _hyperparameter(lr, "lr", who, low=0)
+        if self.lr.bounds()[1] <= 0:
+            raise InvalidArgument(f"{who}: lr's {type(lr).__name__} is 0 throughout; nothing would be learned")
+        self.max_col_norm, self.max_kernel_norm = max_col_norm, max_kernel_norm
         self.steps, self.epoch = 0, 0
         self.state: dict[str, dict[int, object]] = {name: {} for name in self.buffers + ("scratch",)}
 
@@ -279,7 +322,7 @@ class SGD(Optimizer):
     def __init__(self, params, lr=0.01, momentum=0.0, max_col_norm: float | None = None,
                  max_kernel_norm: float | None = None):
         super().__init__(params, lr, max_col_norm, max_kernel_norm)
-        self.momentum = as_schedule(momentum)
+        self.momentum = _hyperparameter(momentum, "momentum", "SGD", low=0, high=1, open_high=True)
 
     def _update(self, i, p, g):
         lr, mu = self.value(self.lr), self.value(self.momentum)
@@ -305,9 +348,10 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  max_col_norm: float | None = None, max_kernel_norm: float | None = None):
         super().__init__(params, lr, max_col_norm, max_kernel_norm)
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or not eps > 0:
-            raise ValueError(f"Adam: need betas in [0, 1) and eps > 0, got betas={betas}, eps={eps}")
-        self.betas, self.eps = (float(betas[0]), float(betas[1])), float(eps)
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise InvalidArgument(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = tuple(validate.probability(b, f"betas[{k}]", "Adam") for k, b in enumerate(betas))
+        self.eps = validate.number(eps, "eps", "Adam", low=0, open_low=True)
 
     def config(self) -> dict:
         return {**super().config(), "betas": list(self.betas), "eps": self.eps}

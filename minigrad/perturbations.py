@@ -33,6 +33,7 @@ dropout makes every gradient, hence every attack, random.
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -61,17 +62,20 @@ def _dual(p: float) -> float:
 def _flat(g: Tensor) -> Tensor:
     if g.ndim < 1:
         raise ValueError("per-example functions need a batch axis; got a 0-d array")
-    return F.reshape(g, (g.shape[0], -1))
+    return F.reshape(g, (g.shape[0], math.prod(g.shape[1:])))  # not −1: an empty batch has no −1
 
 
 def per_example_norm(g, p) -> Tensor:
     """‖gᵢ‖ₚ for each example i (over all axes but the first); shape (batch,).
-    (Over any axes: ``functional.lp_norm``.)"""
+    (Over any axes: ``functional.lp_norm``.)  Exact to rounding for any finite g whose norm the dtype
+    can hold (``LpNorm`` scales each row by its max |gᵢ| before powering); inf only when the norm itself
+    exceeds the dtype's maximum (‖(3e38, 3e38)‖₂ in float32).  An empty batch gives shape (0,)."""
     return F.lp_norm(_flat(as_tensor(g)), p, axis=1)
 
 
 def per_example_squared_norm(g) -> Tensor:
-    """‖gᵢ‖₂² = Σⱼ gᵢⱼ² for each example i, shape (batch,): no square root, so smooth at gᵢ = 0."""
+    """‖gᵢ‖₂² = Σⱼ gᵢⱼ² for each example i, shape (batch,): no square root, so smooth at gᵢ = 0.
+    The square itself exceeds float32's maximum once ‖gᵢ‖₂ > 1.8e19 (inf then is the true value rounded)."""
     g = as_tensor(g)
     return F.sum(F.reshape(g * g, (g.shape[0], -1)), axis=1)
 
@@ -117,7 +121,13 @@ def _unit_worst_case(flat: Tensor, p: float) -> Tensor:
         top = ((a == a.max(axis=1, keepdims=True)) & (a > 0)).astype(dtype)
         return F.sign(flat) * (top / xp.maximum(top.sum(axis=1, keepdims=True), 1))
     q = _dual(p)
-    # The op itself (p was validated by the caller): formed after scaling by max|g|, no under/overflow.
+    # r* is homogeneous of degree 0 in g, so r*(g) = r*(g/m) for any constant m > 0, at every order of
+    # derivative.  With m the power of two 2^(e−1) ≤ max|gᵢ| < 2^e of each row, the row lies in (−2, 2):
+    # ‖g‖_q can neither overflow (g = 2e38 in float32 gave ‖g‖₂ = inf and r* = 0) nor underflow, and
+    # dividing by a power of two is exact, so every other g keeps its rounding bit for bit.
+    _, e = xp.frexp(xp.abs(flat.data).max(axis=1, keepdims=True))
+    flat = flat / xp.ldexp(xp.ones_like(e, dtype=dtype), e - 1)
+    # The op itself (p was validated by the caller).
     norm = F.LpNorm.apply(flat, p=q, axis=1, keepdims=True)
     nonzero = (norm.data > 0).astype(dtype)
     norm = norm + (1 - nonzero)  # ‖g‖_q, or 1 where g = 0 (then r* = 0, not 0/0)
@@ -242,9 +252,14 @@ def project(r, eps, p):
     if p == np.inf:
         out = xp.clip(flat, -eps, eps)
     elif p == 2:
-        n = xp.sqrt((flat * flat).sum(axis=1, keepdims=True))
-        # Outside: scale to the sphere; inside (or r = 0): multiply by exactly 1.
-        out = flat * xp.where(n > eps, eps / xp.where(n > 0, n, 1), 1).astype(r.dtype)
+        # Each row over the power of two m = 2^(e−1) ≤ max|rᵢ| < 2^e (exact): u·u cannot overflow, even for
+        # r = 2e38 in float32, and every other r keeps its rounding bit for bit.
+        _, e = xp.frexp(xp.abs(flat).max(axis=1, keepdims=True))
+        m = xp.ldexp(xp.ones_like(e, dtype=r.dtype), e - 1)
+        u = flat / m
+        n = xp.sqrt((u * u).sum(axis=1, keepdims=True))  # ‖r‖₂ / m
+        # Outside: scale to the sphere; inside (or r = 0): r exactly.
+        out = xp.where(n > eps / m, u * (eps / xp.where(n > 0, n, 1)).astype(r.dtype), flat)
     elif p == 1:
         out = _project_l1(flat, eps, xp)
     else:

@@ -57,6 +57,11 @@ class Tensor:
 
     ``Tensor(data, requires_grad=False, dtype=None)``: Python floats become float32
     (minigrad trains in float32 by default); arrays keep their dtype exactly.
+
+    The data must be real numbers: floating, integer or boolean (a constant mask, as comparisons
+    give).  Strings, None, Python objects and complex numbers are refused with ``InvalidDType``,
+    before and after ``dtype`` (``Tensor(["1"], dtype=float)`` does not parse text); only floating
+    tensors can require grad.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "__weakref__")
@@ -68,15 +73,27 @@ class Tensor:
         if type(data) is np.ndarray and dtype is None:  # the common case: an op's result
             pass
         elif not hasattr(data, "dtype") or not hasattr(data, "shape"):
-            data = np.asarray(data)
-            if dtype is None and data.dtype.kind == "f":
-                dtype = np.float32  # Python floats: float32 unless asked otherwise
+            try:
+                data = np.asarray(data)
+            except (ValueError, TypeError) as e:  # ragged nesting, [1, [2]]
+                raise InvalidDType(f"Tensor: data must be a rectangular array of real numbers ({e})") from None
+            if dtype is None and data.dtype.kind == "f":  # Python floats: float32 unless asked otherwise
+                with np.errstate(over="ignore"):
+                    small = data.astype(np.float32)
+                if not np.array_equal(np.isfinite(small), np.isfinite(data)):  # 1e300 would become inf
+                    raise InvalidDType(f"Tensor: {float(data[~np.isfinite(small) & np.isfinite(data)].flat[0])!r} is beyond "
+                                       "float32's range (Python floats become float32); pass dtype=np.float64")
+                data = small
         elif isinstance(data, np.generic):
             data = np.asarray(data)
+        if data.dtype.kind not in _REAL_KINDS:
+            raise _not_real(data)
         if dtype is not None and data.dtype != dtype:
             data = data.astype(dtype)
-        if requires_grad and data.dtype.kind not in "fc":
-            raise TypeError(f"Tensor: only floating tensors can require grad, got dtype {data.dtype}")
+            if data.dtype.kind not in _REAL_KINDS:
+                raise _not_real(data)
+        if requires_grad and data.dtype.kind != "f":
+            raise InvalidDType(f"Tensor: only floating tensors can require grad, got dtype {data.dtype}")
         self.data = data
         self.grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
@@ -131,6 +148,15 @@ class Tensor:
         for leaf, g in zip(leaves, grads):
             if g is not None:
                 leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+
+_REAL_KINDS = "fiub"  # floating, signed and unsigned integer, boolean
+
+
+def _not_real(data) -> InvalidDType:
+    what = {"c": "complex numbers", "O": "Python objects (None, an int beyond 64 bits, a mixed list)",
+            "U": "strings", "S": "bytes"}.get(data.dtype.kind, f"dtype {data.dtype}")
+    return InvalidDType(f"Tensor: data must be real numbers (floating, integer or boolean), got {what}")
 
 
 def unwrap(x):

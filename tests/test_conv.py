@@ -320,7 +320,7 @@ def test_optimizers_apply_each_layers_max_norm():
     model = nn.conv_maxout("small", seed=1)
     for p in model.parameters():
         p.data[...] = 10.0
-    opt = optim.SGD(model.parameters(), lr=0.0)
+    opt = optim.SGD(model.parameters(), lr=0.1)  # zero gradients: only the max norms act
     opt.step([np.zeros_like(p.data) for p in model.parameters()])
     for name, p in model.named_parameters():
         if name.endswith("weight"):
@@ -329,7 +329,7 @@ def test_optimizers_apply_each_layers_max_norm():
     # an optimiser-wide max_kernel_norm for conv weights that carry none
     conv = nn.Conv2d(1, 2, 3, dtype=np.float64)
     conv.weight.data[...] = 1.0
-    optim.Adam(conv.parameters(), lr=0.0, max_kernel_norm=0.5).step([np.zeros((2, 1, 3, 3)), np.zeros(2)])
+    optim.Adam(conv.parameters(), lr=0.1, max_kernel_norm=0.5).step([np.zeros((2, 1, 3, 3)), np.zeros(2)])
     assert np.allclose(np.linalg.norm(conv.weight.data.reshape(2, -1), axis=1), 0.5)
 
 

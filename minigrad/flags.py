@@ -288,6 +288,9 @@ def add_sweep_arguments(p):
     g.add_argument("--clean-budget", type=non_negative_float, default=None, metavar="POINTS",
                    help="clean validation error (percent) a member may reach at its chosen strength "
                         "(none given: plain's validation error + 1)")
+    g.add_argument("--extend", type=lambda t: 0 if t.strip() == "0" else positive_int(t), default=None, metavar="N",
+                   help="where the strength chosen is an end of the member's grid, try up to N more strengths "
+                        "that way, one at a time (0: never; default: 2, 0 with --quick; see minigrad/grids.py)")
     add_model_arguments(p, pieces=3, units_note="; 48 48 with --quick")
     add_optimizer_arguments(p, epochs=30, batch_size=32, lr=0.05, epochs_note="; 8 with --quick")
     g = p.add_argument_group("execution")
@@ -306,6 +309,9 @@ def add_sweep_arguments(p):
                    help="a smoke run: 5 members, two strengths, two seeds, tiny data and network, 8 epochs "
                         "(flags given still rule)")
     g.add_argument("--quiet", action="store_true", help="no progress bar or per-cell lines")
+    g.add_argument("--plan", action="store_true",
+                   help="print the cells this command would run (member, strength, seed, finished or not) and "
+                        "train nothing")
 
 
 def sweep_spec(args, argv=()) -> SweepSpec:
@@ -345,4 +351,5 @@ def sweep_spec(args, argv=()) -> SweepSpec:
         optim=optim_spec(args, epochs=8 if quick else None), members=members, strengths=given, seeds=seeds,
         seed=args.seed, eps=args.eps, pgd_steps=_or(args.pgd_steps, 5 if quick else 10),
         clean_budget=args.clean_budget, workers=args.workers, mode=mode, address=args.scheduler or args.dask,
-        out=args.out, quick=quick, quiet=args.quiet, command=typed_command("sweep", argv))
+        out=args.out, quick=quick, quiet=args.quiet, extend=_or(args.extend, 0 if quick else 2), plan=args.plan,
+        command=typed_command("sweep", argv))

@@ -65,6 +65,8 @@ from .checkpoint import interrupts_deferred, write_atomically
 from .errors import InvalidArgument, MinigradError, Terminated
 from .members import KNOBS, Strengths, default_grid, member
 from .specs import DataSpec, ModelSpec, OptimSpec, as_dict, prepare_out
+from . import verdicts as V
+from .grids import extensions
 from .sweep_report import CellBar, write_reports
 from .train import fit
 
@@ -99,6 +101,8 @@ class SweepSpec:
     out: str = "runs/sweep"
     quick: bool = False
     quiet: bool = False
+    extend: int = 2
+    plan: bool = False
     command: str = ""
 
 
@@ -250,19 +254,20 @@ def strengths_of(spec: SweepSpec, name: str, n_features: int) -> list:
 
 
 def configs_for(spec: SweepSpec, n_features: int) -> list:
-    """Every cell's config (the specs as data, and the cell's member, strength and seed), in order:
+    """Every planned cell's config (the specs as data, and the cell's member, strength and seed), in order:
     member, strength, seed."""
     grid, budgets = evaluation.grid_with_training_budgets(n_features, spec.eps, spec.quick)
     base = {"version": VERSION, "data": as_dict(spec.data), "model": as_dict(spec.model), "optim": as_dict(spec.optim),
             "eps": spec.eps, "attacks": grid, "budgets": budgets, "pgd_steps": spec.pgd_steps}
-    configs = []
-    for m in spec.members:
-        knob = KNOBS[m]
-        values = [None] if knob is None else strengths_of(spec, m, n_features)
-        for s in dict.fromkeys(values):
-            for seed in range(spec.seed, spec.seed + spec.seeds):
-                configs.append({**base, "member": m, "knob": knob, "strength": s, "seed": seed})
-    return configs
+    return [c for m in spec.members for s in dict.fromkeys(strengths_of(spec, m, n_features))
+            for c in _cells(spec, base, m, s)]
+
+
+def _cells(spec: SweepSpec, base: dict, member_name: str, strength) -> list:
+    """The cells of one (member, strength), one per seed; ``base``: any cell's config (its shared part)."""
+    shared = {k: v for k, v in base.items() if k not in ("member", "knob", "strength", "seed")}
+    return [{**shared, "member": member_name, "knob": KNOBS[member_name], "strength": strength, "seed": seed}
+            for seed in range(spec.seed, spec.seed + spec.seeds)]
 
 
 def finished(out: Path, configs: list) -> dict:
@@ -296,29 +301,32 @@ def store(out: Path, record: dict):
         f.write(text + "\n")
 
 
-def run(spec: SweepSpec) -> int:
-    """Run (or resume) the sweep and write its reports; returns the exit code."""
-    out = prepare_out(spec.out, (), layout=LAYOUT)
-    if spec.mode == "dask":
-        optional.require("dask.distributed", "sweep", "--dask and --scheduler")
-    train, valid, _ = _data(spec.data)
-    if min(len(train), len(valid)) < MIN_EXAMPLES:
-        raise InvalidArgument(f"the data leaves {len(train)} training and {len(valid)} validation examples; a sweep "
-                              f"needs at least {MIN_EXAMPLES} of each to choose epochs and strengths (raise "
-                              "--train-size or --valid-fraction)")
-    configs = configs_for(spec, train.x.shape[1])
-    keys = [cell_key(c) for c in configs]
-    with open(out / "command.txt", "a") as f:
-        f.write(spec.command + "\n")
-    done = finished(out, configs)
-    todo = [c for c, k in zip(configs, keys) if k not in done]
-    where = {"serial": "in this process", "pool": f"on a pool of {spec.workers} processes",
-             "dask": f"on Dask ({spec.address if spec.address != 'local' else 'a LocalCluster of ' + str(spec.workers) + ' workers'})"}[spec.mode]
-    print(f"sweep: {len(configs)} cells ({len(spec.members)} members × strengths × {spec.seeds} seeds); "
-          f"{len(done)} finished earlier, {len(todo)} to run {where}", file=sys.stderr, flush=True)
-    stream = None if spec.quiet else sys.stderr
-    bar, records, start = CellBar(len(todo), 1 if spec.mode == "serial" else spec.workers, stream), dict(done), \
-        time.perf_counter()
+def _where(spec: SweepSpec) -> str:
+    local = "a LocalCluster of " + str(spec.workers) + " workers"
+    return {"serial": "in this process", "pool": f"on a pool of {spec.workers} processes",
+            "dask": f"on Dask ({spec.address if spec.address != 'local' else local})"}[spec.mode]
+
+
+def plan(spec: SweepSpec, out: Path, configs: list) -> str:
+    """The cells the command would run, one line each (member, strength, seed, finished or not)."""
+    done = finished(out, configs) if out.is_dir() else {}
+    lines = [f"{'member':<20} {'strength':<22} {'seed':>5}  status"]
+    for c in configs:
+        strength = "—" if c["strength"] is None else f"{c['knob']}={c['strength']:g}"
+        lines.append(f"{c['member']:<20} {strength:<22} {c['seed']:>5}  "
+                     f"{'finished' if cell_key(c) in done else 'to run'}")
+    lines.append(f"{len(configs)} cells ({len(spec.members)} members), {len(done)} finished, "
+                 f"{len(configs) - len(done)} to run {_where(spec)}; then up to {spec.extend} more strengths each "
+                 "way for a member chosen at an end of its grid (decided from the results)")
+    return "\n".join(lines)
+
+
+def _run_cells(out: Path, todo: list, spec: SweepSpec, records: dict, total: int):
+    """Run ``todo`` and store each record as it arrives; an interrupt stops the workers and is raised on."""
+    print(f"sweep: {total} cells ({len(spec.members)} members × strengths × {spec.seeds} seeds); "
+          f"{total - len(todo)} finished earlier, {len(todo)} to run {_where(spec)}",
+          file=sys.stderr, flush=True)
+    bar = CellBar(len(todo), 1 if spec.mode == "serial" else spec.workers, None if spec.quiet else sys.stderr)
     cells = execute(todo, spec.mode, spec.workers, spec.address)
     try:
         for record in cells:
@@ -326,20 +334,56 @@ def run(spec: SweepSpec) -> int:
                 store(out, record)
             records[record["key"]] = record
             bar.update(record)
-    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (errors.Terminated): stop the workers, keep every cell
+    finally:
         cells.close()
         bar.close()
+
+
+def run(spec: SweepSpec) -> int:
+    """Run (or resume) the sweep, extend the grids where the choice sits at an end (``grids``), and write
+    its reports; returns the exit code."""
+    out = Path(spec.out) if spec.plan else prepare_out(spec.out, (), layout=LAYOUT)  # a plan writes nothing
+    if spec.mode == "dask":
+        optional.require("dask.distributed", "sweep", "--dask and --scheduler")
+    train, valid, _ = _data(spec.data)
+    if min(len(train), len(valid)) < MIN_EXAMPLES:
+        raise InvalidArgument(f"the data leaves {len(train)} training and {len(valid)} validation examples; a sweep "
+                              f"needs at least {MIN_EXAMPLES} of each to choose epochs and strengths (raise "
+                              "--train-size or --valid-fraction)")
+    n_features = train.x.shape[1]
+    configs = configs_for(spec, n_features)
+    if spec.plan:
+        print(plan(spec, out, configs))
+        return 0
+    with open(out / "command.txt", "a") as f:
+        f.write(spec.command + "\n")
+    planned = {m: strengths_of(spec, m, n_features) for m in spec.members}
+    records, start = dict(finished(out, configs)), time.perf_counter()
+    try:
+        todo = [c for c in configs if cell_key(c) not in records]
+        for _ in range(2 * spec.extend + 1):  # at most extend steps each way, one step a round
+            _run_cells(out, todo, spec, records, len(configs))
+            pts = V.points([records[cell_key(c)] for c in configs])
+            adds = extensions(pts, V.clean_budget(pts, spec.clean_budget)[0], planned, spec.extend, KNOBS)
+            if not adds:
+                break
+            print("sweep: the choice sits at an end of its grid for " + ", ".join(f"{m} (trying {KNOBS[m]}={v:g})"
+                  for m, v in adds), file=sys.stderr, flush=True)
+            more = [c for m, v in adds for c in _cells(spec, configs[0], m, v)]
+            configs += more
+            records.update(finished(out, more))
+            todo = [c for c in more if cell_key(c) not in records]
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (errors.Terminated): the workers are stopped, every cell kept
         how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"sweep: {how}; {len(records)} of {len(configs)} cells are kept in {out / 'cells'}; "
               "the same command continues", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
-    bar.close()
-    seconds = time.perf_counter() - start
-    written = write_reports(out, [records[k] for k in keys], spec.command, spec.clean_budget, spec.eps,
-                            train.x.shape[1], KNOBS)
+    keys = [cell_key(c) for c in configs]
+    written = write_reports(out, [records[k] for k in keys], spec.command, spec.clean_budget, spec.eps, n_features,
+                            KNOBS, grids=planned)
     if "matched.md" in written:
         print((out / "matched.md").read_text().split("\n\n", 3)[-1].strip())  # the table, as compare prints its own
     failed = sum(records[k]["status"] != "ok" for k in keys)
-    print(f"sweep: {len(todo)} cells ran in {seconds:.1f} s ({failed} of {len(configs)} diverged or failed); "
+    print(f"sweep: {len(configs)} cells in {time.perf_counter() - start:.1f} s ({failed} diverged or failed); "
           f"wrote {', '.join(written)} to {out}", file=sys.stderr)
     return 0

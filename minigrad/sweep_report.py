@@ -115,16 +115,7 @@ def write_reports(out, records: list, command: str, clean_budget, eps: float, n_
     ``knobs``: member → the name of its strength; ``grids``: member → the strengths planned before the
     grid was extended (its added points are marked)."""
     pts = V.points(records)
-    if clean_budget is not None:
-        budget, how = clean_budget / 100, f"--clean-budget {clean_budget:g}"
-    elif "plain" in pts:
-        budget, how = V.plain_budget(pts, 0.01), "plain's mean validation error + 1 point"
-    else:
-        budget = min((V.summary(c, "valid", "clean")[0] for by in pts.values() for c in by.values()
-                      if any(V.ok(r) for r in c)), default=math.nan) + 0.01
-        how = "no plain in this sweep: the lowest validation error of any point + 1 point"
-    if math.isnan(budget):
-        budget, how = 1.0, "no budget could be measured (every plain cell failed): none"
+    budget, how = V.clean_budget(pts, clean_budget)
     chosen = V.matched(pts, budget)
     ok_records = [r for r in records if V.ok(r)]
     seeds = max((len(c) for by in pts.values() for c in by.values()), default=0)

@@ -282,6 +282,22 @@ def plain_budget(pts: dict, extra: float) -> float:
     return (_mean(cells, "valid", "clean") if cells else math.nan) + extra
 
 
+def clean_budget(pts: dict, given: float | None = None) -> tuple:
+    """(budget as a fraction, how it was set): ``given`` (percent), else plain's mean validation error
+    + 1 point, else (no plain) the lowest validation error of any point + 1 point, else 1 (none)."""
+    if given is not None:
+        return given / 100, f"--clean-budget {given:g}"
+    if "plain" in pts:
+        budget, how = plain_budget(pts, 0.01), "plain's mean validation error + 1 point"
+    else:
+        budget = min((_mean([r for r in c if ok(r)], "valid", "clean") for by in pts.values() for c in by.values()
+                      if any(ok(r) for r in c)), default=math.nan) + 0.01
+        how = "no plain in this sweep: the lowest validation error of any point + 1 point"
+    if math.isnan(budget):
+        return 1.0, "no budget could be measured (every plain cell failed): none"
+    return budget, how
+
+
 def matched(pts: dict, budget: float) -> dict:
     """{member: Choice} chosen on validation for the clean budget."""
     return {m: choose(by, budget) for m, by in pts.items()}

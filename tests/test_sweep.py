@@ -47,7 +47,7 @@ def test_serial_pool_and_dask_give_byte_identical_cells():
 def test_a_failed_cell_is_recorded_not_raised():
     bad = {**tiny_configs("--members", "adv-pinf", "--strengths", "0.1", "--seeds", "1")[0], "strength": -1.0}
     record = sweep.run_cell(bad)
-    assert record["status"] == "failed" and "eps must be" in record["error"]
+    assert record["status"] == "failed" and "eps (a pixel budget) must be" in record["error"]
 
 
 # --- resume --------------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def test_a_failed_cell_is_recorded_not_raised():
 def test_resume_after_a_kill_recomputes_only_unfinished_cells(tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     flags = ["sweep", *TINY, "--epochs", "6", "--members", "plain", "adv-pinf", "--strengths", "0.03", "0.1",
-             "--seeds", "3", "--serial", "--out", str(out)]
+             "--seeds", "3", "--serial", "--extend", "0", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen([sys.executable, "-m", "minigrad", *flags], env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

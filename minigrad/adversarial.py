@@ -71,8 +71,7 @@ class PerturbedPoint(Objective):
 class AdversarialTraining(PerturbedPoint):
     """a·L(x) + (1 − a)·L(x + r*),  r* = argmax_{‖r‖ₚ ≤ ε} gᵀr held constant.
 
-    The perturbed-point member of the family (Lyu, Huang & Liang 2015, eq. 4–6; PAPERS.md
-    §1): linearising the inner max of min_θ Σ max_{‖r‖ₚ≤ε} L(x + r) gives the closed-form
+    The perturbed-point member of the family (Lyu, Huang & Liang 2015, eq. 4–6; science page §1): linearising the inner max of min_θ Σ max_{‖r‖ₚ≤ε} L(x + r) gives the closed-form
     worst case r* = ``perturbations.worst_case(g, ε, p)`` per example.  Goodfellow,
     Shlens & Szegedy (2015, §6) is p = ∞ (r* = ε·sign g, FGSM) with a = 0.5, r*
     regenerated every minibatch and not clipped.  Gradient: a∇θL(x) + (1−a)∇θL(x + r*).
@@ -105,12 +104,12 @@ class DataGradFD(PerturbedPoint):
         ∇θL_DG ≈ (α − β/φ)·∇θL(x) + (β/φ)·∇θL(x + φr),           error O(φ),
 
     realised as the surrogate loss (α − β/φ)·L(x) + (β/φ)·L(x + φr) with r stopped (Ororbia,
-    Kifer & Giles 2017; PAPERS.md §2).  Jᵢ comes from the summed loss, so rᵢ is example i's
-    own; the surrogate's gradient tends to ``DataGrad``'s as φ → 0 (PAPERS.md §4 claim 4).
+    Kifer & Giles 2017; science page §2).  Jᵢ comes from the summed loss, so rᵢ is example i's
+    own; the surrogate's gradient tends to ``DataGrad``'s as φ → 0 (science page §4 claim 4).
     Its *gradient* is the point; its *value* ≈ α·L + β·mean rᵀJ, which is L_DG for L1 but
     counts the L2 penalty twice (rᵀJ = 2‖J‖₂²), so compare values only within one member.
     With r = sign J, α = 1, β = (1−a)ε, φ = ε this is exactly Goodfellow's a·L(x) +
-    (1−a)·L(x + ε sign g) (PAPERS.md §4 claim 5).
+    (1−a)·L(x + ε sign g) (science page §4 claim 5).
     """
 
     def __init__(self, alpha=1.0, beta=0.01, norm="l1", phi=0.1):

@@ -52,7 +52,8 @@ class InputGradientPenalty(Objective):
 
     includes_data_loss = True
 
-    def __init__(self, alpha, beta, q, squared=False, who="InputGradientPenalty"):
+    def __init__(self, alpha, beta, q, squared=False):
+        who = type(self).__name__
         self.alpha = validate.number(alpha, "alpha", who, low=0)
         self.beta = validate.number(beta, "beta", who, low=0)
         self.q = validate.exponent(q, "q", who)
@@ -81,13 +82,13 @@ class InputGradientPenalty(Objective):
 class GradientPenalty(InputGradientPenalty):
     """L + ε·mean_i ‖gᵢ‖_q,  q = dual_exponent(p): the linearised minimax objective itself.
 
-    By Hölder, max_{‖r‖ₚ≤ε} gᵀr = ε‖g‖_q (Lyu, Huang & Liang 2015, eq. 5; PAPERS.md §1).
+    By Hölder, max_{‖r‖ₚ≤ε} gᵀr = ε‖g‖_q (Lyu, Huang & Liang 2015, eq. 5; science page §1).
     p = ∞ penalises ‖g‖₁ (the FGSM member, 'gp-q1'), p = 2 ‖g‖₂ ('gp-q2'), p = 1 ‖g‖_∞."""
 
     def __init__(self, eps, p=np.inf):
         self.eps = validate.eps(eps, "eps", "GradientPenalty")
         self.p = validate.exponent(p, "p", "GradientPenalty")
-        super().__init__(1.0, self.eps, P.dual_exponent(self.p), who="GradientPenalty")
+        super().__init__(1.0, self.eps, P.dual_exponent(self.p))
 
     name = property(lambda self: f"gp-q{fmt(self.q)}")
 
@@ -98,13 +99,13 @@ class GradientPenalty(InputGradientPenalty):
 class DataGrad(InputGradientPenalty):
     """L_DG = α·L + β·mean_i R(Jᵢ),  Jᵢ = ∂Lᵢ/∂xᵢ,  R = ‖J‖₁ ('l1') or ‖J‖₂² ('l2'), exact.
 
-    Ororbia, Kifer & Giles (2017), the DataGrad objective (PAPERS.md §2), by double backprop.
+    Ororbia, Kifer & Giles (2017), the DataGrad objective (science page §2), by double backprop.
     DataGrad-L1 with α = 1, β = ε is ``GradientPenalty(ε, p=∞)``.  The finite-difference
     (perturbed-point) way to train it is ``DataGradFD``."""
 
     def __init__(self, alpha=1.0, beta=0.01, norm="l1"):
         self.norm = validate.choice(norm, ("l1", "l2"), "norm", "DataGrad")
-        super().__init__(alpha, beta, 1 if norm == "l1" else 2, squared=norm == "l2", who="DataGrad")
+        super().__init__(alpha, beta, 1 if norm == "l1" else 2, squared=norm == "l2")
 
     name = property(lambda self: f"datagrad-{self.norm}")
 
@@ -116,7 +117,7 @@ class DoubleBackprop(InputGradientPenalty):
 
     def __init__(self, lam):
         self.lam = validate.number(lam, "lam", "DoubleBackprop", low=0)
-        super().__init__(1.0, self.lam, 2, squared=True, who="DoubleBackprop")
+        super().__init__(1.0, self.lam, 2, squared=True)
 
     name = "double-backprop"
 

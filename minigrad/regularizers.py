@@ -7,7 +7,7 @@ training direction**; for members that hold something constant (a perturbation, 
 target distribution) the loss *value* is a surrogate whose θ-derivative, with those
 quantities stopped, is that direction.  L is the batch mean of the per-example
 cross-entropy; gᵢ = ∇ₓᵢLᵢ is each example's own input gradient (from the *summed*
-loss, PAPERS.md §1), so every norm below is per example and every batch objective is
+loss, science page §1), so every norm below is per example and every batch objective is
 a mean over examples.
 
 Full objectives include the data loss L and can be trained alone; *terms* are meant to

@@ -92,7 +92,7 @@ def _outcome(record: dict):
 
 def coincidences(pts: dict, series: list = ()) -> list:
     """'a@s ≡ b@t' for points of different members whose every seed's result is identical (e.g.
-    adv-pinf at ε = 0.1 and datagrad-l1-fd at β = 0.05, PAPERS.md claim 5), except between members
+    adv-pinf at ε = 0.1 and datagrad-l1-fd at β = 0.05, science page §4 claim 5), except between members
     already drawn as one ``series``."""
     group = {m: i for i, s in enumerate(series) for m in s["members"]}
     seen, notes = {}, []

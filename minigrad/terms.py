@@ -59,7 +59,7 @@ class WeightDecay(Objective):
 class Multitask(Objective):
     """γ·(1/(B·D)) Σᵢ ‖dec(hₖ(xᵢ)) − xᵢ‖²: reconstruct the input from hidden layer k (a term).
 
-    The multitask cue of DataGrad (Ororbia et al. 2017, PAPERS.md §2): a linear decoder
+    The multitask cue of DataGrad (Ororbia et al. 2017, science page §2): a linear decoder
     (``nn.Linear(units → input_dim)``, input_dim = C·H·W for images) maps hidden layer ``layer`` (the output of the k-th
     Maxout layer, ``model.layers[model.hidden_index(k)]``) back to x.  The error is
     the mean squared error over examples *and* coordinates (PyTorch's ``mse_loss``), a

@@ -79,6 +79,7 @@ class ModelSpec:
     pieces: int = 3
     input_dropout: float = 0.0
     hidden_dropout: float = 0.0
+    init_range: float | None = None  # every weight ~ U(−r, r) (pylearn2's irange); None: 1/√fan-in
 
     def build(self, example_shape: tuple, n_classes: int, seed: int, device: str = "cpu"):
         """The network on ``device``; an MLP whose weights alone would not fit comfortably in memory
@@ -98,14 +99,16 @@ class ModelSpec:
                                   f"the limit is {MAX_PARAMETERS:,}")
         return nn.maxout_mlp(math.prod(example_shape), tuple(self.units), self.pieces, n_classes,
                              input_dropout=self.input_dropout, hidden_dropout=self.hidden_dropout,
-                             seed=seed).to(device)
+                             seed=seed, init_range=self.init_range).to(device)
 
 
 @dataclass(frozen=True)
 class OptimSpec:
-    """The optimiser: SGD with momentum ramped linearly from ``momentum[0]`` to ``momentum[1]`` over the
-    epochs, or Adam (which has no momentum knob); the learning rate times ``lr_decay`` after each
-    epoch; every weight column's L2 norm bounded by ``max_col_norm`` after each step (0: none)."""
+    """The optimiser: SGD with momentum ramped linearly from ``momentum[0]`` to ``momentum[1]`` over
+    ``momentum_epochs`` epochs (None: the whole run), or Adam (which has no momentum knob); the learning
+    rate times ``lr_decay`` after each epoch (``lr_decay_per='step'``: after each step; pylearn2 divides by
+    1.000004 a step), never below ``lr_min``; every weight column's L2 norm bounded by ``max_col_norm``
+    after each step (0: none)."""
     optimizer: str = "sgd"
     epochs: int = 10
     batch_size: int = 100
@@ -113,13 +116,17 @@ class OptimSpec:
     lr_decay: float = 1.0
     momentum: tuple = (0.5, 0.7)
     max_col_norm: float = optim.MAXOUT_MAX_COL_NORM
+    lr_decay_per: str = "epoch"
+    lr_min: float = 0.0
+    momentum_epochs: int | None = None
 
     def build(self, params):
         max_norm = self.max_col_norm or None
-        lr = optim.ExponentialDecay(self.lr, self.lr_decay) if self.lr_decay != 1 else self.lr
+        lr = self.lr if self.lr_decay == 1 else optim.ExponentialDecay(self.lr, self.lr_decay, per=self.lr_decay_per,
+                                                                       minimum=self.lr_min)
         if self.optimizer == "adam":
             return optim.Adam(params, lr=lr, max_col_norm=max_norm)
-        momentum = optim.LinearRamp(*self.momentum, length=self.epochs)
+        momentum = optim.LinearRamp(*self.momentum, length=self.momentum_epochs or self.epochs)
         return optim.SGD(params, lr=lr, momentum=momentum, max_col_norm=max_norm)
 
 

@@ -26,6 +26,7 @@ FLOORS = {
     "verify.regions": 11, "verify.claims": 12, "verify": 13, "verify.__main__": 14,
     "checkpoint": 11, "progress": 11, "train": 12,  # training
     "specs": 13, "evaluation": 13,                 # what a run is; how a model is judged
+    "recipes": 14,                                 # the papers' own experiments, as specs
     "plots": 13, "verdicts": 13,                   # figures; statistics of a sweep's cells
     "sweep_report": 14,
     "compare": 15, "sweep": 15,                    # the commands, side by side

@@ -5,6 +5,7 @@
     python -m minigrad evaluate runs/digits/checkpoint.npz
     python -m minigrad compare                                          # the family side by side
     python -m minigrad sweep --quick                                    # strengths × seeds, with verdicts
+    python -m minigrad reproduce maxout-mnist-pi --data-dir DIR         # a paper's experiment, its numbers beside
 
 ``COMMANDS`` is the one table of commands: each row names the flags (``flags.add_*``), how they become
 specs (``flags.*_spec``) and the function that runs them.  Errors reach a person one way: every
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 
-from . import backend, compare, flags, sweep, train
+from . import backend, compare, flags, reproduce, sweep, train
 from .checkpoint import Checkpointing, last_good, load_checkpoint, read_checkpoint, write_atomically
 from .errors import CheckpointError, InvalidArgument, MinigradError, Terminated
 from .specs import DATASETS, blas_threads, check_device, load_dataset, prepare_out
@@ -141,11 +142,15 @@ COMMANDS = {
                 lambda args, given: compare.run(flags.compare_spec(args, args.argv))),
     "sweep": ("each member over strengths × seeds: trade-off frontiers, a matched-budget table, verdicts with "
               "intervals", flags.add_sweep_arguments, lambda args, given: sweep.run(flags.sweep_spec(args, args.argv))),
+    "reproduce": ("one of the papers' experiments by its own recipe and protocol; the paper's numbers beside ours",
+                  flags.add_reproduce_arguments,
+                  lambda args, given: reproduce.run(flags.reproduce_spec(args, args.argv))),
 }
 CONTINUE = {"train": "the last good checkpoint is kept (--resume continues)",
             "evaluate": "nothing was written",
             "compare": "every finished member is kept (the same command continues)",
-            "sweep": "every finished cell is kept (the same command continues)"}
+            "sweep": "every finished cell is kept (the same command continues)",
+            "reproduce": "the last good epoch is kept (the same command continues)"}
 
 
 class _HelpFormatter(argparse.HelpFormatter):

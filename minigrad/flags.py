@@ -18,6 +18,8 @@ import shlex
 from . import datasets, nn, optim, validate
 from .compare import QUICK_MEMBERS as COMPARE_QUICK, CompareSpec
 from .errors import InvalidArgument
+from .recipes import REGISTRY as RECIPES
+from .reproduce import ReproduceSpec
 from .members import DEFAULT_GRIDS, FAMILY, KNOBS, MEMBERS, NEIGHBOURS, Strengths
 from .specs import ARCHITECTURES, DATASETS, DataSpec, ModelSpec, OptimSpec, RunSpec
 from .sweep import QUICK_MEMBERS as SWEEP_QUICK, SweepSpec
@@ -353,3 +355,32 @@ def sweep_spec(args, argv=()) -> SweepSpec:
         clean_budget=args.clean_budget, workers=args.workers, mode=mode, address=args.scheduler or args.dask,
         out=args.out, quick=quick, quiet=args.quiet, extend=_or(args.extend, 0 if quick else 2), plan=args.plan,
         command=typed_command("sweep", argv))
+
+
+# --- reproduce ---------------------------------------------------------------------------------------
+def add_reproduce_arguments(p):
+    p.add_argument("recipe", choices=tuple(RECIPES), metavar="RECIPE",
+                   help="one of: " + ", ".join(RECIPES) + " (minigrad/recipes.py: each with its source and departures)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", choices=DATASETS, default=None,
+                   help="run the recipe on another data set (none given: the recipe's own, e.g. mnist); the report "
+                        "then has no paper column")
+    g.add_argument("--data-dir", metavar="DIR", default=None,
+                   help=f"directory holding the four IDX files (default: ${datasets.DATA_ENV}, or "
+                        f"{datasets.FASHION_MNIST_DIR} for fashion-mnist)")
+    g = p.add_argument_group("run")
+    g.add_argument("--budget", type=positive_int, default=None, metavar="EPOCHS",
+                   help="at most EPOCHS epochs a phase, for a quick look (the report says it was shortened)")
+    g.add_argument("--seed", type=seed, default=0, help="seeds initialisation, dropout and the example order")
+    g.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                   help="limit BLAS to N threads (none given: the BLAS library's own choice, one per core)")
+    g.add_argument("--out", metavar="DIR", default=None,
+                   help="output directory (default: runs/reproduce-RECIPE-DATA); a run in it is continued")
+    g.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def reproduce_spec(args, argv=()) -> ReproduceSpec:
+    data = args.data or RECIPES[args.recipe].data.name
+    return ReproduceSpec(recipe=args.recipe, data=args.data, data_dir=args.data_dir, budget=args.budget, seed=args.seed,
+                         threads=args.threads, out=args.out or f"runs/reproduce-{args.recipe}-{data}",
+                         quiet=args.quiet, command=typed_command("reproduce", argv))

@@ -292,3 +292,28 @@ def _frontier_legend(plt, budgets: dict) -> list:
                mark("over the clean budget (validation)", marker="o", alpha=0.35),
                mark("a seed was unstable", marker="o", mfc="white"),
                mark("beyond the axes: (clean, robust) written", marker=">")])
+
+
+def reproduce_curve(curve: list, state: dict, out) -> str | None:
+    """curve.png of a reproduce run: the training objective and the validation error per epoch, phase 2
+    (on train + validation) shaded; the kept epoch of phase 1 marked.  None without matplotlib."""
+    plt = pyplot()
+    if plt is None or not curve:
+        return None
+    x = list(range(1, len(curve) + 1))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6), sharex=True)
+    top.plot(x, [h["train_loss"] for h in curve], color="tab:blue", label="training objective (dropout on)")
+    top.set_ylabel("objective (nats)")
+    bottom.plot(x, [100 * h["valid_error"] for h in curve], color="tab:orange", label="validation error")
+    bottom.set_ylabel("validation error (%)")
+    bottom.set_xlabel("epoch (phase 1, then phase 2 on train + validation)")
+    n1 = sum(h.get("phase", 1) == 1 for h in curve)
+    for ax in (top, bottom):
+        if n1 < len(curve):
+            ax.axvspan(n1 + 0.5, len(curve) + 0.5, color="0.92", label="phase 2")
+        if state.get("best_epoch"):
+            ax.axvline(state["best_epoch"], color="tab:green", ls="--", lw=1, label=f"kept epoch {state['best_epoch']}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"reproduce: {state.get('settings', {}).get('recipe', '')} on {state.get('settings', {}).get('data', '')}")
+    return _save(fig, out, "curve.png")

@@ -29,7 +29,7 @@ FLOORS = {
     "recipes": 14,                                 # the papers' own experiments, as specs
     "plots": 13, "verdicts": 13,                   # figures; statistics of a sweep's cells
     "sweep_report": 14,
-    "compare": 15, "sweep": 15,                    # the commands, side by side
+    "compare": 15, "sweep": 15, "reproduce": 15,   # the commands, side by side
     "flags": 16, "cli": 17, "__main__": 18,        # the command line on top
 }
 OPTIONAL = {}

@@ -88,8 +88,8 @@ def _refuse_mixing(name, items):
 
 
 def _make_strict_module():
-    """A module-like namespace over NumPy whose creation functions return StrictArrays."""
-    ns = types.SimpleNamespace()
+    """A module over NumPy whose creation functions return StrictArrays."""
+    ns = types.ModuleType("minigrad.backend.strict")
     for name in dir(np):
         if not name.startswith("_"):
             setattr(ns, name, getattr(np, name))

@@ -28,7 +28,7 @@ FLOORS = {
     "specs": 13, "evaluation": 13,                 # what a run is; how a model is judged
     "recipes": 14,                                 # the papers' own experiments, as specs
     "plots": 13, "verdicts": 13,                   # figures; statistics of a sweep's cells
-    "sweep_report": 14,
+    "sweep_report": 14, "grids": 14,               # a sweep's reports; its grids' extension
     "compare": 15, "sweep": 15, "reproduce": 15,   # the commands, side by side
     "flags": 16, "cli": 17, "__main__": 18,        # the command line on top
 }
@@ -138,3 +138,12 @@ def test_the_check_sees_a_readme_table_that_omits_a_module():
     rows = readme_floors((ROOT / "README.md").read_text())
     without = [[m for m in row if m != "sweep_report"] for row in rows]
     assert readme_disagreements(without, FLOORS) == ["the README's table omits sweep_report"]
+
+
+def test_importing_minigrad_changes_nothing_process_wide():
+    """``import minigrad`` only defines things: no call at the top level of the package's __init__ (the
+    allocator tuning, ``keep_freed_memory``, is done by ``fit`` and the commands)."""
+    tree = ast.parse((ROOT / "minigrad" / "__init__.py").read_text())
+    calls = [f"line {node.lineno}" for node in tree.body
+             if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)]
+    assert calls == []

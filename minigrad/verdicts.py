@@ -305,7 +305,11 @@ def matched(pts: dict, budget: float) -> dict:
 
 # --- the claims of the seed papers ---------------------------------------------------------------
 ATTACK_OF_BALL = {"adv-pinf": "pgd-linf", "adv-p2": "fgm-l2", "adv-p1": "fgm-l1"}
-METRIC_NAMES = {"clean": "clean", "fgsm": "FGSM", "pgd-linf": "PGD-ℓ∞", "fgm-l2": "FGM-ℓ2", "fgm-l1": "FGM-ℓ1"}
+# The strong suite's robust errors (minigrad.robust, ℓ∞ and ℓ2) in place of the fast suite's attacks: FGSM and
+# PGD-10 give way to the strong ℓ∞ error, FGM-ℓ2 to the strong ℓ2 error (FGM-ℓ1 has no strong counterpart).
+STRONG_METRICS = {"fgsm": "strong-linf", "pgd-linf": "strong-linf", "fgm-l2": "strong-l2"}
+METRIC_NAMES = {"clean": "clean", "fgsm": "FGSM", "pgd-linf": "PGD-ℓ∞", "fgm-l2": "FGM-ℓ2", "fgm-l1": "FGM-ℓ1",
+                "strong-linf": "strong ℓ∞", "strong-l2": "strong ℓ2"}
 
 
 def _row(claim, comparison, name, stats, verdict, note="", edges=(), fair=None):
@@ -330,11 +334,14 @@ def _overall(verdicts) -> str:
     return FAILS if FAILS in verdicts else HOLDS if verdicts and all(v == HOLDS for v in verdicts) else UNSURE
 
 
-def claims(pts: dict, chosen: dict, train_eps: float) -> list:
+def claims(pts: dict, chosen: dict, train_eps: float, metrics: dict | None = None) -> list:
     """Every claim as rows (claim, comparison, metric, paired effect A − B on test with its interval,
     verdict).  Members are compared at their strengths chosen on validation (``chosen``: Choice), except
     where a claim names a setting (adversarial training's cost is measured at the training ε).  A pair
-    that uses a member chosen at the edge of its grid cannot give holds or does not hold."""
+    that uses a member chosen at the edge of its grid cannot give holds or does not hold.  ``metrics``
+    replaces an attack by another (``STRONG_METRICS``: each robust error by the strong suite's)."""
+    swap = metrics or {}
+
     def at(m):
         return pts[m].get(chosen[m][0], [])
 
@@ -351,7 +358,7 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
             if _missing(claim, (a, b), pts):
                 rows += _missing(claim, (a, b), pts)
                 continue
-            for name in ("clean", "fgsm", "pgd-linf"):
+            for name in dict.fromkeys(swap.get(n, n) for n in ("clean", "fgsm", "pgd-linf")):
                 stats = paired(at(a), at(b), "test", name)
                 rows.append(_row(claim, f"{label(a)} − {label(b)}", name, stats, verdict_less(stats.lo, stats.hi),
                                  edges=edges(a, b)))
@@ -371,9 +378,10 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
                                                                       "no other member")]
     else:
         rows += [against(claim, me, [m for m in pts if m != me], name, "holds only if it beats every member")
-                 for name in ("fgsm", "pgd-linf")]
+                 for name in dict.fromkeys(swap.get(n, n) for n in ("fgsm", "pgd-linf"))]
     claim = "adversarial training with p = 1, 2, ∞ improves robustness over plain, each under its own ball"
-    for m, attack in ATTACK_OF_BALL.items():
+    ball = {m: swap.get(a, a) for m, a in ATTACK_OF_BALL.items()}
+    for m, attack in ball.items():
         if _missing(claim, (m, "plain"), pts):
             rows += _missing(claim, (m, "plain"), pts)
             continue
@@ -381,8 +389,8 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
         rows.append(_row(claim, f"{label(m)} − plain", attack, stats, verdict_less(stats.lo, stats.hi),
                          edges=edges(m)))
     claim = "each p defends its own ball best"
-    present = [m for m in ATTACK_OF_BALL if m in pts]
-    rows += [against(claim, m, [o for o in present if o != m], ATTACK_OF_BALL[m]) for m in present
+    present = [m for m in ball if m in pts]
+    rows += [against(claim, m, [o for o in present if o != m], ball[m]) for m in present
              if len(present) > 1]
     if len(present) < 2:
         rows += _missing(claim, tuple(ATTACK_OF_BALL), pts)
@@ -405,7 +413,7 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
             rows += _missing(claim, (exact, fd), pts)
             continue
         for s in sorted(set(pts[exact]) & set(pts[fd])):
-            for name in ("clean", attack):
+            for name in ("clean", swap.get(attack, attack)):
                 stats = paired(pts[exact][s], pts[fd][s], "test", name)
                 rows.append(_row(claim, f"{exact} − {fd} at β = {s:g}", name, stats,
                                  verdict_equivalent(stats.lo, stats.hi)))
@@ -413,7 +421,7 @@ def claims(pts: dict, chosen: dict, train_eps: float) -> list:
                                      ("datagrad-l1", "datagrad-l1-fd", "pgd-linf"),
                                      ("datagrad-l2", "datagrad-l2-fd", "fgm-l2")):
         if exact in pts and perturbed in pts:  # each at its best point for the clean budget
-            for name in ("clean", attack):
+            for name in ("clean", swap.get(attack, attack)):
                 stats = paired(at(exact), at(perturbed), "test", name)
                 rows.append(_row(claim, f"{label(exact)} − {label(perturbed)}", name, stats,
                                  verdict_equivalent(stats.lo, stats.hi), "each at its matched strength",

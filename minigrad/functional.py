@@ -160,7 +160,7 @@ class LpNorm(Op):
     ∂y/∂xᵢ = sign(xᵢ)·|xᵢ|ᵖ⁻¹ / yᵖ⁻¹    (p = 1: sign(xᵢ);  p = ∞: sign(xᵢ) on the
     largest |xᵢ|, ties split evenly).
 
-    Zero-safety (DESIGN.md): at x = 0 the norm has no derivative; we take the
+    Zero-safety (science page §6): at x = 0 the norm has no derivative; we take the
     minimum-norm subgradient 0, and we write the gradient so that its own derivative
     there is 0 too.  Likewise a single coordinate xᵢ = 0 contributes 0 for 1 < p < 2,
     where |xᵢ|ᵖ⁻¹ would otherwise have an infinite derivative.  No NaN or inf comes

@@ -272,12 +272,34 @@ def escape_bars(line: str) -> str:
     return "".join(p if p.startswith(("``", ":math:")) else re.sub(r"(?<!\\)\|", r"\\|", p) for p in parts)
 
 
+def drop_unicode_twins(lines: list[str]) -> list[str]:
+    """The math convention of the docstrings (docs/api.rst): a key equation is written twice, an
+    indented Unicode line for help() and, right after it, the same equation as ``.. math::``.  The
+    page shows the typeset one only: an indented block directly above a ``.. math::`` directive
+    (blank lines between), indented deeper than the directive, is dropped."""
+    out = list(lines)
+    for i in range(len(out) - 1, -1, -1):
+        directive = re.match(r"^(\s*)\.\. math::", out[i])
+        if not directive:
+            continue
+        indent, j = len(directive.group(1)), i - 1
+        while j >= 0 and not out[j].strip():
+            j -= 1
+        end = j
+        while j >= 0 and out[j].strip() and len(out[j]) - len(out[j].lstrip()) > indent:
+            j -= 1
+        if end >= 0 and end > j and (j < 0 or not out[j].strip()):
+            del out[j + 1:i]
+    return out
+
+
 def _process_docstring(app, what, name, obj, options, lines):
     # help() of a builtin value (a str class attribute, an undocumented property) is not ours to show
     builtin = {t.__doc__ for t in (str, int, float, bool, tuple, dict, list, property) if t.__doc__}
     if "\n".join(lines).strip() in {d.strip() for d in builtin}:
         lines[:] = []
         return
+    lines[:] = drop_unicode_twins(lines)
     # In a simple table an escape would shift the columns: there |x| becomes ∣x∣ (U+2223), same width.
     out, block, in_math = [], [], False
     for line in lines + [""]:

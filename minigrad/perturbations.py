@@ -19,7 +19,8 @@ attained at the worst case (science page §1)
 .. math::
 
    r^*_i = \varepsilon \, \operatorname{sign}(g_i) \, \frac{|g_i|^{q-1}}{\|g\|_q^{q-1}} \quad (1 < p < \infty),
-   \qquad r^*_{p=\infty} = \varepsilon \operatorname{sign}(g), \qquad
+
+   r^*_{p=\infty} = \varepsilon \operatorname{sign}(g), \qquad
    r^*_{p=2} = \varepsilon \frac{g}{\|g\|_2}, \qquad
    r^*_{p=1} = \varepsilon \operatorname{sign}(g_k) e_k, \ k = \arg\max_i |g_i|.
 
@@ -32,7 +33,7 @@ the one that keeps r*(p) continuous as p → 1⁺).
 ``worst_case`` computes that closed form, case by case, with minigrad ops: on a constant g
 (a training step, an attack) they record nothing, and on a g that is part of a graph the
 result can be differentiated (science page §4 claim 7); training holds it constant.  That r* is
-ε times the gradient of the dual norm, ε·∇_g‖g‖_q (Hölder's equality case), is a test.
+ε times the gradient of the dual norm, ε times the gradient of ‖g‖_q with respect to g (Hölder's equality case), is a test.
 
 The attacks build on it.  ``fgm`` takes the closed-form step once (``fgsm`` is its
 p = ∞ member, Goodfellow et al. 2015); ``pgd`` iterates steepest-ascent steps and
@@ -236,7 +237,7 @@ def fgsm(model, x, y, eps, clip=None, loss=F.cross_entropy):
 
 def project(r, eps, p):
     """Euclidean projection of every example's r onto the ball ‖r‖ₚ ≤ ε:
-    argmin_{‖v‖ₚ ≤ ε} ‖v − r‖₂, exact for p ∈ {1, 2, ∞}.
+    the v with ‖v‖ₚ ≤ ε nearest r in ‖·‖₂, exact for p ∈ {1, 2, ∞}.
 
     p = ∞: clip each coordinate to [−ε, ε];  p = 2: r·min(1, ε/‖r‖₂);
     p = 1: soft-thresholding vᵢ = sign(rᵢ)·max(|rᵢ| − θ, 0), with θ ≥ 0 chosen so that
@@ -331,7 +332,7 @@ def pgd(model, x, y, eps, p, steps, step_size, random_start=False, clip=None, se
     .. math::
 
        x_{t+1} = \operatorname{clip}\Bigl(x + \Pi_{\|\cdot\|_p \le \varepsilon}
-       \bigl(x_t + r^*(g_t, \text{step\_size}, p) - x\bigr)\Bigr),
+       \bigl(x_t + r^*(g_t, \mathrm{step\_size}, p) - x\bigr)\Bigr),
 
     each step the steepest-ascent direction for the norm (``worst_case`` with budget
     ``step_size``; for p = 1 that moves one coordinate per step — correct, but slow),

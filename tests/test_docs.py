@@ -185,7 +185,7 @@ def test_pages_in_a_browser(site, browser):
         if "PAPERS.md" in full_text:
             at = full_text.index("PAPERS.md")
             problems.append(f"{name}: cites PAPERS.md, which is not on the site: ...{full_text[max(0, at - 80):at + 20]!r}")
-        for path in BUILD_PATHS:
+        for path in BUILD_PATHS + [str(out)]:
             if len(path) > 4 and path in full_text:
                 problems.append(f"{name}: shows the build machine's path {path!r}")
         rel = driver.execute_script(RELLINKS)

@@ -10,6 +10,7 @@ import os
 import pkgutil
 import re
 import shutil
+import sys
 
 from sphinx.errors import ExtensionError
 
@@ -342,6 +343,11 @@ def _public_bases(app, name, obj, options, bases):
 
 
 def setup(app):
+    if shutil.which("dot") is None:  # tutorial 08 draws its graphs with it: no site without its pictures
+        message = ("the docs build needs Graphviz's dot program (apt-get install graphviz, or brew install "
+                   "graphviz): tutorial 08 draws its graphs with it")
+        print(f"minigrad docs: {message}", file=sys.stderr)  # first, above Sphinx's crash report
+        raise ExtensionError(message)
     app.setup_extension("sphinx.ext.autodoc")
     app.connect("autodoc-process-docstring", _process_docstring)
     app.connect("autodoc-skip-member", _skip_member)

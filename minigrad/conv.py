@@ -28,6 +28,16 @@ no new derivative code.  Everything else here is composed of that pair and exist
     max_pool2d(x)     = max over (a, b) of unfold(x) (+ −∞ on padding)      ``ops.max``: ties split evenly
     channel_maxout(x) = ``functional.maxout`` over groups of channels
 
+.. math::
+
+   \begin{aligned}
+   \operatorname{conv2d}(x, W, b) &= \operatorname{reshape}(\operatorname{unfold}(x))\, W^\top + b
+       && \text{one GEMM over all examples and positions} \\
+   \operatorname{max\_pool2d}(x) &= \max_{(a, b)} \operatorname{unfold}(x) \quad (-\infty \text{ on padding})
+       && \texttt{ops.max}\text{: ties split evenly} \\
+   \operatorname{channel\_maxout}(x) &= \texttt{functional.maxout} \text{ over groups of channels}
+   \end{aligned}
+
 Derivatives, for the record, with W as the (out, C·kh·kw) matrix: ∂conv/∂x = fold(G W) and
 ∂conv/∂W = Gᵀ unfold(x): both bilinear, so the
 second derivative of conv2d is exactly those products again.  Pooling is piecewise linear: away from ties

@@ -31,11 +31,11 @@ no new derivative code.  Everything else here is composed of that pair and exist
 .. math::
 
    \begin{aligned}
-   \operatorname{conv2d}(x, W, b) &= \operatorname{reshape}(\operatorname{unfold}(x))\, W^\top + b
+   \texttt{conv2d}(x, W, b) &= \texttt{reshape}(\operatorname{unfold}(x))\, W^\top + b
        && \text{one GEMM over all examples and positions} \\
-   \operatorname{max\_pool2d}(x) &= \max_{(a, b)} \operatorname{unfold}(x) \quad (-\infty \text{ on padding})
+   \texttt{max_pool2d}(x) &= \max_{(a, b)} \operatorname{unfold}(x) \quad (-\infty \text{ on padding})
        && \texttt{ops.max}\text{: ties split evenly} \\
-   \operatorname{channel\_maxout}(x) &= \texttt{functional.maxout} \text{ over groups of channels}
+   \texttt{channel_maxout}(x) &= \texttt{functional.maxout} \text{ over groups of channels}
    \end{aligned}
 
 Derivatives, for the record, with W as the (out, C·kh·kw) matrix: ∂conv/∂x = fold(G W) and

@@ -15,9 +15,9 @@
 #
 # $$
 # \begin{aligned}
-# \operatorname{conv2d}(x, W, b) &= \operatorname{unfold}(x)\, W^\top + b
+# \texttt{conv2d}(x, W, b) &= \operatorname{unfold}(x)\, W^\top + b
 #     && \text{(one matrix product)} \\
-# \operatorname{max\_pool2d}(x) &= \max \text{ over each window of } \operatorname{unfold}(x) \\
+# \texttt{max_pool2d}(x) &= \max \text{ over each window of } \operatorname{unfold}(x) \\
 # \text{channel Maxout} &= \text{functional.maxout over groups of channels}
 # \end{aligned}
 # $$

@@ -1,13 +1,23 @@
-"""Convolution and pooling, differentiable to any order, built on one linear adjoint pair.
+r"""Convolution and pooling, differentiable to any order, built on one linear adjoint pair.
 
 ``unfold`` (im2col) gathers the sliding windows of an image batch x of shape (N, C, H, W):
 
     U[n, c, i, j, a, b] = x̃[n, c, i·sh + a, j·sw + b],      x̃ = x zero-padded (top, bottom, left, right)
 
+.. math::
+
+   U_{n,c,i,j,a,b} = \tilde x_{n,\,c,\,i s_h + a,\,j s_w + b},
+   \qquad \tilde x = x \text{ zero-padded (top, bottom, left, right)}
+
 an array of shape (N, C, oh, ow, kh, kw) with oh = (H + pt + pb − kh) // sh + 1 (likewise ow).
 It is linear, U = A x, and its adjoint ``fold`` (col2im) scatter-adds windows back:
 
-    fold(Y)[n, c, h, w] = Σ_{i,j,a,b : i·sh + a = h + pt, j·sw + b = w + pl} Y[n, c, i, j, a, b],
+    fold(Y)[n, c, h, w] = Σ over i, j, a, b with i·sh + a = h + pt, j·sw + b = w + pl of Y[n, c, i, j, a, b],
+
+.. math::
+
+   \operatorname{fold}(Y)_{n,c,h,w} = \sum_{\substack{i, j, a, b:\ i s_h + a = h + p_t \\ j s_w + b = w + p_l}}
+   Y_{n,c,i,j,a,b},
 
 that is Aᵀ Y, so ⟨unfold(x), Y⟩ = ⟨x, fold(Y)⟩ (tests/test_conv.py checks it).  For a linear map the
 vector-Jacobian product *is* the adjoint: Unfold.backward(G) = fold(G) and Fold.backward(G) = unfold(G).
@@ -17,6 +27,16 @@ no new derivative code.  Everything else here is composed of that pair and exist
     conv2d(x, W, b)   = reshape(unfold(x)) @ Wᵀ + b            one GEMM over all examples and positions
     max_pool2d(x)     = max over (a, b) of unfold(x) (+ −∞ on padding)      ``ops.max``: ties split evenly
     channel_maxout(x) = ``functional.maxout`` over groups of channels
+
+.. math::
+
+   \begin{aligned}
+   \texttt{conv2d}(x, W, b) &= \texttt{reshape}(\operatorname{unfold}(x))\, W^\top + b
+       && \text{one GEMM over all examples and positions} \\
+   \texttt{max_pool2d}(x) &= \max_{(a, b)} \operatorname{unfold}(x) \quad (-\infty \text{ on padding})
+       && \texttt{ops.max}\text{: ties split evenly} \\
+   \texttt{channel_maxout}(x) &= \texttt{functional.maxout} \text{ over groups of channels}
+   \end{aligned}
 
 Derivatives, for the record, with W as the (out, C·kh·kw) matrix: ∂conv/∂x = fold(G W) and
 ∂conv/∂W = Gᵀ unfold(x): both bilinear, so the
@@ -201,8 +221,12 @@ def _rows_to_image(z, nhw):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """y[n, o, i, j] = b[o] + Σ_{c,a,b} W[o, c, a, b] · x̃[n, c, i·sh + a, j·sw + b]  (cross-correlation,
+    r"""y[n, o, i, j] = b[o] + Σ over c, a, b of W[o, c, a, b] · x̃[n, c, i·sh + a, j·sw + b]  (cross-correlation,
     as every deep-learning library), for x (N, C, H, W), W (O, C, kh, kw), b (O,) or None.
+
+    .. math::
+
+       y_{n,o,i,j} = b_o + \sum_{c, a, b} W_{o,c,a,b} \, \tilde x_{n,\,c,\,i s_h + a,\,j s_w + b}
 
     Computed as unfold + one matrix product; its derivatives are ∂L/∂x = fold(G W) and
     ∂L/∂W = Gᵀ unfold(x), produced by MatMul's and Unfold's backward (no conv-specific backward)."""
@@ -220,7 +244,7 @@ def pool_padding(size, kernel, stride, padding, ceil_mode):
 
 
 def max_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False):
-    """y[n, c, i, j] = max_{a,b} x̃[n, c, i·sh + a, j·sw + b], x̃ padded with −∞; windows may overlap
+    """y[n, c, i, j] = the max over a, b of x̃[n, c, i·sh + a, j·sw + b], x̃ padded with −∞; windows may overlap
     (stride < kernel).  ``ceil_mode=True`` is pylearn2's / cuda-convnet's cover-all size (see
     ``output_size``), used by the Maxout paper's CIFAR-10 network.
 

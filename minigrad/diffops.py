@@ -82,12 +82,16 @@ def vjp(f, inputs, v, create_graph: bool = False):
 
 
 def jvp(f, inputs, v, create_graph: bool = False):
-    """``(f(x), J v)``: the Jacobian-vector product, by the double-VJP trick.
+    r"""``(f(x), J v)``: the Jacobian-vector product, by the double-VJP trick.
 
     For a dummy cotangent u (shaped like f(x)), g(u) = Jᵀu is *linear* in u and its own
     vector-Jacobian product with v is
 
         ∂(g(u) · v)/∂u = J v,
+
+    .. math::
+
+       \frac{\partial}{\partial u} \bigl(g(u) \cdot v\bigr) = J v,
 
     whatever u is (zero here).  So: record the backward pass g(u) with ``create_graph=True``,
     then differentiate it with respect to u.  Cost: the forward, a recorded backward and a
@@ -111,9 +115,13 @@ def jvp(f, inputs, v, create_graph: bool = False):
 
 
 def hvp(f, inputs, v, create_graph: bool = False):
-    """``(f(x), H v)`` for scalar f: the Hessian-vector product by double backprop,
+    r"""``(f(x), H v)`` for scalar f: the Hessian-vector product by double backprop,
 
         H v = ∇ₓ(∇ₓf(x) · v),
+
+    .. math::
+
+       H v = \nabla_x \bigl(\nabla_x f(x) \cdot v\bigr),
 
     one backward recorded with ``create_graph=True`` and one backward through it: a few
     forward passes' worth, never the n × n matrix.  With several inputs H is the joint

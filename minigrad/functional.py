@@ -163,12 +163,17 @@ def maxout(z, pieces: int):
 
 # --- the lp norm -------------------------------------------------------------------------
 class LpNorm(Op):
-    """y = ‖x‖ₚ = (Σᵢ|xᵢ|ᵖ)^(1/p) over ``axis``, for p ≥ 1 including p = ∞ (max |xᵢ|).
+    r"""y = ‖x‖ₚ = (Σᵢ|xᵢ|ᵖ)^(1/p) over ``axis``, for p ≥ 1 including p = ∞ (max |xᵢ|).
+
+    .. math::
+
+       \|x\|_p = \Bigl(\sum_i |x_i|^p\Bigr)^{1/p}, \qquad
+       \frac{\partial \|x\|_p}{\partial x_i} = \operatorname{sign}(x_i) \frac{|x_i|^{p-1}}{\|x\|_p^{p-1}}
 
     ∂y/∂xᵢ = sign(xᵢ)·|xᵢ|ᵖ⁻¹ / yᵖ⁻¹    (p = 1: sign(xᵢ);  p = ∞: sign(xᵢ) on the
     largest |xᵢ|, ties split evenly).
 
-    Zero-safety (DESIGN.md): at x = 0 the norm has no derivative; we take the
+    Zero-safety (science page §6): at x = 0 the norm has no derivative; we take the
     minimum-norm subgradient 0, and we write the gradient so that its own derivative
     there is 0 too.  Likewise a single coordinate xᵢ = 0 contributes 0 for 1 < p < 2,
     where |xᵢ|ᵖ⁻¹ would otherwise have an infinite derivative.  No NaN or inf comes

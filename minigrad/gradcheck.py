@@ -1,10 +1,15 @@
-"""Verify derivatives against central differences, in float64.
+r"""Verify derivatives against central differences, in float64.
 
 ``gradcheck(f, inputs)`` compares the engine's vector-Jacobian product vᵀJ (one
 backward pass, for a random upstream v) with the numerical derivative of the scalar
 vᵀf(x) by central differences:
 
     ∂(vᵀf)/∂xᵢ ≈ [vᵀf(x + h·eᵢ) − vᵀf(x − h·eᵢ)] / 2h,        error O(h²).
+
+.. math::
+
+   \frac{\partial (v^\top f)}{\partial x_i} \approx
+   \frac{v^\top f(x + h e_i) - v^\top f(x - h e_i)}{2h}, \qquad \text{error } O(h^2).
 
 A random v tests every row of the Jacobian at once (a wrong entry survives only if v is
 orthogonal to the error, which has probability zero).

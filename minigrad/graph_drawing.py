@@ -1,4 +1,4 @@
-"""Draw the recorded graph: DOT text with no dependency, SVG/PNG through graphviz when installed.
+"""Draw the recorded graph: DOT text with no dependency, SVG/PNG through graphviz when installed::
 
     dot = draw(loss)                                   # the forward graph, as DOT text
     (g,) = grad(loss, x, create_graph=True)

@@ -247,7 +247,7 @@ class Softplus(Op):
 
 class Maximum(Op):
     """y = max(a, b) elementwise.  Where a = b the gradient is split evenly, ½ to each
-    (the minimum-norm subgradient; DESIGN.md's tie convention)."""
+    (the minimum-norm subgradient; the tie convention of science page §6)."""
     def forward(self, a, b):
         xp = backend.get_array_module(a, b)
         self.share_a = (a > b).astype(a.dtype) + (a == b).astype(a.dtype) * a.dtype.type(0.5)

@@ -1,6 +1,6 @@
 """Optimisers (SGD with momentum, Adam), schedules, and the max column- and kernel-norm constraints.
 
-An optimiser holds a list of Parameters and updates their arrays in place:
+An optimiser holds a list of Parameters and updates their arrays in place::
 
     opt = SGD(model.parameters(), lr=0.1, momentum=LinearRamp(0.5, 0.7, length=10),
               max_col_norm=1.9365)
@@ -309,9 +309,13 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with (classical) momentum, as in the Maxout recipe:
+    r"""Stochastic gradient descent with (classical) momentum, as in the Maxout recipe:
 
         v ← μ·v − η·g,      θ ← θ + v
+
+    .. math::
+
+       v \leftarrow \mu v - \eta g, \qquad \theta \leftarrow \theta + v
 
     (Sutskever et al. 2013, eq. 1).  η = ``lr`` and μ = ``momentum`` may be schedules;
     the Maxout paper ramps μ from 0.5 to 0.7.  momentum=0 is plain SGD, θ ← θ − η·g.

@@ -1,16 +1,28 @@
-"""Closed-form worst-case perturbations, and the attacks that use them.
+r"""Closed-form worst-case perturbations, and the attacks that use them.
 
 Linearise the loss around x:  L(x + r) ≈ L(x) + gᵀr  with g = ∇ₓL.  Over the ball
 ‖r‖ₚ ≤ ε, Hölder's inequality gives (Lyu, Huang & Liang 2015, eq. 4–6)
 
-    max_{‖r‖ₚ ≤ ε} gᵀr = ε‖g‖_q,      1/p + 1/q = 1,
+    max over ‖r‖ₚ ≤ ε of gᵀr = ε‖g‖_q,      1/p + 1/q = 1,
 
-attained at the worst case
+.. math::
+
+   \max_{\|r\|_p \le \varepsilon} g^\top r = \varepsilon \|g\|_q, \qquad \frac1p + \frac1q = 1,
+
+attained at the worst case (science page §1)
 
     r*ᵢ = ε · sign(gᵢ) · |gᵢ|^(q−1) / ‖g‖_q^(q−1)          (1 < p < ∞)
     p = ∞ (q = 1):  r* = ε·sign(g)                          the fast gradient sign method
     p = 2 (q = 2):  r* = ε·g/‖g‖₂
-    p = 1 (q = ∞):  r* = ε·sign(g_k)·e_k,  k = argmax |gᵢ|
+    p = 1 (q = ∞):  r* = ε·sign(gₖ)·eₖ,  k = argmax |gᵢ|
+
+.. math::
+
+   r^*_i = \varepsilon \, \operatorname{sign}(g_i) \, \frac{|g_i|^{q-1}}{\|g\|_q^{q-1}} \quad (1 < p < \infty),
+
+   r^*_{p=\infty} = \varepsilon \operatorname{sign}(g), \qquad
+   r^*_{p=2} = \varepsilon \frac{g}{\|g\|_2}, \qquad
+   r^*_{p=1} = \varepsilon \operatorname{sign}(g_k) e_k, \ k = \arg\max_i |g_i|.
 
 Everything here is per example: norms run over all axes but the first (the batch).
 Conventions: sign(0) = 0, and g = 0 gives r* = 0 for every p, with no NaN.  For p = 1
@@ -20,8 +32,8 @@ the one that keeps r*(p) continuous as p → 1⁺).
 
 ``worst_case`` computes that closed form, case by case, with minigrad ops: on a constant g
 (a training step, an attack) they record nothing, and on a g that is part of a graph the
-result can be differentiated (PAPERS.md §4 claim 7); training holds it constant.  That r* is
-ε times the gradient of the dual norm, ε·∇_g‖g‖_q (Hölder's equality case), is a test.
+result can be differentiated (science page §4 claim 7); training holds it constant.  That r* is
+ε times the gradient of the dual norm, ε times the gradient of ‖g‖_q with respect to g (Hölder's equality case), is a test.
 
 The attacks build on it.  ``fgm`` takes the closed-form step once (``fgsm`` is its
 p = ∞ member, Goodfellow et al. 2015); ``pgd`` iterates steepest-ascent steps and
@@ -81,7 +93,7 @@ def per_example_squared_norm(g) -> Tensor:
 
 
 def worst_case(g, eps, p) -> Tensor:
-    """r* = argmax_{‖r‖ₚ ≤ ε} gᵀr per example, in closed form (see the module docstring).
+    """r* = the argmax of gᵀr over ‖r‖ₚ ≤ ε, per example, in closed form (see the module docstring).
 
     ``g``: the input gradient, (batch, ...), a Tensor or array; the result has its shape,
     dtype and device.  Differentiable in g when g is part of a graph (claim 7); for a
@@ -158,7 +170,7 @@ def loss_and_input_gradient(model, x, y, create_graph: bool = False, loss=F.cros
     """(Σᵢ L(xᵢ, yᵢ), gᵢ = ∇ₓᵢ L) from one forward pass, so a caller needs no second one.
 
     g is taken from the *summed* loss: the gradient of a batch-mean loss is gᵢ/B, the right
-    direction but a norm B times too small (PAPERS.md §1).  ``create_graph=True`` keeps the
+    direction but a norm B times too small (science page §1).  ``create_graph=True`` keeps the
     graph, so a penalty on g can be differentiated (double backprop).
     """
     x = Tensor(unwrap(x), requires_grad=True)
@@ -213,7 +225,7 @@ def _clip(x, box):
 def fgm(model, x, y, eps, p, clip=None, loss=F.cross_entropy):
     """The fast gradient method: one closed-form step  x_adv = clip(x + r*(g, ε, p)).
 
-    r* = argmax_{‖r‖ₚ ≤ ε} gᵀr with g = ∇ₓL per example (``worst_case``), the exact
+    r* = the argmax of gᵀr over ‖r‖ₚ ≤ ε, with g = ∇ₓL per example (``worst_case``), the exact
     maximiser of the linearised loss (Lyu et al. 2015, eq. 4–6).  ``clip=(lo, hi)``
     keeps the result in the data box (x itself must lie in it).  Returns a raw array on
     x's device with x's dtype.  The model runs in whatever mode the caller set: use
@@ -235,7 +247,7 @@ def fgsm(model, x, y, eps, clip=None, loss=F.cross_entropy):
 
 def project(r, eps, p):
     """Euclidean projection of every example's r onto the ball ‖r‖ₚ ≤ ε:
-    argmin_{‖v‖ₚ ≤ ε} ‖v − r‖₂, exact for p ∈ {1, 2, ∞}.
+    the v with ‖v‖ₚ ≤ ε nearest r in ‖·‖₂, exact for p ∈ {1, 2, ∞}.
 
     p = ∞: clip each coordinate to [−ε, ε];  p = 2: r·min(1, ε/‖r‖₂);
     p = 1: soft-thresholding vᵢ = sign(rᵢ)·max(|rᵢ| − θ, 0), with θ ≥ 0 chosen so that
@@ -294,6 +306,7 @@ def sample_ball(shape, eps, p, rng=None, surface=False) -> np.ndarray:
     ``shape`` (batch, ...), norms over all axes but the first.
 
     Uniform in the ball (``surface=False``):
+
     - p = ∞: a uniform box, rᵢ ~ U(−ε, ε);
     - p = 2: r = ε·U^(1/D)·z/‖z‖₂ with z Gaussian: a uniform direction, and the radius law
       P(‖r‖ ≤ tε) = t^D of the D-dimensional ball;
@@ -301,6 +314,7 @@ def sample_ball(shape, eps, p, rng=None, surface=False) -> np.ndarray:
       density ∝ exp(−|t|ᵖ) and w ~ Exp(1), r = ε·z/(‖z‖ₚᵖ + w)^(1/p) is uniform in the
       ball.  |zᵢ| is drawn as Gamma(1 + 1/p)^(1/p)·U, which equals Gamma(1/p)^(1/p) in law
       and cannot underflow for large p.  (p = 1: z is Laplace, "Laplace direction".)
+
     ``surface=True`` gives points on the sphere ‖r‖ₚ = ε instead (p = ∞: one coordinate
     at ±ε; finite p: ε·z/‖z‖ₚ, the cone measure) — in any case feasible points.
     """
@@ -326,9 +340,14 @@ def sample_ball(shape, eps, p, rng=None, surface=False) -> np.ndarray:
 
 def pgd(model, x, y, eps, p, steps, step_size, random_start=False, clip=None, seed=None,
         loss=F.cross_entropy):
-    """Projected gradient ascent on the loss over the ℓp ball around x (Madry et al. 2018):
+    r"""Projected gradient ascent on the loss over the ℓp ball around x (Madry et al. 2018):
 
-        x_{t+1} = clip( x + Proj_{‖·‖ₚ ≤ ε}( x_t + r*(g_t, step_size, p) − x ) ),
+        xₜ₊₁ = clip(x + Proj[‖·‖ₚ ≤ ε](xₜ + r*(gₜ, step_size, p) − x)),
+
+    .. math::
+
+       x_{t+1} = \operatorname{clip}\Bigl(x + \Pi_{\|\cdot\|_p \le \varepsilon}
+       \bigl(x_t + r^*(g_t, \mathrm{step\_size}, p) - x\bigr)\Bigr),
 
     each step the steepest-ascent direction for the norm (``worst_case`` with budget
     ``step_size``; for p = 1 that moves one coordinate per step — correct, but slow),

@@ -1,9 +1,13 @@
 """The documentation site: built with Sphinx + sphinx-gallery (tutorials executed in quick mode),
 then opened in headless Chromium (driven by selenium) over a local HTTP server.
 
+The build runs with ``-W``: a docutils or Sphinx warning (an import failure included) fails it.
 Checked on every page: every image loaded (naturalWidth > 0), no raw TeX left in the text (MathJax
-rendered it: no ``\\(``, ``\\[``, ``$...$`` or TeX command), and every internal link (and its #anchor) resolves.  Tutorial
-pages must show at least one figure and offer the script and the notebook for download.
+rendered it: no ``\\(``, ``\\[``, ``$...$`` or TeX command), no error-highlighted token (Pygments'
+``.err``: an equation left in a code block), no "PAPERS.md" (the science page is on the site), no
+absolute path of the build machine, previous/next links visible, and every internal link (and its
+#anchor) resolves.  Tutorial pages must show every figure their script names (``"NN_name.png"``,
+tutorial 08's graphs included) and offer the script and the notebook for download.
 
 Skips when Sphinx, sphinx-gallery, the offline MathJax, selenium, chromium or chromedriver is missing
 (``.ci/run`` installs them).  Build: ``python -m sphinx -b html docs docs/_build/html``.
@@ -54,7 +58,7 @@ def site(tmp_path_factory):
     env = dict(os.environ, MINIGRAD_QUICK="1", MPLBACKEND="Agg",
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "docs", str(out)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "docs", str(out)], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - start
     assert done.returncode == 0, f"sphinx failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
@@ -94,7 +98,7 @@ def browser(site):
 
 
 def pages(out):
-    names = ["index.html", "family.html", "api.html", "tutorials/index.html"]
+    names = ["index.html", "family.html", "science.html", "api.html", "tutorials/index.html"]
     names += sorted(os.path.relpath(p, out) for p in glob.glob(str(out / "tutorials" / "[0-9][0-9]_*.html")))
     return names
 
@@ -105,6 +109,27 @@ body.querySelectorAll('pre, code, script, style, mjx-container, .MathJax, mjx-as
 return body.innerText;"""
 
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$[^$\s][^$\n]*\$|\\(frac|nabla|mathrm|sum|varepsilon)\b")
+
+ERROR_TOKENS = """
+return Array.from(document.querySelectorAll('.highlight .err')).map(e => e.textContent);"""
+
+RELLINKS = """
+return Array.from(document.querySelectorAll('nav#rellinks a'))
+  .filter(a => a.offsetParent !== null && a.getBoundingClientRect().height > 0).map(a => a.title);"""
+
+SHOWN_FIGURES = """
+return Array.from(document.querySelectorAll('img')).filter(i => i.complete && i.naturalWidth > 0)
+  .map(i => i.getAttribute('alt'));"""
+
+BUILD_PATHS = [str(ROOT), os.path.expanduser("~"), tempfile.gettempdir()]
+
+
+def expected_figures(page):
+    """The figures tutorial NN names in its script: every "NN_name.png" string."""
+    number = re.match(r"tutorials/(\d\d)_", page).group(1)
+    source = ROOT / "tutorials" / (Path(page).stem + ".py")
+    return set(re.findall(rf"""["']({number}_[\w.-]+\.png)["']""", source.read_text()))
+
 
 IMAGES = """
 return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);"""
@@ -152,6 +177,21 @@ def test_pages_in_a_browser(site, browser):
         if raw:
             at = raw.start()
             problems.append(f"{name}: raw TeX {raw.group()[:20]!r} in the text: ...{text[max(0, at - 60):at + 60]!r}")
+        errors = driver.execute_script(ERROR_TOKENS)
+        if errors:
+            problems.append(f"{name}: {len(errors)} error-highlighted tokens (an equation in a code block?): "
+                            f"{errors[:8]}")
+        full_text = driver.execute_script("return document.body.innerText")
+        if "PAPERS.md" in full_text:
+            at = full_text.index("PAPERS.md")
+            problems.append(f"{name}: cites PAPERS.md, which is not on the site: ...{full_text[max(0, at - 80):at + 20]!r}")
+        for path in BUILD_PATHS + [str(out)]:
+            if len(path) > 4 and path in full_text:
+                problems.append(f"{name}: shows the build machine's path {path!r}")
+        rel = driver.execute_script(RELLINKS)
+        wanted = {"Previous document", "Next document"} if re.match(r"tutorials/\d\d_", name) else None
+        if not rel or (wanted and not wanted <= set(rel)):
+            problems.append(f"{name}: previous/next links not visible ({rel})")
         images = driver.execute_script(IMAGES)
         for src, complete, width in images:
             if not complete or not width:
@@ -162,13 +202,17 @@ def test_pages_in_a_browser(site, browser):
                 ".filter(i => i.complete && i.naturalWidth > 0).length")
             if figures < 1:
                 problems.append(f"{name}: no figure shown")
+            missing = expected_figures(name) - set(driver.execute_script(SHOWN_FIGURES))
+            if missing:
+                problems.append(f"{name}: figures not shown: {sorted(missing)}")
             hrefs = driver.execute_script("return Array.from(document.links).map(a => a.getAttribute('href'))")
             for suffix in (".ipynb", ".py"):
                 if not any(h and h.endswith(suffix) and "_downloads" in h for h in hrefs):
                     problems.append(f"{name}: no {suffix} download")
         for href in driver.execute_script("return Array.from(document.links).map(a => a.href)"):
             problems += broken_link(name, href, base, out, anchors_cache)
-    assert {"index.html", "api.html"} <= set(math_pages), f"MathJax rendered nothing on {math_pages}"
+    assert {"index.html", "api.html", "science.html"} <= set(math_pages), f"MathJax rendered nothing on {math_pages}"
+    assert any("03_worst_case" in p for p in math_pages), f"tutorial 03's equations were not typeset: {math_pages}"
     assert not problems, "\n".join(sorted(set(problems))[:40])
 
 
@@ -187,3 +231,33 @@ def broken_link(page, href, base, out, cache):
         if unquote(url.fragment) not in cache[path]:
             return [f"{page}: link {href} points to a missing anchor"]
     return []
+
+
+def test_family_tables_link_every_class(site, browser):
+    """Both of the README's family tables render as tables (header rows as headers), and every name in
+    their first column links to its API entry."""
+    out, _ = site
+    driver, base = browser
+    driver.get(base + "family.html")
+    tables = driver.execute_script("""
+return Array.from(document.querySelectorAll('table')).map(t => ({
+  header: Array.from(t.querySelectorAll('thead th')).map(c => c.innerText.trim()),
+  firsts: Array.from(t.querySelectorAll('tbody tr')).map(r => {
+    const c = r.querySelector('td'); const a = c.querySelector('a');
+    return [c.innerText.trim(), a ? a.getAttribute('href') : null]; })}));""")
+    assert len(tables) == 2, tables
+    for table in tables:
+        assert table["header"][:2] == ["class", "names in compare"], table["header"]
+        assert not any(cell.startswith("class") for cell, _ in table["firsts"]), "a header row became a data row"
+        unlinked = [cell for cell, href in table["firsts"] if not (href and "api.html#minigrad." in href)]
+        assert not unlinked, f"not linked to the API: {unlinked}"
+
+
+def test_science_citations_are_links(site):
+    """Every "science page §N" on a page (outside code) is a link to that section of the science page."""
+    out, _ = site
+    for page in pages(out):
+        html = re.sub(r"<code[^>]*>.*?</code>|<pre>.*?</pre>", "", (out / page).read_text(), flags=re.S)
+        text_citations = len(re.findall(r"science page §\d+", re.sub(r"<[^>]+>", "", html)))
+        linked = len(re.findall(r'href="[^"]*science\.html#science-\d+[^"]*"><span[^>]*>science page §', html))
+        assert linked == text_citations, f"{page}: {text_citations} citations, {linked} linked"

@@ -3,6 +3,7 @@ deliberate failures: a demo that is meant to fail asserts that it did (the tutor
 failure stops happening) and prints an ``EXPECTED FAILURE:`` line, counted here."""
 import glob
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIALS = sorted(glob.glob(os.path.join(ROOT, "tutorials", "[0-9][0-9]_*.py")))
 # Tutorials that train on the digits, which come from scikit-learn.
 NEEDS_SKLEARN = {"03", "05"}
+# Tutorials that draw graphs with Graphviz's dot program (apt-get install graphviz).
+NEEDS_DOT = {"08"}
 # The deliberate failures each tutorial demonstrates, by the start of its file name.
 EXPECTED_FAILURES = {
     "01": ["a constant gradient cannot be differentiated again",
@@ -31,6 +34,8 @@ def test_tutorial_runs_in_quick_mode(path, tmp_path):
     pytest.importorskip("matplotlib")
     if os.path.basename(path)[:2] in NEEDS_SKLEARN:
         pytest.importorskip("sklearn")
+    if os.path.basename(path)[:2] in NEEDS_DOT and shutil.which("dot") is None:
+        pytest.skip("needs Graphviz's dot (apt-get install graphviz)")
     env = dict(os.environ, MINIGRAD_QUICK="1", MINIGRAD_FIGURES=str(tmp_path), MPLBACKEND="Agg",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, path, "--quick"], cwd=tmp_path, env=env,

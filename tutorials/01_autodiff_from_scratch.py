@@ -28,7 +28,7 @@ FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.
 
 # %% [markdown]
 # ## 1. A graph and its backward pass
-# f(x, w) = tanh(w·x) summed.  Each intermediate tensor knows the op that produced it.
+# $f(x, w) = \sum \tanh(w \cdot x)$.  Each intermediate tensor knows the op that produced it.
 
 # %%
 x = mg.Tensor([0.5, -1.0, 2.0], requires_grad=True)
@@ -88,8 +88,12 @@ else:
 
 # %% [markdown]
 # ## 3. A Hessian-vector product, checked against finite differences
-# For a scalar L(x), Hv = ∇ₓ(∇ₓL · v): one backward with `create_graph=True`, one more
-# backward, never forming the Hessian.  Check: Hv ≈ [∇L(x + hv) − ∇L(x − hv)] / 2h.
+# For a scalar $L(x)$, $Hv = \nabla_x(\nabla_x L \cdot v)$: one backward with `create_graph=True`,
+# one more backward, never forming the Hessian.  Check:
+#
+# $$
+# Hv \approx \frac{\nabla L(x + hv) - \nabla L(x - hv)}{2h}.
+# $$
 
 # %%
 rng = np.random.default_rng(0)
@@ -167,4 +171,4 @@ if plt is not None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    print("saved", plots.save(fig, os.path.join(FIGURES, "01_tanh_derivatives.png")))
+    print("saved", os.path.basename(plots.save(fig, os.path.join(FIGURES, "01_tanh_derivatives.png"))))

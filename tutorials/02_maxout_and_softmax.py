@@ -3,10 +3,10 @@
 #
 # The papers train Maxout networks with a softmax output.  This tutorial opens both up:
 #
-# * a **Maxout unit** takes the max of `pieces` affine functions, h = maxₖ (xᵀWₖ + bₖ):
+# * a **Maxout unit** takes the max of `pieces` affine functions, $h = \max_k (x^\top W_k + b_k)$:
 #   a learned convex, piecewise-linear activation.  Its derivative routes the upstream
 #   gradient to the winning piece; on a **tie** minigrad splits it evenly.
-# * **log-softmax** is computed as x − logsumexp(x) with the max subtracted first, so it
+# * **log-softmax** is computed as $x - \operatorname{logsumexp}(x)$ with the max subtracted first, so it
 #   stays finite at logits like [−1000, 1]; cross-entropy comes from it, never from
 #   log(softmax(x)).
 # * Both are differentiable twice, and the second derivative of the loss with respect
@@ -27,7 +27,7 @@ FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.
 
 # %% [markdown]
 # ## 1. One Maxout unit in one dimension
-# Three pieces: z₁ = −x − 1, z₂ = 0.3x, z₃ = 2x − 2.  minigrad stores pieces
+# Three pieces: $z_1 = -x - 1$, $z_2 = 0.3x$, $z_3 = 2x - 2$.  minigrad stores pieces
 # *pieces-major*: for `units` units, piece k of unit j is column k·units + j.  With one
 # unit, column k is simply piece k.
 
@@ -70,8 +70,8 @@ print("gradgradcheck:",
 
 # %% [markdown]
 # ## 4. log-softmax without overflow
-# softmax(x)ᵢ = exp(xᵢ)/Σⱼ exp(xⱼ).  Naively, exp(1000) overflows.  Subtracting the max
-# first changes nothing mathematically (it cancels) and keeps every exp ≤ 1.
+# $\operatorname{softmax}(x)_i = e^{x_i} / \sum_j e^{x_j}$.  Naively, $e^{1000}$ overflows.  Subtracting
+# the max first changes nothing mathematically (it cancels) and keeps every exponential $\le 1$.
 
 # %%
 logits = np.array([[-1000.0, 1.0]])
@@ -91,8 +91,8 @@ print("CE =", loss.item(), " dCE/dlogits =", g.numpy(), " d|g|²/dlogits =", gg.
 
 # %% [markdown]
 # ## 5. The Hessian of cross-entropy with respect to the logits
-# For L = −log softmax(z)_y, ∇²_z L = diag(p) − ppᵀ with p = softmax(z): symmetric,
-# positive semi-definite, rank K − 1.  Build it row by row with Hessian-vector products.
+# For $L = -\log \operatorname{softmax}(z)_y$, $\nabla_z^2 L = \operatorname{diag}(p) - p p^\top$ with
+# $p = \operatorname{softmax}(z)$: symmetric, positive semi-definite, rank $K - 1$.  Build it row by row with Hessian-vector products.
 
 # %%
 K = 4
@@ -124,4 +124,4 @@ if plt is not None:
         ax.set_xlabel("x")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    print("saved", plots.save(fig, os.path.join(FIGURES, "02_maxout_unit.png")))
+    print("saved", os.path.basename(plots.save(fig, os.path.join(FIGURES, "02_maxout_unit.png"))))

@@ -1,22 +1,28 @@
 # %% [markdown]
 # # 03 · The worst case in closed form
 #
-# Adversarial robustness asks for the worst perturbation r inside a budget:
-# max over ‖r‖ₚ ≤ ε of L(x + r).  To first order L(x + r) ≈ L(x) + gᵀr with g = ∇ₓL, and
-# the inner problem becomes *linear*: maximise gᵀr over a ball.  Hölder's inequality
-# solves it exactly (Lyu, Huang & Liang 2015):
+# Adversarial robustness asks for the worst perturbation $r$ inside a budget:
+# $\max_{\|r\|_p \le \varepsilon} L(x + r)$.  To first order $L(x + r) \approx L(x) + g^\top r$
+# with $g = \nabla_x L$, and the inner problem becomes *linear*: maximise $g^\top r$ over a ball.
+# Hölder's inequality solves it exactly (Lyu, Huang & Liang 2015; science page §1):
 #
-#     max_{‖r‖ₚ ≤ ε} gᵀr = ε‖g‖_q,        1/p + 1/q = 1,
+# $$
+# \max_{\|r\|_p \le \varepsilon} g^\top r = \varepsilon \|g\|_q, \qquad \frac{1}{p} + \frac{1}{q} = 1,
+# $$
 #
-#     r*ᵢ = ε · sign(gᵢ) · |gᵢ|^(q−1) / ‖g‖_q^(q−1).
+# $$
+# r^*_i = \varepsilon \, \operatorname{sign}(g_i) \, \frac{|g_i|^{q-1}}{\|g\|_q^{q-1}}.
+# $$
 #
-# Why: gᵀr ≤ ‖g‖_q‖r‖ₚ ≤ ε‖g‖_q for every feasible r (Hölder), and the r* above is
-# feasible (‖r*‖ₚ = ε, because (q−1)p = q) and reaches the bound (gᵀr* = ε‖g‖_q^q/‖g‖_q^(q−1)).
-# Three members have names:
+# Why: $g^\top r \le \|g\|_q \|r\|_p \le \varepsilon \|g\|_q$ for every feasible $r$ (Hölder),
+# and the $r^*$ above is feasible ($\|r^*\|_p = \varepsilon$, because $(q-1)p = q$) and reaches the
+# bound ($g^\top r^* = \varepsilon \|g\|_q^q / \|g\|_q^{q-1}$).  Three members have names:
 #
-# * p = ∞ (q = 1): r* = ε·sign(g), the **fast gradient sign method** of Goodfellow et al.;
-# * p = 2 (q = 2): r* = ε·g/‖g‖₂, the scaled gradient;
-# * p = 1 (q = ∞): all of ε on the coordinate with the largest |gᵢ| (ties: split evenly).
+# * $p = \infty$ ($q = 1$): $r^* = \varepsilon \operatorname{sign}(g)$, the **fast gradient sign
+#   method** of Goodfellow et al.;
+# * $p = 2$ ($q = 2$): $r^* = \varepsilon g / \|g\|_2$, the scaled gradient;
+# * $p = 1$ ($q = \infty$): all of $\varepsilon$ on the coordinate with the largest $|g_i|$
+#   (ties: split evenly).
 
 # %%
 import os
@@ -45,9 +51,9 @@ for p in [1, 1.5, 2, 4, np.inf]:
           f"{eps * P.per_example_norm(g, q).item():9.4f}")
 
 # %% [markdown]
-# ## 2. No feasible perturbation does better (PAPERS.md §4, claim 1)
-# `verify.claim1_holder_optimality` draws thousands of random points of the ℓp ball and
-# reports the best gᵀr among them next to the closed form's.
+# ## 2. No feasible perturbation does better
+# `verify.claim1_holder_optimality` (science page §4 claim 1) draws thousands of random points of
+# the $\ell_p$ ball and reports the best $g^\top r$ among them next to the closed form's.
 
 # %%
 for p in [1, 2, np.inf]:
@@ -63,8 +69,8 @@ print("worst_case(g, ε, ∞) == ε·sign(g): bit for bit")
 
 # %% [markdown]
 # ## 4. Between the named members: r*(p) moves continuously from p = 1 to p = ∞
-# As p → 1⁺ the budget concentrates on the largest coordinate; as p → ∞ it spreads to
-# ±ε on every coordinate (claim 2).
+# As $p \to 1^+$ the budget concentrates on the largest coordinate; as $p \to \infty$ it spreads to
+# $\pm\varepsilon$ on every coordinate (science page §4 claim 2).
 
 # %%
 limits = verify.claim2_limits(g[0], eps)
@@ -105,4 +111,4 @@ plt = plots.pyplot()  # None, with a message, if matplotlib is not installed
 if plt is not None:
     name = plots.worst_cases(plt, model, test_set, {"1": budgets[1], "2": budgets[2], "inf": budgets[np.inf]},
                              FIGURES, name="03_worst_case_per_p.png")
-    print("saved", os.path.join(FIGURES, name))
+    print("saved", name)

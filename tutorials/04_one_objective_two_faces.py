@@ -3,18 +3,20 @@
 #
 # Tutorial 03 found the worst case in closed form.  Plug it back in:
 #
-#     max_{‖r‖ₚ ≤ ε} L(x + r)  =  L(x) + ε‖∇ₓL‖_q + O(ε²).
+# $$
+# \max_{\|r\|_p \le \varepsilon} L(x + r) = L(x) + \varepsilon \|\nabla_x L\|_q + O(\varepsilon^2).
+# $$
 #
 # So the robust objective can be trained in two ways (Lyu et al. 2015; Ororbia et al. 2017):
 #
-# * **perturbed point** (adversarial training): take the gradient at x + r*, with r* held
+# * **perturbed point** (adversarial training): take the gradient at $x + r^*$, with $r^*$ held
 #   constant;
-# * **explicit penalty**: minimise L(x) + ε‖∇ₓL‖_q, whose parameter gradient is a mixed
-#   second derivative: that is what double backprop is for.
+# * **explicit penalty**: minimise $L(x) + \varepsilon \|\nabla_x L\|_q$, whose parameter gradient
+#   is a mixed second derivative: that is what double backprop is for.
 #
 # DataGrad adds a third: the penalty's gradient by a *finite difference* along r, which
 # is a perturbed point again.  This tutorial measures how these agree, with the public
-# functions of `minigrad.verify` (each one a numbered claim of PAPERS.md §4), in float64.
+# functions of `minigrad.verify` (each one a numbered claim of science page §4), in float64.
 # The claims measure the library's own objectives (`regularizers.AdversarialTraining`,
 # `GradientPenalty`, `DataGrad`, `DataGradFD`) and `perturbations.worst_case`: the numbers
 # below are those of the objectives you train with, not of a copy.
@@ -37,8 +39,9 @@ print(model.config)
 
 # %% [markdown]
 # ## 1. The linearisation is second-order accurate (claim 3)
-# L(x + r*) − L(x) − ε‖g‖_q = O(ε²): the log-log slope is 2.  For p = 2 the ε² coefficient
-# is ½ĝᵀ∇²ₓLĝ, computed here by a Hessian-vector product.
+# $L(x + r^*) - L(x) - \varepsilon \|g\|_q = O(\varepsilon^2)$: the log-log slope is 2
+# (science page §4 claim 3).  For $p = 2$ the $\varepsilon^2$ coefficient is
+# $\tfrac12 \hat g^\top \nabla_x^2 L \, \hat g$, computed here by a Hessian-vector product.
 
 # %%
 lin = {p: verify.claim3_linearization(model, x, y, p) for p in (1, 2, np.inf)}
@@ -47,7 +50,8 @@ for p, c in lin.items():
 
 # %% [markdown]
 # ## 2. Perturbed point and penalty differ at O(ε²), not zero (claim 6)
-# ‖∇θL(x + r*) − ∇θ(L + ε‖g‖_q)‖ / ε² settles to a constant as ε → 0.
+# $\|\nabla_\theta L(x + r^*) - \nabla_\theta (L + \varepsilon \|g\|_q)\| / \varepsilon^2$ settles to
+# a constant as $\varepsilon \to 0$ (science page §4 claim 6).
 
 # %%
 faces = {p: verify.claim6_perturbed_vs_penalty(model, x, y, p) for p in (1, 2, np.inf)}
@@ -56,9 +60,9 @@ for p, c in faces.items():
 
 # %% [markdown]
 # ## 3. Holding r* constant is allowed, at O(ε²) (claim 7)
-# The perturbed-point gradient treats r*(θ) as a constant.  Differentiating through it
-# changes the update only at O(ε²) for p = 2, and not at all for p = ∞ (sign(g) is
-# piecewise constant in θ).
+# The perturbed-point gradient treats $r^*(\theta)$ as a constant.  Differentiating through it
+# changes the update only at $O(\varepsilon^2)$ for $p = 2$, and not at all for $p = \infty$
+# ($\operatorname{sign}(g)$ is piecewise constant in $\theta$; science page §4 claim 7).
 
 # %%
 stop = {p: verify.claim7_stop_gradient(model, x, y, p) for p in (2, np.inf)}
@@ -66,7 +70,13 @@ print("p = 2: slope", round(stop[2].slope, 4), "  p = ∞: largest difference", 
 
 # %% [markdown]
 # ## 4. DataGrad's finite difference converges to double backprop at O(φ) (claim 4)
-# ∇θR ≈ [∇θL(x + φr) − ∇θL(x)]/φ with r = ∇_J R.  Forward difference: slope 1.
+#
+# $$
+# \nabla_\theta R \approx \frac{\nabla_\theta L(x + \varphi r) - \nabla_\theta L(x)}{\varphi},
+# \qquad r = \nabla_J R.
+# $$
+#
+# A forward difference: slope 1 (science page §4 claim 4).
 
 # %%
 fd = {norm: verify.claim4_datagrad_fd(model, x, y, norm) for norm in ("l1", "l2")}
@@ -75,8 +85,9 @@ for norm, c in fd.items():
 
 # %% [markdown]
 # ## 5. Goodfellow's adversarial training *is* finite-difference DataGrad-L1 (claim 5)
-# a·L(x) + (1−a)·L(x + ε sign g) has the gradient of the DataGrad update with α = 1,
-# β = (1−a)ε, φ = ε.  Not approximately: to rounding.
+# $a L(x) + (1-a) L(x + \varepsilon \operatorname{sign} g)$ has the gradient of the DataGrad update
+# with $\alpha = 1$, $\beta = (1-a)\varepsilon$, $\varphi = \varepsilon$.  Not approximately: to
+# rounding (science page §4 claim 5).
 
 # %%
 same = verify.claim5_goodfellow_equals_datagrad(model, x, y, eps=0.1, a=0.5)
@@ -113,4 +124,4 @@ if plt is not None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    print("saved", plots.save(fig, os.path.join(FIGURES, "04_convergence.png")))
+    print("saved", os.path.basename(plots.save(fig, os.path.join(FIGURES, "04_convergence.png"))))

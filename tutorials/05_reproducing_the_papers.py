@@ -9,7 +9,7 @@
 #
 # This tutorial runs it (in quick mode: five members, two epochs, a subset of the digits;
 # the full run is the README's first command) and reads the results.  What the papers
-# claim, qualitatively (PAPERS.md; their exact tables are not available):
+# claim, qualitatively (science page §5; their exact tables are not available):
 #
 # 1. adversarial training (Goodfellow et al.) cuts FGSM error sharply, at little or no
 #    cost in clean error;
@@ -33,7 +33,7 @@ OUT = os.path.join(FIGURES, "05_compare")
 # Exactly what `python -m minigrad compare --out ...` runs.
 
 # %%
-argv = ["compare", "--out", OUT, "--quiet"] + (["--quick"] if QUICK else [])
+argv = ["compare", "--out", os.path.relpath(OUT), "--quiet"]  # relative: it is printed + (["--quick"] if QUICK else [])
 status = cli.main(argv)
 assert status == 0
 
@@ -86,3 +86,4 @@ for name in ("robustness.png", "clean_vs_fgsm.png", "perturbations.png"):
 if os.path.exists(os.path.join(OUT, "robustness.png")):
     import shutil
     shutil.copy(os.path.join(OUT, "robustness.png"), os.path.join(FIGURES, "05_robustness.png"))
+    shutil.copy(os.path.join(OUT, "clean_vs_fgsm.png"), os.path.join(FIGURES, "05_clean_vs_fgsm.png"))

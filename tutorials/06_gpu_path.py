@@ -112,4 +112,4 @@ if plt is not None:
     ax.set_ylabel("ms")
     ax.set_title(f"Gradient-penalty step time on '{DEVICE}' (batch 64)")
     fig.tight_layout()
-    print("saved", plots.save(fig, os.path.join(FIGURES, "06_step_times.png")))
+    print("saved", os.path.basename(plots.save(fig, os.path.join(FIGURES, "06_step_times.png"))))

@@ -6,16 +6,21 @@
 # linear adjoint pair**:
 #
 # * `unfold` (im2col) copies every sliding window of an image batch (N, C, H, W) into an array
-#   (N, C, oh, ow, kh, kw): U = A x for a 0/1 matrix A;
-# * `fold` (col2im) scatter-adds windows back: Y ↦ Aᵀ Y.
+#   (N, C, oh, ow, kh, kw): $U = A x$ for a 0/1 matrix $A$;
+# * `fold` (col2im) scatter-adds windows back: $Y \mapsto A^\top Y$.
 #
 # For a linear map the vector-Jacobian product *is* the adjoint, so unfold's backward is fold and
 # fold's backward is unfold.  The pair is closed under differentiation: any order of derivative of
 # anything built on it needs no new code.  Then
 #
-#     conv2d(x, W, b)  = unfold(x) · Wᵀ + b         (one matrix product)
-#     max_pool2d(x)    = max over each window of unfold(x)
-#     channel Maxout   = functional.maxout over groups of channels
+# $$
+# \begin{aligned}
+# \texttt{conv2d}(x, W, b) &= \operatorname{unfold}(x)\, W^\top + b
+#     && \text{(one matrix product)} \\
+# \texttt{max_pool2d}(x) &= \max \text{ over each window of } \operatorname{unfold}(x) \\
+# \text{channel Maxout} &= \text{functional.maxout over groups of channels}
+# \end{aligned}
+# $$
 
 # %%
 import os
@@ -34,7 +39,8 @@ rng = np.random.default_rng(0)
 
 # %% [markdown]
 # ## 1. unfold and fold are adjoints
-# ⟨unfold(x), y⟩ = ⟨x, fold(y)⟩ for every x and y: that identity is what "adjoint" means.  With
+# $\langle \operatorname{unfold}(x), y \rangle = \langle x, \operatorname{fold}(y) \rangle$ for every
+# $x$ and $y$: that identity is what "adjoint" means.  With
 # overlapping windows (kernel 3, stride 2 here) a pixel sits in several windows, so fold(unfold(x)) is
 # not x: it is x times the number of windows covering each pixel.
 
@@ -94,7 +100,7 @@ print("∂(wᵀg)/∂v = routing applied to w:", h_v.numpy().ravel().round(3))
 assert h_x is None and np.any(h_v.numpy())
 
 # %% [markdown]
-# A gradient penalty ε‖∇ₓL‖ still has a useful parameter gradient through a pooled network: ∇ₓL is a
+# A gradient penalty $\varepsilon \|\nabla_x L\|$ still has a useful parameter gradient through a pooled network: ∇ₓL is a
 # product of the softmax's curvature, the weights, and the (constant) routings, so it depends on every
 # weight even though no layer has curvature of its own in x.  The gradient of the penalty with respect
 # to the convolution's filters is not zero, and it is right: `gradcheck` differentiates the penalty
@@ -155,7 +161,7 @@ print(f"{train_set.name}: clean test error on 1000 images after {n_train} traini
 plt = plots.pyplot()
 if plt is not None:
     name = plots.worst_cases(plt, model, test_set, budgets, FIGURES, name="07_conv_worst_cases.png")
-    print("saved", os.path.join(FIGURES, name))
+    print("saved", name)
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.6))
     img = test_set.x[0].reshape(in_shape)
     pad = 2
@@ -171,4 +177,4 @@ if plt is not None:
         ax.set_yticks([])
     fig.colorbar(shown, ax=axes[2], fraction=0.046)
     fig.suptitle("fold is unfold's adjoint, not its inverse: overlapping windows add up", fontsize=9)
-    print("saved", plots.save(fig, os.path.join(FIGURES, "07_fold_unfold.png")))
+    print("saved", os.path.basename(plots.save(fig, os.path.join(FIGURES, "07_fold_unfold.png"))))

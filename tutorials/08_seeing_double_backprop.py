@@ -4,14 +4,14 @@
 # Tutorial 01 said it in words: every op's backward is written with minigrad ops, so a
 # backward pass with `create_graph=True` is *recorded*, like a forward pass, and can be
 # differentiated again.  This tutorial draws that record.  `minigrad.draw` turns the graph
-# into a picture (DOT text; rendered by Graphviz when it is installed) and colours the part a
-# `create_graph=True` backward added apart from the forward part.
+# into a picture (DOT text, rendered by Graphviz's `dot` program: `apt-get install graphviz`) and
+# colours the part a `create_graph=True` backward added apart from the forward part.
 #
 # Then the differential operators of `minigrad.diffops`, each a few lines on top of `grad`:
 # `hvp` (a Hessian-vector product by double backprop) against a finite difference, and
 # `hessian`, the dense input Hessian of the loss inside one Maxout linear region, where
-# PAPERS.md §4 claim 9 says it is AᵀSA: A the local linear map from input to logits,
-# S = diag(p) − ppᵀ the softmax's curvature.
+# science page §4 claim 9 says it is $A^\top S A$: $A$ the local linear map from input to logits,
+# $S = \operatorname{diag}(p) - p p^\top$ the softmax's curvature.
 #
 # Run as a script (`python tutorials/08_seeing_double_backprop.py`, add `--quick` for a fast
 # run) or open as a notebook with jupytext.
@@ -29,20 +29,13 @@ from minigrad.graph_drawing import render
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"
 FIGURES = os.environ.get("MINIGRAD_FIGURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "figures")
-HAVE_DOT = shutil.which("dot") is not None
 plt = plots.pyplot()  # None, with a message, if matplotlib is not installed
 
 
-def show_graph(dot: str, name: str):
-    """Render DOT text to FIGURES/name with Graphviz, or print its beginning without it."""
-    if not HAVE_DOT:
-        print("Graphviz is not installed (apt-get install graphviz); the DOT text begins:\n", dot[:300])
-        return None
-    return print_saved(render(dot, os.path.join(FIGURES, name), dpi=120))
-
-
-def print_saved(path):
-    print("saved", path)
+def show_graph(dot: str, name: str) -> str:
+    """Render DOT text to FIGURES/name with Graphviz (render raises, naming the package, without it)."""
+    path = render(dot, os.path.join(FIGURES, name), dpi=120)
+    print("saved", name)
     return path
 
 
@@ -73,7 +66,7 @@ forward_png = show_graph(forward_dot, "08_forward_graph.png")
 
 # %% [markdown]
 # ## 2. What a `create_graph=True` backward adds
-# g = ∇ₓL, recorded.  The penalty R = ‖g‖₂² (double backpropagation, Drucker & LeCun) is a
+# $g = \nabla_x L$, recorded.  The penalty $R = \|g\|_2^2$ (double backpropagation, Drucker & LeCun) is a
 # function of g, so of the whole graph that computed it.  In the picture the forward graph is
 # blue; orange is what the backward pass recorded: it runs back from the loss to x, layer by
 # layer, under the forward ops it differentiates (dashed edges: forward values it reads, the
@@ -90,7 +83,7 @@ penalty = (g * g).sum()
 double_dot = mg.draw(penalty, forward=loss, gradients=g, names=names, layers=layers,
                      title="R = ‖∇ₓL‖²: the forward graph (blue) and what backward recorded (orange)")
 path = show_graph(double_dot, "08_double_backprop_graph.png")
-if path is not None and not QUICK:  # the README's copy, in tutorials/images
+if not QUICK:  # the README's copy, in tutorials/images
     images = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images")
     shutil.copyfile(path, os.path.join(images, "08_double_backprop_graph.png"))
 
@@ -105,7 +98,7 @@ collapsed_png = show_graph(mg.draw(penalty, forward=loss, gradients=g, names=nam
 
 # %% [markdown]
 # ## 3. The penalty's gradient flows through the recorded graph
-# ∇θR differentiates the orange part: it reaches every weight through both the forward ops
+# $\nabla_\theta R$ differentiates the orange part: it reaches every weight through both the forward ops
 # and the backward ops that read them.  Checked against a central difference along a random
 # direction of the first layer's weights.
 
@@ -134,9 +127,9 @@ assert abs(analytic - fd) <= 1e-6 * max(1.0, abs(fd))
 
 # %% [markdown]
 # ## 4. `hvp` against a finite difference
-# `diffops.hvp(f, x, v)` returns (f(x), Hv) with Hv = ∇ₓ(∇ₓf · v): one recorded backward,
-# one backward through it; the n × n Hessian is never formed.  The finite difference of the
-# gradient along v must agree while x ± hv stays in one linear region.
+# `diffops.hvp(f, x, v)` returns $(f(x), Hv)$ with $Hv = \nabla_x(\nabla_x f \cdot v)$: one recorded
+# backward, one backward through it; the $n \times n$ Hessian is never formed.  The finite difference
+# of the gradient along $v$ must agree while $x \pm hv$ stays in one linear region.
 
 # %%
 def L(xv):
@@ -154,9 +147,15 @@ assert np.allclose(Hv.numpy(), fd_Hv, rtol=1e-5, atol=1e-8)
 
 # %% [markdown]
 # ## 5. The input Hessian inside one Maxout linear region (claim 9)
-# With the winning pieces held fixed the network is linear, logits = A x + c, so the only
-# curvature is the softmax's: ∇²ₓLᵢ = Aᵀ(diag p − ppᵀ)A.  It is symmetric, positive
-# semi-definite, and of rank at most K − 1 (diag p − ppᵀ annihilates the all-ones vector).
+# With the winning pieces held fixed the network is linear, $\text{logits} = A x + c$, so the only
+# curvature is the softmax's (science page §4 claim 9):
+#
+# $$
+# \nabla_x^2 L_i = A^\top \left(\operatorname{diag}(p) - p p^\top\right) A.
+# $$
+#
+# It is symmetric, positive semi-definite, and of rank at most $K - 1$
+# ($\operatorname{diag}(p) - p p^\top$ annihilates the all-ones vector).
 # `diffops.hessian` builds it densely, one HVP per column, for one example of
 # `verify.demo_problem` (a point far from every kink), 10 inputs and 4 classes.
 
@@ -192,4 +191,4 @@ if plt is not None:
     axes[1].grid(alpha=0.3)
     fig.suptitle("Inside one Maxout linear region the input Hessian is AᵀSA: symmetric, PSD, rank ≤ K − 1")
     fig.tight_layout()
-    print("saved", plots.save(fig, os.path.join(FIGURES, "08_local_hessian.png")))
+    print("saved", os.path.basename(plots.save(fig, os.path.join(FIGURES, "08_local_hessian.png"))))

@@ -6,21 +6,27 @@
 # respect to the parameters) is what makes a **Wasserstein GAN** train.
 #
 # A WGAN's critic D estimates the Wasserstein-1 distance between the data and the generator's
-# samples, W₁ = max over 1-Lipschitz D of E D(real) − E D(fake) (Kantorovich–Rubinstein duality).
-# The Lipschitz constraint is enforced softly, with a penalty on ‖∇ₓD‖₂ at *interpolates*
-# x̂ = t·real + (1 − t)·fake, t ~ U(0, 1):
+# samples, $W_1 = \max_{\|D\|_L \le 1} \mathbb{E}\, D(\text{real}) - \mathbb{E}\, D(\text{fake})$
+# (Kantorovich–Rubinstein duality).  The Lipschitz constraint is enforced softly, with a penalty on
+# $\|\nabla_x D\|_2$ at *interpolates* $\hat x = t \cdot \text{real} + (1 - t) \cdot \text{fake}$,
+# $t \sim U(0, 1)$:
 #
-# * **WGAN-GP** (Gulrajani et al. 2017): λ·E (‖∇ₓD(x̂)‖₂ − 1)², two-sided: it also pushes
-#   gradient norms *up* towards 1, where a 1-Lipschitz critic is allowed to be flatter;
-# * **WGAN-LP** (Petzka, Fischer & Lukovnikov 2018): λ·E max(0, ‖∇ₓD(x̂)‖₂ − 1)², one-sided: it
-#   penalises only what the Lipschitz constraint forbids.
+# * **WGAN-GP** (Gulrajani et al. 2017): $\lambda \, \mathbb{E} (\|\nabla_x D(\hat x)\|_2 - 1)^2$,
+#   two-sided: it also pushes gradient norms *up* towards 1, where a 1-Lipschitz critic is allowed
+#   to be flatter;
+# * **WGAN-LP** (Petzka, Fischer & Lukovnikov 2018):
+#   $\lambda \, \mathbb{E} \max(0, \|\nabla_x D(\hat x)\|_2 - 1)^2$, one-sided: it penalises only
+#   what the Lipschitz constraint forbids.
 #
 # Both are `minigrad.penalties.critic_gradient_penalty` (one_sided=False / True), checked by
 # `gradcheck` and against PyTorch in the tests.  The critic's loss is
 #
-#     mean D(fake) − mean D(real) + λ·mean penalty(x̂),
+# $$
+# \operatorname{mean} D(\text{fake}) - \operatorname{mean} D(\text{real})
+#     + \lambda \operatorname{mean} \operatorname{penalty}(\hat x),
+# $$
 #
-# whose parameter gradient needs ∂²D/∂θ∂x: double backprop, exactly as for DataGrad.  Here both
+# whose parameter gradient needs $\partial^2 D / \partial\theta\,\partial x$: double backprop, exactly as for DataGrad.  Here both
 # critics are trained side by side on the classic toy problem, a mixture of eight Gaussians on a
 # circle, with a small generator and critic built from `nn.Linear` and `functional.relu`.
 
@@ -208,7 +214,7 @@ if plt is not None:
                  f"({CRITIC_STEPS} critic steps each)", fontsize=11)
     fig.tight_layout()
     path = plots.save(fig, os.path.join(FIGURES, "09_wgan_gp_vs_lp.png"))
-    print("saved", path)
+    print("saved", os.path.basename(path))
     if not QUICK:  # the README's copy, in tutorials/images
         import shutil
         shutil.copyfile(path, os.path.join(os.path.dirname(os.path.abspath(__file__)), "images",
@@ -219,7 +225,7 @@ if plt is not None:
 # * The critic's penalty is the family's penalty turned around: a target norm of 1 instead of 0,
 #   at interpolates instead of data points, on a critic instead of a loss; the training step is
 #   the same double backprop.
-# * The two-sided penalty (GP) forces ‖∇D‖ ≈ 1 almost everywhere between the distributions; the
+# * The two-sided penalty (GP) forces $\|\nabla D\| \approx 1$ almost everywhere between the distributions; the
 #   one-sided penalty (LP) only forbids norms above 1, so its histogram has a tail below 1: a
 #   flatter critic where nothing needs to be transported.  Petzka et al. argue this is the
 #   penalty that the Lipschitz constraint actually calls for, and that it trains more stably.

@@ -1,5 +1,5 @@
-"""Numerical verification of the science: the nine checkable claims of PAPERS.md §4, and claim 10
-(Gao et al.'s Wasserstein first-order expansion, the family's neighbours of ``penalties.py``).
+"""Numerical verification of the science: the nine checkable claims of science page §4, and claim 10
+(Gao et al.'s Wasserstein first-order expansion, the family's neighbours of ``penalties.py``)::
 
     claims.py    one public function per claim, returning the numbers (tests assert them,
                  tutorials print them), and ``run_all`` on ``demo_problem``

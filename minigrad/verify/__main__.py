@@ -1,4 +1,4 @@
-"""``python -m minigrad.verify``: run the claims of PAPERS.md §4 (and claim 10) on the demo problem and print
+"""``python -m minigrad.verify``: run the claims of science page §4 (and claim 10) on the demo problem and print
 one line per claim (the claims themselves are in verify/claims.py; this file only formats)."""
 from __future__ import annotations
 

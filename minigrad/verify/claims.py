@@ -1,11 +1,11 @@
-"""The nine numerically checkable claims of PAPERS.md §4, and a tenth (the Wasserstein view of
+"""The nine numerically checkable claims of science page §4, and a tenth (the Wasserstein view of
 the family's neighbours, ``penalties.py``), one public function each.
 
 Each function measures its claim on a model and a batch (or on a gradient vector g)
 and returns the numbers, so a tutorial can print them and a test can assert them.
 A claim "X = Y + O(hᵏ)" is measured as errors |X − Y| over a decreasing sequence of h
 (ε, φ or s) with the least-squares slope of log error on log h, which should be ≈ k
-(``Convergence``).  Conventions follow PAPERS.md §1–2: per-example norms, input
+(``Convergence``).  Conventions follow science page §1 and §2: per-example norms, input
 gradients from the summed loss (``input_gradient``), batch-mean training objectives.
 
 Why float64, and why one linear region.  At ε = 1e-3 an O(ε²) effect is 1e-6 of the
@@ -154,7 +154,7 @@ def _as_batch(g) -> np.ndarray:
 
 
 def claim1_holder_optimality(g, eps, p, n_random=2000, seed=0) -> Holder:
-    """Claim 1 (Hölder): ‖r*‖ₚ = ε and gᵀr* = ε‖g‖_q = max_{‖r‖ₚ ≤ ε} gᵀr, for g ≠ 0.
+    """Claim 1 (Hölder): ‖r*‖ₚ = ε and gᵀr* = ε‖g‖_q = the max of gᵀr over ‖r‖ₚ ≤ ε, for g ≠ 0.
 
     Checked against ``n_random`` random points of the sphere ‖r‖ₚ = ε per example
     (the linear maximum over the ball lies on the sphere)."""
@@ -216,10 +216,15 @@ def claim3_linearization(model, x, y, p, eps_values=EPS_VALUES) -> Convergence:
 
 
 def claim4_datagrad_fd(model, x, y, norm="l1", phis=PHI_VALUES) -> Convergence:
-    """Claim 4: for R = ‖J‖₁ (``norm='l1'``) or ‖J‖₂² ('l2') of J = ∇ₓL, per example,
-    averaged over the batch, the DataGrad finite difference along r = ∇_J R (held fixed)
+    r"""Claim 4: for R = ‖J‖₁ (``norm='l1'``) or ‖J‖₂² ('l2') of J = ∇ₓL, per example,
+    averaged over the batch, the DataGrad finite difference along r = ∇R(J) (R's gradient at J, held fixed)
 
         ∇θR ≈ [∇θL(x + φr) − ∇θL(x)] / φ          error O(φ)
+
+    .. math::
+
+       \nabla_\theta R \approx \frac{\nabla_\theta L(x + \varphi r) - \nabla_\theta L(x)}{\varphi},
+       \qquad \text{error } O(\varphi),
 
     converges to the exact double-backprop gradient.  ``errors``: relative error
     ‖fd − exact‖/‖exact‖; ``details`` has the central difference (error O(φ²))."""

@@ -2,7 +2,7 @@
 
 A Maxout network is piecewise linear in x: fixing the winning piece of every unit (the
 *activation pattern*) fixes an affine map x ↦ logits, valid on a convex polytope of inputs.
-The claims of PAPERS.md §4 that perturb x (verify/claims.py) must stay inside one such region,
+The claims of science page §4 that perturb x (verify/claims.py) must stay inside one such region,
 or the asymptotics they measure bend; these functions say where the regions are.
 
     activation_pattern(model, x)   the winning pieces, per example and layer

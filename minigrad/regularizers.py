@@ -11,38 +11,20 @@ loss, science page §1), so every norm below is per example and every batch obje
 a mean over examples.
 
 Full objectives include the data loss L and can be trained alone; *terms* are meant to
-be added to one (``CrossEntropy() + WeightDecay(l2=1e-4)``)::
+be added to one (``CrossEntropy() + WeightDecay(l2=1e-4)``).  The members live by how each is
+computed (their objectives, as formulas, are in each class and in the README's family tables):
 
-    ============================  ==================================  ==============================  ====
-    member (constructor): name    objective (mean over examples i)    computed as (GEMMs, 2 layers)   kind
-    ============================  ==================================  ==============================  ====
-    CrossEntropy(): plain         L = mean Lᵢ                         one forward (3+5)               full
-    WeightDecay(l1, l2): l1, l2   l1·Σ|W| + (l2/2)·ΣW², weights only  no forward                      term
-    AdversarialTraining(ε, p, a)  a·L(x) + (1−a)·L(x + r*),           one forward and one backward    full
-      adv-p1, adv-p2, adv-pinf    r* = worst_case(g, ε, p), stopped   for g and ∇θL(x), one forward
-                                                                      at x + r* (3+6+3+5 = 17)
-    InputGradientPenalty(α, β, q) α·L + β·mean R(gᵢ), R = ‖g‖_q       double backprop, one forward
-                                  or ‖g‖₂² (squared=True)
-      GradientPenalty(ε, p)       L + ε·mean ‖gᵢ‖_q,  1/p + 1/q = 1                                   full
-        gp-q1, gp-q2
-      DataGrad(α, β, norm)        α·L + β·mean R(gᵢ),                                                 full
-        datagrad-l1, -l2          R = ‖g‖₁ ('l1') or ‖g‖₂² ('l2')
-      DoubleBackprop(λ)           L + λ·mean ‖gᵢ‖₂²                   = DataGrad(1, λ, 'l2')          full
-        double-backprop
-    DataGradFD(α, β, norm, φ)     the surrogate (α − β/φ)·L(x)        as AdversarialTraining (17)     full
-      datagrad-l1-fd, -l2-fd      + (β/φ)·L(x + φr), r = ∇R(g) =
-                                  sign g or 2g, stopped
-    Multitask(decoder, γ, layer)  γ·MSE(decoder(h_layer(x)), x)       forward to the hidden layer     term
-      multitask                   (terms.py)
-    VirtualAdversarial(ε, ξ, K)   mean KL(p(·|x) ‖ p(·|x + r)),       K power iterations, then        term
-      vat                         p(·|x) and r stopped; no labels     one forward at x + r
-    JacobianPenalty(λ): jacreg    L + λ·mean ‖∂f(xᵢ)/∂xᵢ‖_F², f the   K backward passes with a        full
-                                  logits (penalties.py)               graph (K classes)
-    SpectralPenalty(λ, seed)      L + λ·mean ‖Jᵢᵀrᵢ‖₂², r ~ N(0, I)   one backward with a graph       full
-      spectreg                    fresh each step (penalties.py)
-    WassersteinPenalty(ε, p)      L + ε·(mean ‖gᵢ‖₂^q)^(1/q)          double backprop, one forward    full
-      wasserstein-p1, -p2         (penalties.py)
-    ============================  ==================================  ==============================  ====
+- the data loss and the terms a forward pass gives (``terms.py``): ``CrossEntropy`` ('plain'),
+  ``WeightDecay`` ('l1', 'l2'), ``Multitask`` ('multitask');
+- the explicit penalty, trained exactly by double backprop (``penalties.py``): ``InputGradientPenalty``
+  under its paper names ``GradientPenalty`` ('gp-q1', 'gp-q2'), ``DataGrad`` ('datagrad-l1',
+  'datagrad-l2') and ``DoubleBackprop`` ('double-backprop'); the neighbours ``JacobianPenalty``
+  ('jacreg'), ``SpectralPenalty`` ('spectreg') and ``WassersteinPenalty`` ('wasserstein-p1', '-p2');
+- the perturbed point, a loss at x + δ with δ held constant (``adversarial.py``): ``AdversarialTraining``
+  ('adv-p1', 'adv-p2', 'adv-pinf'), ``DataGradFD`` ('datagrad-l1-fd', 'datagrad-l2-fd') and
+  ``VirtualAdversarial`` ('vat', a term).
+
+benchmarks/README.md counts the matrix products each one costs per step.
 
 Each object's ``name`` is its canonical member name (``members.MEMBERS``: the names of compare,
 the CLI, tables, plots and the benchmark); its repr adds the strengths: ``adv-pinf(eps=0.1)``.
@@ -53,7 +35,7 @@ one by a constant c ≥ 0, and ``sum([...])`` works.  Adding two full objectives
 data loss twice, which is allowed (it is a different weighting), not an error.
 
 Extra trainable parameters (Multitask's decoder) belong to the objective, not the
-model: **an optimizer must update ``model.parameters() + objective.parameters()``**.
+model, so an optimizer must update ``model.parameters() + objective.parameters()``.
 ``objective.parameters()`` is empty for every other member and is collected through
 sums.
 

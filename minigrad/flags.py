@@ -94,6 +94,8 @@ def add_model_arguments(p, pieces: int, units_note: str = ""):
                    help="dropout rate of the input (the Maxout paper: 0.2)")
     g.add_argument("--hidden-dropout", type=probability, default=0.0, metavar="P",
                    help="dropout rate of each hidden layer (the Maxout paper: 0.5)")
+    g.add_argument("--init-range", type=positive_float, default=None, metavar="R",
+                   help="MLP weights ~ U(-R, R) (pylearn2's irange; the Maxout paper: 0.005; none given: 1/sqrt(fan-in))")
 
 
 def add_optimizer_arguments(p, epochs: int, batch_size: int, lr: float, epochs_note: str = ""):
@@ -129,7 +131,8 @@ def add_run_arguments(p, out: str | None, threads: int | None):
 # --- the shared flags as specs ----------------------------------------------------------------------
 def model_spec(args, units=(240, 240)) -> ModelSpec:
     return ModelSpec(arch=args.arch, conv_preset=args.conv_preset, units=tuple(_or(args.units, units)),
-                     pieces=args.pieces, input_dropout=args.input_dropout, hidden_dropout=args.hidden_dropout)
+                     pieces=args.pieces, input_dropout=args.input_dropout, hidden_dropout=args.hidden_dropout,
+                     init_range=args.init_range)
 
 
 def optim_spec(args, epochs=None) -> OptimSpec:

@@ -42,6 +42,21 @@ be added to one (``CrossEntropy() + WeightDecay(l2=1e-4)``)::
       spectreg                    fresh each step (penalties.py)
     WassersteinPenalty(ε, p)      L + ε·(mean ‖gᵢ‖₂^q)^(1/q)          double backprop, one forward    full
       wasserstein-p1, -p2         (penalties.py)
+    TRADES(ε, β, K): trades       L + β·mean KL(p(·|x) ‖ p(·|x + δ)),   K PGD steps on the KL, then     full
+                                  δ the KL's PGD maximiser, stopped   L and the KL (adversarial.py)
+    FGSMRandomStart(ε, α)         L(x + δ), δ = clip_ε(η + α·sign     one input gradient at x + η,    full
+      fgsm-rs                     ∇ₓL(x + η)), η ~ U[−ε, ε]^D, α=1.25ε  one step at x + δ (3+3+3+5)
+    NFGSM(ε, k, α): n-fgsm        the same, η ~ U[−kε, kε]^D, α = ε,  as fgsm-rs (14)                 full
+                                  k = 2, not clipped
+    GradientPenaltyFD(β, h, p)    L + β·mean ((Lᵢ(x + hdᵢ) − Lᵢ(x))/h)², one shared clean pass, a        full
+      gp-fd                       d = worst_case(g, 1, p), stopped    forward at x + hd (19)
+    GradAlign(ε, λ): gradalign    L(x + ε sign g) + λ·(1 − mean       g at x, FGSM step, double       full
+                                  cos(g(x), g(x + η))), η ~ U, g(x)   backprop at x + η
+                                  stopped (curvature.py)
+    CURE(λ, h): cure              L + λ·mean ‖g(x + hz) − g(x)‖₂²,    double backprop at x and at     full
+                                  z = sign g/‖sign g‖₂ stopped        x + hz (curvature.py)
+    LocalLinearity(ε, λ, μ, K)    L + λ·mean |L(x+δ) − L(x) − δᵀg|    K steps on the linearity error, full
+      llr                         + μ·mean |δᵀg|, δ its maximiser     then double backprop
     ============================  ==================================  ==============================  ====
 
 Each object's ``name`` is its canonical member name (``members.MEMBERS``: the names of compare,
@@ -65,7 +80,9 @@ that stop nothing return themselves).  Perturbed-point members also expose
 """
 from __future__ import annotations
 
-from .adversarial import AdversarialTraining, DataGradFD, PerturbedPoint, VirtualAdversarial
+from .adversarial import (TRADES, AdversarialTraining, DataGradFD, FGSMRandomStart, GradientPenaltyFD, NFGSM,
+                          PerturbedPoint, RandomStartFGSM, VirtualAdversarial)
+from .curvature import CURE, GradAlign, LocalLinearity
 from .objective import Combined, Objective, Scaled
 from .penalties import (DataGrad, DoubleBackprop, GradientPenalty, InputGradientPenalty, JacobianPenalty,
                         SpectralPenalty, WassersteinPenalty)
@@ -73,4 +90,6 @@ from .terms import CrossEntropy, Multitask, WeightDecay
 
 __all__ = ["Objective", "Combined", "Scaled", "CrossEntropy", "WeightDecay", "InputGradientPenalty",
            "GradientPenalty", "DataGrad", "DoubleBackprop", "PerturbedPoint", "AdversarialTraining", "DataGradFD",
-           "Multitask", "VirtualAdversarial", "JacobianPenalty", "SpectralPenalty", "WassersteinPenalty"]
+           "Multitask", "VirtualAdversarial", "JacobianPenalty", "SpectralPenalty", "WassersteinPenalty",
+           "TRADES", "RandomStartFGSM", "FGSMRandomStart", "NFGSM", "GradientPenaltyFD", "GradAlign", "CURE",
+           "LocalLinearity"]

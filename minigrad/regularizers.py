@@ -42,21 +42,21 @@ be added to one (``CrossEntropy() + WeightDecay(l2=1e-4)``)::
       spectreg                    fresh each step (penalties.py)
     WassersteinPenalty(ε, p)      L + ε·(mean ‖gᵢ‖₂^q)^(1/q)          double backprop, one forward    full
       wasserstein-p1, -p2         (penalties.py)
-    TRADES(ε, β, K): trades       L + β·mean KL(p(·|x) ‖ p(·|x + δ)),   K PGD steps on the KL, then     full
-                                  δ the KL's PGD maximiser, stopped   L and the KL (adversarial.py)
-    FGSMRandomStart(ε, α)         L(x + δ), δ = clip_ε(η + α·sign     one input gradient at x + η,    full
-      fgsm-rs                     ∇ₓL(x + η)), η ~ U[−ε, ε]^D, α=1.25ε  one step at x + δ (3+3+3+5)
-    NFGSM(ε, k, α): n-fgsm        the same, η ~ U[−kε, kε]^D, α = ε,  as fgsm-rs (14)                 full
-                                  k = 2, not clipped
-    GradientPenaltyFD(β, h, p)    L + β·mean ((Lᵢ(x + hdᵢ) − Lᵢ(x))/h)², one shared clean pass, a        full
-      gp-fd                       d = worst_case(g, 1, p), stopped    forward at x + hd (19)
-    GradAlign(ε, λ): gradalign    L(x + ε sign g) + λ·(1 − mean       g at x, FGSM step, double       full
-                                  cos(g(x), g(x + η))), η ~ U, g(x)   backprop at x + η
-                                  stopped (curvature.py)
+    TRADES(ε, β, K): trades       L + β·mean KL(p(·|x) ‖ p(·|x + δ)), K PGD steps on the KL, then     full
+                                  δ the KL's PGD maximiser, stopped   L and the KL (3+60+3+10 = 76)
+    FGSMRandomStart(ε, α)         L(x + δ), δ = clip_ε(η + α·sign     g at x + η, then one step at    full
+      fgsm-rs                     ∇ₓL(x + η)), η ~ U[−ε,ε]^D, α=1.25ε x + δ (3+3+3+5 = 14)
+    NFGSM(ε, k, α): n-fgsm        the same with η ~ U[−kε, kε]^D,     as fgsm-rs (14)                 full
+                                  k = 2, α = ε, not clipped
+    GradientPenaltyFD(β, h, p)    L + β·mean ((Lᵢ(x+hdᵢ) − Lᵢ(x))/h)²  a shared clean pass, then a     full
+      gp-fd                       d = worst_case(g, 1, p), stopped    forward at x + hd (3+3+3+10)
+    GradAlign(ε, λ): gradalign    L(x + ε·sign g) + λ·(1 − mean       g at x, the FGSM step, double   full
+                                  cos(g(x), g(x + η))), η ~ U[−ε,ε]^D backprop at x + η (6+8+17)
+                                  g(x) stopped (curvature.py)
     CURE(λ, h): cure              L + λ·mean ‖g(x + hz) − g(x)‖₂²,    double backprop at x and at     full
-                                  z = sign g/‖sign g‖₂ stopped        x + hz (curvature.py)
-    LocalLinearity(ε, λ, μ, K)    L + λ·mean |L(x+δ) − L(x) − δᵀg|    K steps on the linearity error, full
-      llr                         + μ·mean |δᵀg|, δ its maximiser     then double backprop
+                                  z = sign g/‖sign g‖₂ stopped        x + hz (34) (curvature.py)
+    LocalLinearity(ε, λ, μ, K)    L + λ·mean |L(x + δ) − L(x) − δᵀg|  K steps on the linearity error, full
+      llr                         + μ·mean |δᵀg|, δ its maximiser     then double backprop (85)
     ============================  ==================================  ==============================  ====
 
 Each object's ``name`` is its canonical member name (``members.MEMBERS``: the names of compare,

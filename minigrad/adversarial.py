@@ -270,8 +270,7 @@ class TRADES(Objective):
     def loss_at(self, model, x, y, delta) -> Tensor:
         return self._value(model, x, y, delta)
 
-    def __call__(self, model, x, y):
-        return self._value(model, x, y)
+    __call__ = _value
 
     def frozen(self, model, x, y):
         return Frozen(self, delta=self.perturbation(model, x, y))
@@ -281,10 +280,9 @@ class RandomStartFGSM(PerturbedPoint):
     r"""L(x + δ),  δ = η + α·sign ∇ₓL(x + η),  η ~ U[−ρ, ρ]^D;  δ then clipped to the ε-ball or not.
 
     Fast adversarial training: one FGSM step from a random point of the ball, a single term at the
-    perturbed point (w₀ = 0, so there is no clean pass to share).  The two published settings are the
-    members ``FGSMRandomStart`` ('fgsm-rs': ρ = ε, α = 1.25ε, clipped) and ``NFGSM`` ('n-fgsm':
-    ρ = 2ε, α = ε, not clipped).  The gradient is taken at x + η, not at x.  η is drawn afresh each
-    call from ``self.rng`` (derived from ``seed``); ``frozen`` holds δ, draw included.
+    perturbed point (w₀ = 0: no clean pass to share); ``FGSMRandomStart`` ('fgsm-rs': ρ = ε, α = 1.25ε,
+    clipped) and ``NFGSM`` ('n-fgsm': ρ = 2ε, α = ε, not clipped).  The gradient is taken at x + η, not
+    at x; η is drawn afresh each call from ``self.rng`` (from ``seed``); ``frozen`` holds δ, draw included.
 
     .. math::
 
@@ -326,8 +324,7 @@ class FGSMRandomStart(RandomStartFGSM):
 class NFGSM(RandomStartFGSM):
     """N-FGSM: de Jorge, Bibi, Volpi, Sanyal, Torr, Rogez & Dokania (NeurIPS 2022), "Make some noise",
     eq. 3: stronger noise and no clipping, η ~ U[−kε, kε]^D (k = 2), δ = η + α·sign ∇ₓL(x + η), α = ε by
-    default; ‖δ‖∞ can reach (k + 1)ε, and that is the point (the noise, not a projection, keeps the
-    step from overfitting)."""
+    default; ‖δ‖∞ reaches (k + 1)ε: the noise, not a projection, keeps the step from overfitting."""
 
     name = "n-fgsm"
 
@@ -354,15 +351,14 @@ class GradientPenaltyFD(PerturbedPoint):
             - L_i(x_i)}{h}\Big)^2 \Big],\qquad d_i = \mathrm{sg}[\arg\max_{\|d\|_p\le1} g_i^\top d]
 
     How it relates to DataGrad-FD (``DataGradFD``): both are forward differences of the mixed derivative
-    ∂²L/∂θ∂x along the same held direction, so both tend to the exact double-backprop gradient.  For
-    p = 2 gp-fd's θ-gradient 2β(Δᵢ/h)·(∇θLᵢ(x + hdᵢ) − ∇θLᵢ(x))/h tends, as h → 0, to β∇θ‖gᵢ‖₂²,
+    ∂²L/∂θ∂x along the same held direction.  For p = 2 gp-fd's θ-gradient 2β(Δᵢ/h)·(∇θLᵢ(x + hdᵢ) − ∇θLᵢ(x))/h tends, as h → 0, to β∇θ‖gᵢ‖₂²,
     DataGrad-L2's (β) exact gradient, which DataGrad-L2-FD approximates as (β/φ)(∇θL(x + 2φg) − ∇θL(x)):
     the same point when hᵢ = 2φ‖gᵢ‖₂, weighted by 2β‖gᵢ‖/hᵢ where gp-fd weighs 2β(Δᵢ/hᵢ)/hᵢ; the two
     agree to first order.  They differ in that gp-fd fixes the step's length (h, the same for every
     example) and trains its value, the penalty itself, while DataGrad-FD's step grows with ‖g‖ and its
     value is a linear surrogate.  Unsquared, ε·mean Δᵢ/h = (ε/h)·(L(x + hd) − L(x)) with p = ∞ is
     DataGradFD(1, ε, 'l1', φ = h) exactly.  ``rule`` takes g in a pass of its own; ``__call__`` shares the
-    clean forward (tests check they agree).  Twice differentiable (no held gradient).
+    clean forward (tests check they agree); no held gradient, so it is twice differentiable.
     """
 
     def __init__(self, beta, h, p=2.0):

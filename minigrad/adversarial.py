@@ -351,14 +351,15 @@ class GradientPenaltyFD(PerturbedPoint):
             - L_i(x_i)}{h}\Big)^2 \Big],\qquad d_i = \mathrm{sg}[\arg\max_{\|d\|_p\le1} g_i^\top d]
 
     How it relates to DataGrad-FD (``DataGradFD``): both are forward differences of the mixed derivative
-    ∂²L/∂θ∂x along the same held direction.  For p = 2 gp-fd's θ-gradient 2β(Δᵢ/h)·(∇θLᵢ(x + hdᵢ) − ∇θLᵢ(x))/h tends, as h → 0, to β∇θ‖gᵢ‖₂²,
-    DataGrad-L2's (β) exact gradient, which DataGrad-L2-FD approximates as (β/φ)(∇θL(x + 2φg) − ∇θL(x)):
-    the same point when hᵢ = 2φ‖gᵢ‖₂, weighted by 2β‖gᵢ‖/hᵢ where gp-fd weighs 2β(Δᵢ/hᵢ)/hᵢ; the two
-    agree to first order.  They differ in that gp-fd fixes the step's length (h, the same for every
-    example) and trains its value, the penalty itself, while DataGrad-FD's step grows with ‖g‖ and its
-    value is a linear surrogate.  Unsquared, ε·mean Δᵢ/h = (ε/h)·(L(x + hd) − L(x)) with p = ∞ is
-    DataGradFD(1, ε, 'l1', φ = h) exactly.  ``rule`` takes g in a pass of its own; ``__call__`` shares the
-    clean forward (tests check they agree); no held gradient, so it is twice differentiable.
+    ∂²L/∂θ∂x along the same held direction.  For p = 2 gp-fd's θ-gradient 2β(Δᵢ/h)·(∇θLᵢ(x + hdᵢ) −
+    ∇θLᵢ(x))/h tends, as h → 0, to β∇θ‖gᵢ‖₂², DataGrad-L2's (β) exact gradient, which DataGrad-L2-FD
+    approximates as (β/φ)(∇θL(x + 2φg) − ∇θL(x)): the same point when hᵢ = 2φ‖gᵢ‖₂, weighted by
+    2β‖gᵢ‖/hᵢ where gp-fd weighs 2β(Δᵢ/hᵢ)/hᵢ, equal to first order.  They differ in that gp-fd fixes
+    the step's length (h, the same for every example) and trains its value, the penalty itself, while
+    DataGrad-FD's step grows with ‖g‖ and its value is a linear surrogate.  Unsquared with p = ∞,
+    L + ε·mean Δᵢ/h = (1 − ε/h)·L(x) + (ε/h)·L(x + h·sign g) is DataGradFD(1, ε, 'l1', φ = h) exactly.
+    ``rule`` takes g in a pass of its own; ``__call__`` shares the clean forward (tests check they
+    agree); no held gradient, so it is twice differentiable.
     """
 
     def __init__(self, beta, h, p=2.0):

@@ -200,5 +200,6 @@ def member(name: str, model, strengths: Strengths = Strengths(), n_features: int
     return table[name]()
 
 
-__all__ = ["FAMILY", "NEIGHBOURS", "SUCCESSORS", "MEMBERS", "Strengths", "member", "DEFAULT_GRIDS", "KNOBS", "default_grid",
+__all__ = ["FAMILY", "NEIGHBOURS", "SUCCESSORS", "MEMBERS", "Strengths", "member", "DEFAULT_GRIDS", "KNOBS",
+           "default_grid",
            "default_strengths"]

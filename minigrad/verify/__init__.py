@@ -20,7 +20,8 @@ from .claims import (EPS_VALUES, PHI_VALUES, Convergence, Holder, Identity, Limi
 from .regions import activation_pattern, local_jacobian, region_radius, same_region
 from .successors import (Curvature, Growth, LinearityBound, Overfitting, claim11_gradalign_overfitting,
                          claim12_cure_curvature, claim13_llr_bound, claim14_gradient_growth, resized_fashion_mnist,
-                         run_successors, top_hessian_eigenvalue)
+                         run_successors)
+from ..diagnostics import top_hessian_eigenvalue
 
 __all__ = ["EPS_VALUES", "PHI_VALUES", "Convergence", "Holder", "Identity", "Limits", "LocalHessian",
            "claim1_holder_optimality", "claim2_limits", "claim3_linearization", "claim4_datagrad_fd",

@@ -8,7 +8,7 @@
 Like claims.py, each returns its numbers (tests assert them, ``python -m minigrad.verify`` prints them)
 and measures the library's own objects: ``GradAlign.cosine``, ``CURE``, ``LocalLinearity.maximiser`` and
 ``linearity_error``, ``perturbations.pgd``; the input Hessian's top eigenvalue is power iteration on
-``diffops.hvp``.  Claims 11 and 12 train small Maxout networks on the 8×8 digits (scikit-learn's, bundled)
+``diffops.hvp`` (``diagnostics.top_hessian_eigenvalue``, which ``train.fit``'s diagnostics record too).  Claims 11 and 12 train small Maxout networks on the 8×8 digits (scikit-learn's, bundled)
 in seconds; claim 14 resizes Fashion-MNIST.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .. import datasets
 from .. import functional as F
 from .. import regularizers as R
 from ..backend import as_numpy
-from ..diffops import hvp
+from ..diagnostics import top_hessian_eigenvalue
 from ..errors import DataNotFound as DatasetNotFoundError
 from ..nn import maxout_mlp
 from ..perturbations import input_gradient, loss_and_input_gradient, pgd, sample_ball
@@ -101,23 +101,6 @@ def _sgd(model, objective, data, epochs, lr, seed, after_epoch=None):
         if after_epoch is not None:
             after_epoch(epoch)
     return model
-
-
-def top_hessian_eigenvalue(model, x, y, iterations=20, seed=0) -> np.ndarray:
-    """The largest eigenvalue of each example's input Hessian ∇²ₓLᵢ, by ``iterations`` steps of power
-    iteration on ``hvp`` of the summed loss (its Hessian is block diagonal, one block per example, so
-    the whole batch iterates at once, each row normalised on its own).  For a Maxout network the
-    Hessian is positive semi-definite (claim 9), so the dominant eigenvalue is the top one."""
-    x = np.asarray(x)
-    v = np.random.default_rng(seed).standard_normal(x.shape).astype(x.dtype)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    top = np.zeros(len(x))
-    for _ in range(iterations):
-        _, hv = hvp(lambda xx: F.cross_entropy(model(xx), y, reduction="sum"), Tensor(x), Tensor(v))
-        hv = as_numpy(hv.data)
-        top = (hv * v).sum(axis=1)
-        v = (hv / np.maximum(np.linalg.norm(hv, axis=1, keepdims=True), 1e-30)).astype(x.dtype)
-    return top
 
 
 def claim11_gradalign_overfitting(eps=0.25, epochs=20, lr=0.1, probe=300, gap=0.3, seed=0) -> Overfitting:

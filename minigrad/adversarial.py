@@ -211,7 +211,7 @@ class TRADES(Objective):
     r"""L(x) + β·mean_i KL(p(·|xᵢ) ‖ p(·|x′ᵢ)),  x′ = the PGD maximiser of the KL in the ℓ∞ ε-ball, held.
 
     Zhang, Yu, Jiao, Xing, El Ghaoui & Jordan (ICML 2019), "Theoretically principled trade-off between
-    robustness and accuracy", eq. 5 and Algorithm 1: the robust error splits into the natural error
+    robustness and accuracy", Algorithm 1: the robust error splits into the natural error
     and a boundary error, whose surrogate is the KL between the predictions at x and at x′.
 
     .. math::
@@ -322,8 +322,8 @@ class FGSMRandomStart(RandomStartFGSM):
 
 
 class NFGSM(RandomStartFGSM):
-    """N-FGSM: de Jorge, Bibi, Volpi, Sanyal, Torr, Rogez & Dokania (NeurIPS 2022), "Make some noise",
-    eq. 3: stronger noise and no clipping, η ~ U[−kε, kε]^D (k = 2), δ = η + α·sign ∇ₓL(x + η), α = ε by
+    """N-FGSM: de Jorge, Bibi, Volpi, Sanyal, Torr, Rogez & Dokania (NeurIPS 2022), "Make some noise":
+    stronger noise and no clipping, η ~ U[−kε, kε]^D (k = 2), δ = η + α·sign ∇ₓL(x + η), α = ε by
     default; ‖δ‖∞ reaches (k + 1)ε: the noise, not a projection, keeps the step from overfitting."""
 
     name = "n-fgsm"
@@ -339,8 +339,8 @@ class NFGSM(RandomStartFGSM):
 class GradientPenaltyFD(PerturbedPoint):
     r"""L(x) + β·mean_i (Δᵢ/h)²,  Δᵢ = Lᵢ(x + h·dᵢ) − Lᵢ(x),  dᵢ = worst_case(gᵢ, 1, p) held.
 
-    Finlay & Oberman (2019), "Scaleable input gradient regularization for adversarial robustness",
-    eq. 7–8: the squared dual-norm penalty ‖g‖_q² without double backprop, since for the unit
+    Finlay & Oberman (2019), "Scaleable input gradient regularization for adversarial robustness":
+    the squared dual-norm penalty ‖g‖_q² without double backprop, since for the unit
     steepest-ascent direction d (gᵀd = ‖g‖_q) a forward difference gives Δ/h = ‖g‖_q + O(h).  Both
     L(x + hd) and L(x) are differentiated, d is held; first derivatives only, so it trains at the cost
     of a perturbed-point member.  The registry's h is the ℓ2 budget ε₂: then x + hd is adv-p2's point.

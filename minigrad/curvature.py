@@ -52,7 +52,7 @@ class GradAlign(Objective):
     r"""L(x + ε·sign g(x)) + λ·(1 − mean_i cos(gᵢ(x), gᵢ(x + ηᵢ))),  ηᵢ ~ U[−ε, ε]^D,  g(x) stopped.
 
     Andriushchenko & Flammarion (NeurIPS 2020), "Understanding and improving fast adversarial
-    training", eq. 6: FGSM training collapses ("catastrophic overfitting") when the loss stops being
+    training": FGSM training collapses ("catastrophic overfitting") when the loss stops being
     linear in the ball, and the cosine between the input gradient at x and at a random point of the
     ball drops first; penalising 1 − cos keeps it aligned.
 
@@ -109,7 +109,7 @@ class CURE(Objective):
     r"""L(x) + λ·mean_i ‖gᵢ(x + h·zᵢ) − gᵢ(x)‖₂²,  zᵢ = sign gᵢ(x) / ‖sign gᵢ(x)‖₂, z stopped.
 
     Moosavi-Dezfooli, Fawzi, Uesato & Frossard (CVPR 2019), "Robustness via curvature regularization,
-    and vice versa", eq. 4: robust training works by flattening the loss in x, so penalise the
+    and vice versa": robust training works by flattening the loss in x, so penalise the
     curvature directly.  By a finite difference along a high-curvature direction z,
     g(x + hz) − g(x) ≈ h·∇²ₓL z: the penalty is ≈ λh²‖Hz‖², H the input Hessian.
 
@@ -163,7 +163,7 @@ class LocalLinearity(Objective):
     r"""L(x) + λ·mean_i γᵢ + μ·mean_i |δᵢᵀgᵢ(x)|,  γᵢ = |Lᵢ(x + δᵢ) − Lᵢ(x) − δᵢᵀgᵢ(x)|,  δ stopped.
 
     Qin, Martens, Gowal, Krishnan, Dvijotham, Fawzi, De, Stanforth & Kohli (NeurIPS 2019),
-    "Adversarial robustness through local linearization", eq. 6–8 ("LLR"): if the loss is nearly
+    "Adversarial robustness through local linearization" ("LLR"): if the loss is nearly
     linear in the ball, its worst case there is nearly L(x) + max δᵀg, so penalise the local linearity
     error γ(ε, x) = max_{‖δ‖∞ ≤ ε} |L(x + δ) − L(x) − δᵀg| and the first-order term at its maximiser.
 

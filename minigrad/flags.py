@@ -197,7 +197,9 @@ def add_strength_arguments(g):
                        ("beta_l1", "DataGrad-L1 β (0.05 = (1−a)ε of Goodfellow's a = 0.5, ε = 0.1)"),
                        ("beta_l2", "DataGrad-L2 and double backprop β"),
                        ("beta_jac", "JacReg and SpectReg λ (Varga et al.)"),
-                       ("l1", "L1 weight decay"), ("l2", "L2 weight decay"), ("gamma", "multitask reconstruction weight")):
+                       ("l1", "L1 weight decay"), ("l2", "L2 weight decay"), ("gamma", "multitask reconstruction weight"),
+                       ("beta_trades", "TRADES β (Zhang et al.)"), ("lam_align", "GradAlign λ (Andriushchenko & Flammarion)"),
+                       ("lam_cure", "CURE λ (Moosavi-Dezfooli et al.)"), ("lam_llr", "LLR λ; its μ is 0.75·λ (Qin et al.)")):
         scaled = DEFAULT_SCALED.get(name)
         note = f"{fmt(getattr(Strengths, name))}" + (" × 64/D, D the input's features" if scaled else "")
         g.add_argument(f"--{name.replace('_', '-')}", type=positive_float, default=None, help=f"{what} (default: {note})")

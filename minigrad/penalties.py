@@ -4,7 +4,8 @@ is a mixed second derivative).
 
 - ``InputGradientPenalty`` α·L + β·mean R(gᵢ), and its three paper names: ``GradientPenalty`` (gp-q1,
   gp-q2), ``DataGrad`` (datagrad-l1, datagrad-l2), ``DoubleBackprop`` (double-backprop);
-- the neighbours ``JacobianPenalty``, ``SpectralPenalty`` and ``WassersteinPenalty``, below.
+- the neighbours ``JacobianPenalty``, ``SpectralPenalty`` and ``WassersteinPenalty``, below;
+- the successors that penalise curvature (GradAlign, CURE, LLR) are the face's second module, ``curvature.py``.
 
 Same conventions throughout: every member is an ``Objective``, each example's gradient comes from the
 *summed* output so it is that example's own, every batch objective is a mean over the B examples.

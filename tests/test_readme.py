@@ -32,13 +32,13 @@ def readme_commands() -> list:
     """Each `python -m minigrad …` command of the README (code blocks and inline code), in order, without
     comments; placeholder commands (DIR, N) are left out, `COMMAND --help` becomes every command's help."""
     found = []
-    for line in readme().splitlines():
+    for line in readme().replace("\\\n", " ").splitlines():  # a command continued with \ is one line
         for text in re.findall(r"`(python -m minigrad[^`]*)`", line) or (
                 [line[line.index("python -m minigrad"):]] if "python -m minigrad" in line and "`" not in line else []):
             words = text.split("#")[0].split()
             if "COMMAND" in words:
-                found += [["python", "-m", "minigrad", c, "--help"] for c in ("train", "evaluate", "compare", "sweep")]
-            elif not {"DIR", "N"} & set(words):
+                found += [["python", "-m", "minigrad", c, "--help"] for c in ("train", "evaluate", "compare", "sweep", "reproduce")]
+            elif not {"DIR", "N", "RECIPE", "MEMBER", "ADDR"} & set(words):
                 found.append(words)
     return found
 
@@ -89,3 +89,16 @@ def test_every_readme_command_runs(tmp_path, monkeypatch, capsys):
             assert e.value.code == 0
             continue
         assert cli.main(argv) == 0, (" ".join(words), capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_the_readme_verify_command_runs():
+    """`python -m minigrad.verify`, as the README shows it: every claim prints a line."""
+    import subprocess
+    import sys
+    assert any(c[2] == "minigrad.verify" and len(c) == 3 for c in readme_commands())
+    done = subprocess.run([sys.executable, "-m", "minigrad.verify"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert [int(line.split()[0]) for line in lines if line[:1].isdigit()] == list(range(1, 15)), done.stdout

@@ -18,6 +18,7 @@ FLOORS = {
     "perturbations": 7,                            # the family
     "objective": 8, "terms": 9, "penalties": 9, "regularizers": 9, "members": 10,
     "verify.regions": 11, "verify.claims": 12, "verify": 13, "verify.__main__": 14,
+    "attacks": 11, "robust": 11,                   # evaluation: the attack suite, robust error, masking flags
     "checkpoint": 11, "progress": 11, "train": 12,  # training
     "experiment": 13, "plots": 13,                 # the applications people run
     "verdicts": 13,                                # statistics of a sweep's cells

@@ -114,15 +114,15 @@ def robust_error(model, x, y, eps, p, suite="strong", image_shape=None, seed=0, 
                    batch_size=batch_size).items()}
     n_targets = validate.integer(n_targets, "n_targets", who, low=1)
     x, y = A.check_batch(x, y, who)
+    if suite == "strong":
+        A.image_layout(image_shape, x, who)
     modes = [m.training for m in model.modules()]
     model.eval()
     try:
-        n_classes = A.logits(model, x[:1]).shape[1]
-        if suite == "strong":
-            if n_targets >= n_classes:
-                raise InvalidArgument(f"{who}: n_targets must be below the number of classes ({n_classes}), "
-                                      f"got {n_targets}")
-            A.image_layout(image_shape, x, who)
+        n_classes = A.logits(model, x[:1]).shape[1]  # one example's forward pass: the class count
+        if suite == "strong" and n_targets >= n_classes:
+            raise InvalidArgument(f"{who}: n_targets must be below the number of classes ({n_classes}), "
+                                  f"got {n_targets}")
         attacks = _suite(suite, eps, p, effort["steps"], effort["restarts"], effort["apgd_restarts"], n_targets,
                          effort["queries"], image_shape, seed)
         return _run(model, x, y, attacks, suite, eps, p, effort["batch_size"], settings=dict(

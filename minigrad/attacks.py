@@ -240,7 +240,7 @@ def apgd(model, x, y, eps, p, steps=50, loss="ce", n_targets=0, restarts=1, seed
         if idx.size == 0:
             break
         target = ranked[idx, k] if n_targets else None
-        out, fooled = _apgd_run(model, x[idx], y[idx], eps, p, steps, "dlr-t" if n_targets else loss, target,
+        out, fooled, _ = _apgd_run(model, x[idx], y[idx], eps, p, steps, "dlr-t" if n_targets else loss, target,
                                 rng, rho, momentum)
         best[idx] = out
         alive[idx[fooled]] = False
@@ -248,7 +248,7 @@ def apgd(model, x, y, eps, p, steps=50, loss="ce", n_targets=0, restarts=1, seed
 
 
 def _apgd_run(model, x, y, eps, p, steps, loss, target, rng, rho, momentum):
-    """One APGD run on a batch: (returned points, fooled mask)."""
+    """One APGD run on a batch: (returned points, fooled mask, final step sizes η)."""
     n = len(x)
     eta = np.full(n, 2 * eps, x.dtype)
     x_k = _start(x, eps, p, rng)
@@ -282,7 +282,7 @@ def _apgd_run(model, x, y, eps, p, steps, loss, target, rng, rho, momentum):
             last_mark, rises[:] = k, 0
             f_best_at_mark, halved_at_mark = f_best.copy(), stalled
     out[~fooled] = x_best[~fooled]
-    return out, fooled
+    return out, fooled, eta
 
 
 # --- Square --------------------------------------------------------------------------------------

@@ -93,6 +93,20 @@ def test_apgd_checkpoints_are_croce_and_heins():
     assert A.checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
 
 
+@pytest.mark.parametrize("p", [INF, 2], ids=["linf", "l2"])
+def test_apgd_halves_the_step_at_each_checkpoint_where_it_stalls(batch, p):
+    # A constant model: the loss never rises, so both conditions hold at every checkpoint, and η⁰ = 2ε is
+    # halved there and only there (a rule broken to "double", or to "halve every step", fails here).
+    flat = nn.maxout_mlp(64, (4,), 2, 10, seed=0)
+    for param in flat.parameters():
+        param.data[...] = 0
+    x, y = batch[0], np.zeros(len(batch[0]), np.int64)  # all logits 0: argmax is class 0, never fooled
+    steps, eps = 30, BUDGETS[p]
+    _, fooled, eta = A._apgd_run(flat, x, y, eps, p, steps, "ce", None, np.random.default_rng(0), 0.75, 0.75)
+    assert not fooled.any()
+    np.testing.assert_allclose(eta, 2 * eps / 2 ** len(A.checkpoints(steps)), rtol=1e-6)
+
+
 def test_square_schedule_halves_at_autoattacks_marks():
     assert [A.square_fraction(i, 10000) for i in (1, 10, 11, 51, 8001, 9999)] == [0.8, 0.8, 0.4, 0.2, 0.8 / 512,
                                                                                    0.8 / 512]

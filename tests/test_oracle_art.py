@@ -61,6 +61,8 @@ def twin(model, image_shape):
 
 @pytest.fixture(scope="module")
 def setup():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # ART's Square is a loop of small forward passes: threads only contend
     torch.manual_seed(0)
     np.random.seed(0)  # ART draws from NumPy's global generator
     train_set, test_set = datasets.load("digits")
@@ -71,7 +73,8 @@ def setup():
     shape = (1, *test_set.image_shape)
     classifier = PyTorchClassifier(twin(model, shape), loss=torch.nn.CrossEntropyLoss(), input_shape=shape,
                                    nb_classes=10, clip_values=(0.0, 1.0))
-    return model, classifier, test_set.x, test_set.y, shape
+    yield model, classifier, test_set.x, test_set.y, shape
+    torch.set_num_threads(threads)
 
 
 def error(model, x, y, x_adv):

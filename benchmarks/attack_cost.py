@@ -127,9 +127,11 @@ def run(n, epochs, threads, quick, with_art=True) -> dict:
     start = time.perf_counter()
     strong = RB.robust_error(model, xa, ya, EPS, math.inf, "strong", image_shape=(28, 28), **effort)
     rows["minigrad strong suite"] = (strong.error, time.perf_counter() - start)
+    print(f"strong suite: {rows['minigrad strong suite']}, per attack {strong.seconds}", flush=True)
     start = time.perf_counter()
     x_adv = A.pgd(model, xa, ya, EPS, math.inf, steps=10, restarts=1, random_start=False)
     rows["minigrad PGD-10"] = (float((A.logits(model, x_adv).argmax(1) != ya).mean()), time.perf_counter() - start)
+    print(f"PGD-10: {rows['minigrad PGD-10']}", flush=True)
     if with_art:
         rows["ART AutoAttack (default)" if not quick else "ART AutoAttack (quick)"] = art_autoattack(
             model, xa, ya, threads, quick)

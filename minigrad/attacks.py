@@ -124,7 +124,7 @@ def logits(model, x):
 
 
 def _margin(z, y):
-    """z_y − max_{j≠y} zⱼ per example: < 0 exactly where the example is misclassified."""
+    """z_y − max_{j≠y} zⱼ per example: negative where the example is misclassified (0 on a tie)."""
     rows = np.arange(len(y))
     return z[rows, y] - np.where(np.arange(z.shape[1]) == y[:, None], -np.inf, z).max(axis=1)
 

@@ -16,7 +16,11 @@ blown up to 28×28 (each pixel a 3×3 block, a 2-pixel border), so no download i
 the first 797 of the 1797 digits (shuffled with seed 0), attacked on up to ``--n`` of the other 1000.
 The budget is ℓ∞ ε = 0.1.  The table names the CPU, the BLAS and its kernel, the threads and the date.
 
-    python benchmarks/attack_cost.py                     # 1000 examples, 2 threads: tens of minutes (ART)
+ART's default AutoAttack is the slow part: on 200 examples, on a 2-core machine shared with other jobs
+(2026-12-06), its APGD-CE took 151 s, APGD-DLR 106 s, DeepFool 82 s and the first of Square's five
+restarts 651 s (it predicts on every example at each of its 5000 queries); the strong suite took 40 s.
+
+    python benchmarks/attack_cost.py                     # 1000 examples, 2 threads: hours (ART)
     python benchmarks/attack_cost.py --n 200             # a rougher number, sooner
     python benchmarks/attack_cost.py --quick             # a smoke run: seconds, numbers meaningless
 """

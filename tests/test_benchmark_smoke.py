@@ -153,3 +153,16 @@ def test_momentum_update_benchmark_runs_and_its_inline_passes_are_the_library_sg
         momentum._four(inline, g, v, s, momentum.LR, 0.7)
         sgd.step([g])
     assert np.array_equal(inline, sgd.params[0].data)
+
+
+def test_attack_cost_quick_run(capsys):
+    # benchmarks/attack_cost.py --quick: the strong suite, PGD-10 and (with ART) AutoAttack, on tiny sizes.
+    pytest.importorskip("sklearn")
+    import importlib.util as iu
+    with_art = all(iu.find_spec(m) is not None for m in ("torch", "art", "multiprocess"))
+    result = _load("attack_cost").main(["--quick"] + ([] if with_art else ["--no-art"]))
+    out = capsys.readouterr().out
+    assert "minigrad strong suite" in out and "minigrad PGD-10" in out and "CPU:" in out and "BLAS:" in out
+    assert len(result["rows"]) == 2 + with_art and ("ratio strong suite / ART AutoAttack" in out) == with_art
+    for error, seconds, per_1000 in result["rows"].values():
+        assert 0 <= error <= 1 and seconds > 0 and per_1000 == pytest.approx(1000 * seconds / result["n"])

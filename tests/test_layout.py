@@ -24,6 +24,7 @@ FLOORS = {
     "perturbations": 7,                            # the family
     "objective": 8, "terms": 9, "penalties": 9, "curvature": 9, "adversarial": 9, "regularizers": 10, "members": 10,
     "verify.regions": 11, "verify.claims": 12, "verify.successors": 12, "verify": 13, "verify.__main__": 14,
+    "attacks": 11, "robust": 11,                   # evaluation: the attack suite, robust error, masking flags
     "checkpoint": 11, "progress": 11, "diagnostics": 11, "train": 12,  # training
     "specs": 13, "evaluation": 13,                 # what a run is; how a model is judged
     "recipes": 14,                                 # the papers' own experiments, as specs

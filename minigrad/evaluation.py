@@ -2,9 +2,12 @@
 of budgets.  One floor below the commands, so that ``compare`` and ``sweep`` (and anything else that
 reports a robust error) measure it the same way.
 
-The fast suite: FGSM (the fast gradient method for p = ∞), FGM for p = 2 and p = 1 (each under its own
-ball), and PGD-ℓ∞ with ``pgd_steps`` steps of size 2.5·ε/steps, no random start.  Pixels lie in [0, 1]
-and every adversarial input is clipped to that box.
+The attack grid (the fast suite): FGSM (the fast gradient method for p = ∞), FGM for p = 2 and p = 1
+(each under its own ball), and PGD-ℓ∞ with ``pgd_steps`` steps of size 2.5·ε/steps, no random start, at
+several budgets: the curves of the robustness figure.  The strong suite (``robust``: PGD with restarts
+on the cross-entropy and the margin, APGD-CE, APGD-T on the DLR loss, Square; ``minigrad.robust``) gives
+the robust error a verdict rests on, at the training budget, with the masking flags beside it.  Pixels
+lie in [0, 1] and every adversarial input is clipped to that box.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import math
 import numpy as np
 
 from . import perturbations as P
+from . import robust as R
 from .backend import as_numpy, to_device
 from .members import Strengths
 from .tensor import Tensor, no_grad
@@ -101,3 +105,44 @@ def errors(model, data, grid: dict, pgd_steps: int = 10, keep: dict | None = Non
             if keep.get(a) == e:
                 wrong[a] = pack_wrong(flags)
     return {"clean_error": clean.error, "clean_loss": clean.loss, "attacks": attacks, "wrong": wrong}
+
+
+def robust(model, data, eps: float, p: float = math.inf, suite: str = "strong", seed: int = 0,
+           flags: str = "all", cascade: bool = False) -> tuple[dict, np.ndarray]:
+    """(record, per-example wrong flags): the robust error of ``model`` on ``data`` at ``eps`` in ℓp under
+    ``suite`` (``minigrad.robust``).  Every attack runs on every example, so each one's own error is known
+    (``errors``); ``cascade`` runs each only on the examples no earlier one fooled (the same worst case, at a
+    fraction of the cost, affordable inside a sweep; ``errors`` is then what each attack added).
+
+    ``flags``: 'all' adds the masking flags (``robust.masking_flags``, about two more suites); 'cheap' only
+    the fraction of zero input gradients, from which, with the attack grid's FGSM and PGD errors,
+    ``flags_from`` gives the flags that need no further attack; 'none' neither.  The record is JSON-ready
+    and names the suite, its budget, steps, restarts and queries."""
+    x, y = data.x, data.y
+    result = R.robust_error(model, x, y, eps, p, suite, image_shape=data.image_shape if suite == "strong" else None,
+                            seed=seed, cascade=cascade)
+    record = {"suite": suite, "eps": eps, "p": "inf" if p == math.inf else p, "n": result.n, "error": result.error,
+              "cascade": cascade, "errors": result.errors, "settings": result.settings,
+              "seconds": round(sum(result.seconds.values()), 2)}
+    if suite == "strong" and flags == "all":
+        record["masking"] = R.masking_flags(model, x, y, eps, p, data.image_shape, seed, result=result)
+    elif suite == "strong" and flags == "cheap":
+        record["zero_gradient"] = R.zero_gradient_fraction(model, x, y)
+    return record, np.array([f is not None for f in result.found_by])
+
+
+def flags_from(record: dict, one_step: float, iterative: float) -> dict:
+    """The masking flags that a strong-suite ``record`` (flags='cheap') and the attack grid's one-step and
+    PGD-10 errors at the same budget give without another attack: one step beats iterative, zero gradient,
+    and, from a cascade, "black box adds": Square fools more than 1 % of the examples every gradient attack
+    failed on (a weaker cousin of "black box beats white box", which needs Square's own error on every
+    example).  The large-budget and not-converged flags need further attacks and are marked not computed."""
+    errors = record["errors"]
+    square = errors.get("square", 0.0) if record.get("cascade") else \
+        errors.get("square", 0.0) - max(errors.get(a, 0.0) for a in R.WHITE_BOX)
+    flags = {("black_box_adds" if record.get("cascade") else "black_box_beats_white_box"): square > R.POINTS,
+             "one_step_beats_iterative": one_step > iterative + R.POINTS,
+             "zero_gradient": record.get("zero_gradient", 0.0) > R.POINTS}
+    flagged = [k for k, v in flags.items() if v]
+    return {"flags": flags, "flagged": flagged, "not_computed": ["large_budget_below_99", "not_converged"],
+            "reason": "; ".join(flagged) or "no sign of gradient masking among the flags computed"}

@@ -188,6 +188,12 @@ def add_evaluate_arguments(p):
 
 
 # --- compare -----------------------------------------------------------------------------------------
+def add_suite_argument(g, what: str):
+    g.add_argument("--suite", choices=("strong", "fast"), default="strong",
+                   help=f"strong: PGD with restarts on the cross-entropy and the margin, APGD-CE, APGD-T (DLR), Square "
+                        f"(minigrad.robust) for {what}; fast: the attack grid alone (FGSM, FGM, PGD-10)")
+
+
 def add_strength_arguments(g):
     """One flag per field of ``Strengths`` (none given: the member's default at the data's D)."""
     g.add_argument("--eps", type=pixel_budget, default=None, help=f"ℓ∞ training budget (default: {Strengths.eps})")
@@ -216,7 +222,8 @@ def add_compare_arguments(p):
                         + "; with --quick, " + ", ".join(COMPARE_QUICK) + "); the neighbours "
                         + ", ".join(NEIGHBOURS) + " train when named")
     add_strength_arguments(g)
-    g.add_argument("--pgd-steps", type=positive_int, default=10, help="PGD iterations")
+    g.add_argument("--pgd-steps", type=positive_int, default=10, help="PGD iterations of the attack grid")
+    add_suite_argument(g, "each member's robust error at the training ε, with the masking flags")
     add_model_arguments(p, pieces=3)
     add_optimizer_arguments(p, epochs=30, batch_size=32, lr=0.05, epochs_note="; at most 5 with --quick")
     add_run_arguments(p, out="runs/compare", threads=1)
@@ -241,7 +248,7 @@ def compare_spec(args, argv=()) -> CompareSpec:
     return CompareSpec(
         data=DataSpec(name=args.data, dir=args.data_dir, train_size=args.train_size, test_size=args.test_size),
         model=model_spec(args), optim=optim_spec(args, epochs=5 if args.quick else None), run=run_spec(args),
-        members=members, strengths=strength_overrides(args), pgd_steps=args.pgd_steps, quick=args.quick,
+        members=members, strengths=strength_overrides(args), pgd_steps=args.pgd_steps, suite=args.suite, quick=args.quick,
         overwrite=args.overwrite, command=typed_command("compare", argv))
 
 
@@ -292,6 +299,7 @@ def add_sweep_arguments(p):
     g.add_argument("--eps", type=pixel_budget, default=0.1,
                    help="ℓ∞ training budget, and the budget of the robust errors reported")
     g.add_argument("--pgd-steps", type=positive_int, default=None, help="PGD iterations (default: 10; 5 with --quick)")
+    add_suite_argument(g, "the test split's robust error at --eps, and the verdicts side by side with the fast suite's")
     g.add_argument("--clean-budget", type=non_negative_float, default=None, metavar="POINTS",
                    help="clean validation error (percent) a member may reach at its chosen strength "
                         "(none given: plain's validation error + 1)")
@@ -359,6 +367,7 @@ def sweep_spec(args, argv=()) -> SweepSpec:
         seed=args.seed, eps=args.eps, pgd_steps=_or(args.pgd_steps, 5 if quick else 10),
         clean_budget=args.clean_budget, workers=args.workers, mode=mode, address=args.scheduler or args.dask,
         out=args.out, quick=quick, quiet=args.quiet, extend=_or(args.extend, 0 if quick else 2), plan=args.plan,
+        suite=args.suite,
         command=typed_command("sweep", argv))
 
 

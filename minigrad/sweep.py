@@ -69,6 +69,7 @@ from . import verdicts as V
 from .grids import extensions
 from .sweep_report import CellBar, write_reports
 from .train import fit
+from .verdicts import pack_wrong
 
 QUICK_MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1", "datagrad-l1-fd")
 BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -103,6 +104,7 @@ class SweepSpec:
     quiet: bool = False
     extend: int = 2
     plan: bool = False
+    suite: str = "strong"
     command: str = ""
 
 
@@ -154,6 +156,11 @@ def _train_and_evaluate(c: dict) -> dict:
         result[split] = evaluation.errors(model, data, c["attacks"], c["pgd_steps"],
                                           keep=c["budgets"] if split == "test" else None)
     result["wrong"] = {"test": result["test"].pop("wrong")}  # per example, for the verdicts' intervals
+    if c.get("suite") == "strong":  # the strong suite on test, at the training ε: what the verdicts rest on
+        record, wrong = evaluation.robust(model, test, c["eps"], seed=c["seed"], flags="cheap", cascade=True)
+        result["test"]["attacks"]["strong-linf"] = {str(c["eps"]): record["error"]}
+        result["test"]["strong"] = record
+        result["wrong"]["test"]["strong-linf"] = pack_wrong(wrong)
     return result
 
 
@@ -257,8 +264,10 @@ def configs_for(spec: SweepSpec, n_features: int) -> list:
     """Every planned cell's config (the specs as data, and the cell's member, strength and seed), in order:
     member, strength, seed."""
     grid, budgets = evaluation.grid_with_training_budgets(n_features, spec.eps, spec.quick)
+    if spec.suite == "strong":
+        budgets = {**budgets, "strong-linf": spec.eps}
     base = {"version": VERSION, "data": as_dict(spec.data), "model": as_dict(spec.model), "optim": as_dict(spec.optim),
-            "eps": spec.eps, "attacks": grid, "budgets": budgets, "pgd_steps": spec.pgd_steps}
+            "eps": spec.eps, "attacks": grid, "budgets": budgets, "pgd_steps": spec.pgd_steps, "suite": spec.suite}
     return [c for m in spec.members for s in dict.fromkeys(strengths_of(spec, m, n_features))
             for c in _cells(spec, base, m, s)]
 
@@ -380,7 +389,7 @@ def run(spec: SweepSpec) -> int:
         return 143 if isinstance(e, Terminated) else 130
     keys = [cell_key(c) for c in configs]
     written = write_reports(out, [records[k] for k in keys], spec.command, spec.clean_budget, spec.eps, n_features,
-                            KNOBS, grids=planned)
+                            KNOBS, grids=planned, suite=spec.suite)
     if "matched.md" in written:
         print((out / "matched.md").read_text().split("\n\n", 3)[-1].strip())  # the table, as compare prints its own
     failed = sum(records[k]["status"] != "ok" for k in keys)

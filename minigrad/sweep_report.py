@@ -6,6 +6,7 @@ import json
 import math
 import time
 
+from . import evaluation as E
 from . import optional, plots
 from . import verdicts as V
 from .checkpoint import write_atomically
@@ -109,11 +110,12 @@ def coincidences(pts: dict, series: list = ()) -> list:
 
 
 def write_reports(out, records: list, command: str, clean_budget, eps: float, n_features: int, knobs: dict,
-                  grids: dict | None = None) -> list:
+                  grids: dict | None = None, suite: str = "fast") -> list:
     """Write matched.md, verdicts.md and frontier.png for the sweep ``command`` (as typed);
     ``clean_budget``: percent, or None for plain's + 1 point; ``eps``: the ℓ∞ training budget;
     ``knobs``: member → the name of its strength; ``grids``: member → the strengths planned before the
-    grid was extended (its added points are marked)."""
+    grid was extended (its added points are marked); ``suite`` 'strong': the cells hold the strong suite's
+    ℓ∞ error, shown beside PGD-10's with its masking flags, and every verdict is drawn under both."""
     pts = V.points(records)
     budget, how = V.clean_budget(pts, clean_budget)
     chosen = V.matched(pts, budget)
@@ -131,6 +133,9 @@ def write_reports(out, records: list, command: str, clean_budget, eps: float, n_
                f"Strength chosen on validation: among the strengths where every seed finished and the mean "
                f"validation clean error is within the budget ({how}), the lowest mean validation PGD-ℓ∞ error.  "
                f"Reported on test.\n\n{matched_markdown(pts, chosen, budget, knobs)}\n")
+    strong = suite == "strong" and any("strong" in r["result"]["test"] for r in ok_records)
+    if strong:
+        matched += f"\n## The strong suite beside PGD-10\n\n{strong_markdown(pts, chosen, records)}\n"
     rows = V.claims(pts, chosen, eps)
     verdicts = (f"# Verdicts on the seed papers' claims\n\n```\n{command}\n```\n\n{setting}\n\n"
                 "Effect = error of A − error of B on test, in points, paired over seeds and test examples, "
@@ -144,7 +149,11 @@ def write_reports(out, records: list, command: str, clean_budget, eps: float, n_
                 f"otherwise.  Equivalence: holds if the interval lies within ±{100 * V.MARGIN:g} point, does not "
                 f"hold if it lies outside.  Non-inferiority: holds if the upper end is ≤ {100 * V.MARGIN:g} point, "
                 f"does not hold if the lower end is above it.  Members are at their matched strengths "
-                f"(matched.md) unless a row says otherwise.\n\n{verdicts_markdown(rows)}\n"
+                f"(matched.md) unless a row says otherwise.\n\n"
+                + (f"## Under the strong suite, side by side with the fast suite (FGSM, PGD-10, FGM)\n\n"
+                   f"{side_by_side_markdown(rows, V.claims(pts, chosen, eps, V.STRONG_METRICS))}\n"
+                   f"## Every verdict under the fast suite\n" if strong else "")
+                + f"{verdicts_markdown(rows)}\n"
                 f"## Stability of every point\n\n{stability_markdown(pts)}\n")
     written = []
     for name, text in (("matched.md", matched), ("verdicts.md", verdicts)):
@@ -221,4 +230,49 @@ def stability_markdown(pts: dict) -> str:
             h = V.health(by[s])
             rows.append(f"| {m} | {'—' if s is None else f'{s:g}'} | {h['ok']}/{h['n']} | {h['unstable']} | "
                         f"{h['failed']} |")
+    return "\n".join(rows)
+
+
+def strong_markdown(pts: dict, chosen: dict, records: list) -> str:
+    """Each chosen member's test error under the strong suite (ℓ∞, the training ε) beside PGD-10's, the gap,
+    and the masking flags its cells raised (``evaluation.flags_from``)."""
+    suite = next((r["result"]["test"]["strong"] for r in records if V.ok(r) and "strong" in r["result"]["test"]), {})
+    cfg = suite.get("settings", {})
+    rows = ["| member | PGD-10 % ± 95% | strong % ± 95% | strong − PGD-10, points | masking flags (cells) |",
+            "|---|---|---|---|---|"]
+    for m, choice in chosen.items():
+        cells = [r for r in pts[m].get(choice.strength, []) if V.ok(r) and "strong" in r["result"]["test"]]
+        if not cells:
+            continue
+        pgd, strong = V.summary(cells, "test", "pgd-linf"), V.summary(cells, "test", "strong-linf")
+        flagged = {}
+        for r in cells:
+            t = r["result"]["test"]
+            for f in E.flags_from(t["strong"], V.metric(r, "test", "fgsm"), V.metric(r, "test", "pgd-linf"))["flagged"]:
+                flagged[f] = flagged.get(f, 0) + 1
+        rows.append(f"| {m} | {_pct(pgd.mean, pgd.lo, pgd.hi)} | {_pct(strong.mean, strong.lo, strong.hi)} | "
+                    f"{100 * (strong.mean - pgd.mean):+.2f} | "
+                    + (", ".join(f"{f} ({k}/{len(cells)})" for f, k in flagged.items()) or "none") + " |")
+    return ("\n".join(rows) + f"\n\nStrong suite (``minigrad.robust``), ℓ∞ at ε = {suite.get('eps')}, on all "
+            f"{suite.get('n')} test examples, attacks in cascade: APGD-CE and APGD-T (DLR, {cfg.get('n_targets')} "
+            f"targets) with {cfg.get('steps')} steps × {cfg.get('apgd_restarts')} restart, PGD on the cross-entropy "
+            f"and on the margin with {cfg.get('steps')} steps × {cfg.get('restarts')} restarts and a random start, "
+            f"Square with {cfg.get('queries')} queries.  Flags computed per cell: black box adds (Square fools more "
+            "than 1 % of the examples every gradient attack failed on), one step beats iterative (FGSM above "
+            "PGD-10 by more than 1 point), zero input gradient (on more than 1 % of the examples); the large-budget "
+            "and not-converged flags need more attacks (`compare` computes all five).")
+
+
+def side_by_side_markdown(fast: list, strong: list) -> str:
+    """Each verdict under the fast suite and under the strong suite, and whether it survives or flips."""
+    rows = ["| claim | comparison | fast: error, effect, verdict | strong: error, effect, verdict | |",
+            "|---|---|---|---|---|"]
+    for a, b in zip(fast, strong):
+        if a["metric"] == b["metric"]:
+            continue  # clean error, or an attack with no strong counterpart: the same row twice
+        def cell(r):
+            effect = "—" if math.isnan(r["mean"]) else f"{100 * r['mean']:+.2f}"
+            return f"{V.METRIC_NAMES.get(r['metric'], r['metric'])} {effect}, **{r['verdict']}**"
+        change = "survives" if a["verdict"] == b["verdict"] else "**flips**"
+        rows.append(f"| {a['claim']} | {b['comparison']} | {cell(a)} | {cell(b)} | {change} |")
     return "\n".join(rows)

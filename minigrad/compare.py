@@ -56,6 +56,7 @@ class CompareSpec:
     members: tuple = QUICK_MEMBERS
     strengths: dict = field(default_factory=dict)
     pgd_steps: int = 10
+    suite: str = "strong"
     quick: bool = False
     overwrite: bool = False
     command: str = ""
@@ -83,6 +84,9 @@ def train_member(name: str, train_set, test_set, spec: CompareSpec, grid: dict, 
     for attack, eps_list in grid.items():
         result["attacks"][attack] = {str(e): evaluation.attack_error(model, test_set, attack, e, spec.pgd_steps)
                                      for e in eps_list}
+    if spec.suite == "strong":  # the robust error a verdict rests on, at the training ε, with the masking flags
+        eps = strengths(spec, train_set.x.shape[1]).eps
+        result["robust"], _ = evaluation.robust(model, test_set, eps, seed=spec.run.seed, flags="all")
     return result, model
 
 
@@ -91,6 +95,7 @@ def _config(spec: CompareSpec, n_train: int, n_test: int) -> dict:
     (not the members, nor how the run is carried out: its output, threads, device, progress)."""
     return {"data": as_dict(spec.data), "model": as_dict(spec.model), "optim": as_dict(spec.optim),
             "seed": spec.run.seed, "strengths": dict(sorted(spec.strengths.items())), "pgd_steps": spec.pgd_steps,
+            "suite": spec.suite,
             "quick": spec.quick, "n_train": n_train, "n_test": n_test}
 
 
@@ -160,27 +165,53 @@ def _run(spec: CompareSpec, out: Path, config: dict, done: dict, train_set, test
     b = strengths(spec, n_features).budgets(n_features)
     meta = {"data": spec.data.name, "n_train": len(train_set), "n_test": len(test_set), "threads": spec.run.threads,
             "budgets": b, "strengths": as_dict(strengths(spec, n_features)), "attacks": grid,
+            "suite": suite_note(results),
             "total_seconds": total, "command": spec.command, "config": config}
     write_atomically(out / "results.json", lambda f: f.write(
         json.dumps({"meta": meta, "results": results}, indent=1).encode()))
     write_atomically(out / "results.md", lambda f: f.write(
         (f"# compare on {spec.data.name}\n\n" + (f"```\n{spec.command}\n```\n\n" if spec.command else "")
          + f"Test error in percent, {len(test_set)} test examples; white-box attacks "
-         f"at each ε.\n\n{table}\n\nTotal {total:.1f} s.  Training budgets: ℓ∞ ε = {b['inf']:g}, "
-         f"ℓ2 ε = {b['2']:g}, ℓ1 ε = {b['1']:g}.\n").encode()))
+         f"at each ε.\n\n{table}\n\n{suite_note(results)}\n\nTotal {total:.1f} s.  Training budgets: "
+         f"ℓ∞ ε = {b['inf']:g}, ℓ2 ε = {b['2']:g}, ℓ1 ε = {b['1']:g}.\n").encode()))
     written = plots.compare_figures(results, grid, models, test_set, b, str(out))
     print("wrote", ", ".join(["results.jsonl", "results.json", "results.md"] + written), "to", out)
     return 0
 
 
 def markdown_table(results: list, grid: dict) -> str:
-    """One row per member: clean and attacked test error in percent, and the training time; a member whose
-    training loss rose far above its own minimum (``verdicts.unstable``) is marked "(unstable)": its last
-    epoch is not its verdict."""
+    """One row per member: clean and attacked test error in percent, the strong suite's robust error and its
+    masking flags (where it ran), and the training time; a member whose training loss rose far above its own
+    minimum (``verdicts.unstable``) is marked "(unstable)": its last epoch is not its verdict."""
     columns = [(a, e) for a, eps_list in grid.items() for e in eps_list]
-    head = "| member | clean % | " + " | ".join(f"{a} ε={e} %" for a, e in columns) + " | train s |"
-    rule = "|" + "---|" * (len(columns) + 3)
+    strong = next((r["robust"] for r in results if r.get("robust")), None)
+    head = "| member | clean % | " + " | ".join(f"{a} ε={e} %" for a, e in columns) + \
+        (f" | strong ℓ∞ ε={strong['eps']:g} % | masking flags" if strong else "") + " | train s |"
+    rule = "|" + "---|" * (len(columns) + 3 + 2 * bool(strong))
+
+    def robust_cells(r):
+        if not strong:
+            return ""
+        if not r.get("robust"):
+            return " | — | — "
+        flagged = r["robust"].get("masking", {}).get("flagged", [])
+        return f" | {100 * r['robust']['error']:.1f} | {', '.join(f.replace('_', ' ') for f in flagged) or 'none'} "
     rows = [f"| {r['member']}{' (unstable)' if r.get('unstable') else ''} | {100 * r['clean_error']:.1f} | "
-            + " | ".join(f"{100 * r['attacks'][a][str(e)]:.1f}" for a, e in columns)
-            + f" | {r['train_seconds']:.1f} |" for r in results]
+            + " | ".join(f"{100 * r['attacks'][a][str(e)]:.1f}" for a, e in columns) + robust_cells(r)
+            + f"| {r['train_seconds']:.1f} |" for r in results]
     return "\n".join([head, rule] + rows)
+
+
+def suite_note(results: list) -> str:
+    """What the strong suite was, in words, for the tables and the JSON's readers."""
+    strong = next((r["robust"] for r in results if r.get("robust")), None)
+    if strong is None:
+        return "Attacks: the fast suite only (FGSM, FGM-ℓ2, PGD-ℓ∞ with 10 steps, no random start)."
+    c = strong["settings"]
+    return (f"Strong suite (``minigrad.robust``), ℓ∞ at the training ε = {strong['eps']:g}, every attack on every one "
+            f"of the {strong['n']} test examples, per-example worst case: APGD-CE and APGD-T (DLR loss, the "
+            f"{c['n_targets']} most likely other classes), {c['steps']} steps × {c['apgd_restarts']} restart; PGD on the "
+            f"cross-entropy and on the margin, {c['steps']} steps × {c['restarts']} restarts from random starts; "
+            f"Square, {c['queries']} queries.  Masking flags (a flag is information, not an error): black box beats "
+            "white box, error at ℓ∞ ε = 0.5 below 99 %, one step beats iterative, doubling steps and restarts "
+            "raises the error, more than 1 % of zero input gradients.")

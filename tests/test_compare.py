@@ -77,3 +77,18 @@ def test_a_run_whose_loss_climbs_is_marked_unstable():
     assert "| gp-q1 (unstable) |" in table and "| plain |" in table
     from minigrad.verdicts import unstable
     assert unstable([2.0, 0.6, 25.0]) and not unstable([2.0, 0.6, 0.5, 0.7])  # the collapse, and noise
+
+
+@pytest.mark.slow
+def test_the_strong_suite_and_its_masking_flags_are_in_every_output(quick_run):
+    out, run = quick_run
+    for r in run["results"]:
+        robust = r["robust"]
+        assert robust["suite"] == "strong" and robust["n"] == run["meta"]["n_test"]
+        assert set(robust["errors"]) == {"apgd-ce", "apgd-t", "pgd-ce", "pgd-margin", "square"}
+        assert robust["error"] >= max(robust["errors"].values())  # the per-example worst case
+        assert set(robust["masking"]["flags"]) == {"black_box_beats_white_box", "large_budget_below_99",
+                                                   "one_step_beats_iterative", "not_converged", "zero_gradient"}
+    text = (out / "results.md").read_text()
+    assert "strong ℓ∞ ε=0.1 %" in text and "masking flags" in text and "Square, 1000 queries" in text
+    assert "Strong suite" in run["meta"]["suite"]

@@ -278,3 +278,14 @@ def test_a_dead_worker_makes_an_error_record_that_the_next_run_retries():
     future.set_exception(RuntimeError("killed"))
     record = sweep._outcome(future, config)
     assert record["status"] == "error" and "killed" in record["error"] and "error" not in sweep.FINAL
+
+
+@pytest.mark.slow
+def test_quick_writes_the_strong_suite_beside_pgd10(quick_run):
+    out, _ = quick_run
+    matched, verdicts = (out / "matched.md").read_text(), (out / "verdicts.md").read_text()
+    assert "## The strong suite beside PGD-10" in matched and "masking flags (cells)" in matched
+    assert "Square with 1000 queries" in matched
+    assert "side by side with the fast suite" in verdicts and ("survives" in verdicts or "flips" in verdicts)
+    cell = json.loads(next((out / "cells").glob("*.json")).read_text())
+    assert cell["result"]["test"]["strong"]["suite"] == "strong" and "strong-linf" in cell["result"]["wrong"]["test"]

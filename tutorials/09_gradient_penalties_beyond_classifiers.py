@@ -42,7 +42,7 @@ import minigrad as mg
 from minigrad import functional as F
 from minigrad import nn, optim, plots
 from minigrad.errors import InvalidArgument
-from minigrad.experiment import blas_threads
+from minigrad.specs import blas_threads
 from minigrad.penalties import critic_gradient_penalty, interpolates
 
 QUICK = "--quick" in sys.argv or os.environ.get("MINIGRAD_QUICK") == "1"

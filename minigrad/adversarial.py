@@ -2,7 +2,8 @@
 computed from the input gradient g (or, for VAT, from the prediction alone) and held constant.
 
 - ``AdversarialTraining``: δ = r* = worst_case(g, ε, p), members 'adv-p1', 'adv-p2', 'adv-pinf';
-- ``DataGradFD``: DataGrad by a finite difference along δ = φ·∇_g R(g), 'datagrad-l1-fd', 'datagrad-l2-fd';
+- ``DataGradFD``: DataGrad by a finite difference along δ = φ·r, r the gradient of the penalty R at g
+  (sign g for L1, 2g for L2), 'datagrad-l1-fd', 'datagrad-l2-fd';
 - ``VirtualAdversarial``: δ the direction that most changes the prediction, 'vat' (a term, no labels).
 
 ``regularizers.py`` is the family's front door and its table.
@@ -69,12 +70,19 @@ class PerturbedPoint(Objective):
 
 
 class AdversarialTraining(PerturbedPoint):
-    """a·L(x) + (1 − a)·L(x + r*),  r* = argmax_{‖r‖ₚ ≤ ε} gᵀr held constant.
+    r"""a·L(x) + (1 − a)·L(x + r*), r* the argmax of gᵀr over ‖r‖ₚ ≤ ε, held constant:
 
-    The perturbed-point member of the family (Lyu, Huang & Liang 2015, eq. 4–6; science page §1): linearising the inner max of min_θ Σ max_{‖r‖ₚ≤ε} L(x + r) gives the closed-form
-    worst case r* = ``perturbations.worst_case(g, ε, p)`` per example.  Goodfellow,
-    Shlens & Szegedy (2015, §6) is p = ∞ (r* = ε·sign g, FGSM) with a = 0.5, r*
-    regenerated every minibatch and not clipped.  Gradient: a∇θL(x) + (1−a)∇θL(x + r*).
+        a·L(x) + (1 − a)·L(x + r*),    r* = argmax over ‖r‖ₚ ≤ ε of gᵀr
+
+    .. math::
+
+       a L(x) + (1 - a) L(x + r^*), \qquad r^* = \arg\max_{\|r\|_p \le \varepsilon} g^\top r.
+
+    The perturbed-point member of the family (Lyu, Huang & Liang 2015, eq. 4–6; science page §1):
+    linearising the inner max of the minimax problem (over θ, the sum over examples of the max of
+    L(x + r) over ‖r‖ₚ ≤ ε) gives the closed-form worst case r* = ``perturbations.worst_case(g, ε, p)``
+    per example.  Goodfellow, Shlens & Szegedy (2015, §6) is p = ∞ (r* = ε·sign g, FGSM) with a = 0.5,
+    r* regenerated every minibatch and not clipped.  Gradient: a∇θL(x) + (1−a)∇θL(x + r*).
     For p = 1, ties in max|gᵢ| split ε evenly (``worst_case``'s rule).
     """
 
@@ -96,18 +104,27 @@ class AdversarialTraining(PerturbedPoint):
 
 
 class DataGradFD(PerturbedPoint):
-    """DataGrad (α·L + β·mean R(J), R = ‖J‖₁ or ‖J‖₂²) trained at a perturbed point, step φ > 0.
+    r"""DataGrad (α·L + β·mean R(J), R = ‖J‖₁ or ‖J‖₂²) trained at a perturbed point, step φ > 0.
 
-    Since ∇θ(rᵀJ(θ)) = d/dφ ∇θL(x + φr)|₀ for a constant r = ∇_J R (sign J for L1, 2J for L2,
-    per example),
+    For a constant r, the gradient of R at J (sign J for L1, 2J for L2, per example), the θ-gradient
+    of rᵀJ(θ) is the derivative in φ at 0 of ∇θL(x + φr), so a finite difference gives the
+    DataGrad gradient:
 
+        ∇θ(rᵀJ(θ)) = d/dφ ∇θL(x + φr) at φ = 0,
         ∇θL_DG ≈ (α − β/φ)·∇θL(x) + (β/φ)·∇θL(x + φr),           error O(φ),
+
+    .. math::
+
+       \nabla_\theta \bigl(r^\top J(\theta)\bigr)
+         &= \frac{d}{d\varphi} \nabla_\theta L(x + \varphi r) \Big|_{\varphi=0}, \\
+       \nabla_\theta L_{\mathrm{DG}} &\approx \Bigl(\alpha - \frac{\beta}{\varphi}\Bigr) \nabla_\theta L(x)
+         + \frac{\beta}{\varphi} \nabla_\theta L(x + \varphi r) + O(\varphi),
 
     realised as the surrogate loss (α − β/φ)·L(x) + (β/φ)·L(x + φr) with r stopped (Ororbia,
     Kifer & Giles 2017; science page §2).  Jᵢ comes from the summed loss, so rᵢ is example i's
     own; the surrogate's gradient tends to ``DataGrad``'s as φ → 0 (science page §4 claim 4).
-    Its *gradient* is the point; its *value* ≈ α·L + β·mean rᵀJ, which is L_DG for L1 but
-    counts the L2 penalty twice (rᵀJ = 2‖J‖₂²), so compare values only within one member.
+    Its *gradient* is the point; its *value* ≈ α·L + β·mean rᵀJ, which is DataGrad's objective for L1
+    but counts the L2 penalty twice (rᵀJ = 2‖J‖₂²), so compare values only within one member.
     With r = sign J, α = 1, β = (1−a)ε, φ = ε this is exactly Goodfellow's a·L(x) +
     (1−a)·L(x + ε sign g) (science page §4 claim 5).
     """
@@ -131,13 +148,19 @@ class DataGradFD(PerturbedPoint):
 
 
 class VirtualAdversarial(Objective):
-    """mean_i KL(p(·|xᵢ) ‖ p(·|xᵢ + rᵢ)), rᵢ = ε·dᵢ/‖dᵢ‖₂ (a label-free term).
+    r"""mean KL(p(·|xᵢ) ‖ p(·|xᵢ + rᵢ)), rᵢ = ε·dᵢ/‖dᵢ‖₂ (a label-free term).
 
     Miyato et al. (2016/2018), virtual adversarial training: r approximates the direction
     that most changes the prediction, the top eigenvector of the Hessian of
     d ↦ KL(p(·|x) ‖ p(·|x + d)) at d = 0, by K power iterations from a random unit d:
 
         d ← normalize(∇_d KL(p(·|x) ‖ p(·|x + ξd))),    then r = ε·d/‖d‖₂  (per example),
+
+    .. math::
+
+       d \leftarrow \frac{\nabla_d \operatorname{KL}\bigl(p(\cdot|x) \,\|\, p(\cdot|x + \xi d)\bigr)}
+                         {\bigl\|\nabla_d \operatorname{KL}\bigl(p(\cdot|x) \,\|\, p(\cdot|x + \xi d)\bigr)\bigr\|_2},
+       \qquad r = \varepsilon \frac{d}{\|d\|_2},
 
     with p(·|x) held constant throughout.  The term's gradient is −mean Σ p ∇θ log p(·|x + r)
     with p(·|x) and r stopped (Miyato's stop-gradient).  d₀ ~ N(0, I) is drawn from ``self.rng``,

@@ -4,7 +4,10 @@ computed from the input gradient g (or, for VAT, from the prediction alone) and 
 - ``AdversarialTraining``: δ = r* = worst_case(g, ε, p), members 'adv-p1', 'adv-p2', 'adv-pinf';
 - ``DataGradFD``: DataGrad by a finite difference along δ = φ·r, r the gradient of the penalty R at g
   (sign g for L1, 2g for L2), 'datagrad-l1-fd', 'datagrad-l2-fd';
-- ``VirtualAdversarial``: δ the direction that most changes the prediction, 'vat' (a term, no labels).
+- ``VirtualAdversarial``: δ the direction that most changes the prediction, 'vat' (a term, no labels);
+- the successors: ``TRADES`` (δ the PGD maximiser of a KL, 'trades'), ``FGSMRandomStart`` and ``NFGSM``
+  (one FGSM step from a random start, 'fgsm-rs', 'n-fgsm'), ``GradientPenaltyFD`` (the squared
+  gradient penalty by a finite difference along the held direction, 'gp-fd').
 
 ``regularizers.py`` is the family's front door and its table.
 """
@@ -17,7 +20,7 @@ from . import perturbations as P
 from . import validate
 from .backend import device_of, to_device
 from .objective import Frozen, Objective, child_seed, clean_pass, data_loss
-from .tensor import Tensor, grad, no_grad, unwrap
+from .tensor import Tensor, enable_grad, grad, no_grad, unwrap
 from .validate import fmt
 
 
@@ -224,3 +227,198 @@ class VirtualAdversarial(Objective):
     def frozen(self, model, x, y):
         log_p = self.target(model, x)
         return Frozen(self, delta=self.perturbation(model, x, target=log_p), target=log_p)
+
+
+# --- the successors: TRADES, FGSM with a random start (and N-FGSM), the finite-difference penalty ------
+class TRADES(Objective):
+    r"""L(x) + β·mean KL(p(·|xᵢ) ‖ p(·|x′ᵢ)),  x′ = the PGD maximiser of the KL in the ℓ∞ ε-ball, held.
+
+    Zhang, Yu, Jiao, Xing, El Ghaoui & Jordan (ICML 2019), "Theoretically principled trade-off between
+    robustness and accuracy", Algorithm 1: the robust error splits into the natural error
+    and a boundary error, whose surrogate is the KL between the predictions at x and at x′.
+
+    .. math::
+
+        \mathcal{L}(\theta) = \frac1B\sum_i \Big[ L_i(x_i) + \beta\,
+            \mathrm{KL}\big(p_\theta(\cdot|x_i) \,\|\, p_\theta(\cdot|x_i + \delta_i)\big) \Big],
+        \quad \delta_i = \mathrm{sg}\Big[\arg\max_{\|\delta\|_\infty\le\varepsilon}
+            \mathrm{KL}\big(p(\cdot|x_i) \,\|\, p(\cdot|x_i + \delta)\big)\Big]
+
+    x′ as in Algorithm 1: start at x + 0.001·N(0, I) (drawn from ``self.rng``), then ``steps`` signed
+    gradient steps of size ``step_size`` (default ε/4) on the KL, each projected back into the ball;
+    not clipped to a pixel box (the family's convention: x + δ is not clipped).  Unlike VAT, both
+    predictions are differentiated: the target p(·|x) is not stopped, only δ is.  The clean forward is
+    shared by L(x), the attack's target and the KL.  ``frozen`` holds δ.
+    """
+
+    includes_data_loss = True
+    name = "trades"
+
+    def __init__(self, eps, beta=6.0, steps=10, step_size=None, seed=0):
+        self.eps = validate.eps(eps, "eps", "TRADES")
+        self.beta = validate.number(beta, "beta", "TRADES", low=0)
+        self.steps = validate.integer(steps, "steps", "TRADES", low=1)
+        self.step_size = (self.eps / 4 if step_size is None
+                          else validate.number(step_size, "step_size", "TRADES", low=0, open_low=True))
+        self.rng = np.random.default_rng(child_seed(seed, "trades"))
+
+    def settings(self):
+        return f"eps={fmt(self.eps)},beta={fmt(self.beta)}"
+
+    def perturbation(self, model, x, y=None, target=None) -> Tensor:
+        """δ = x′ − x, a constant; ``target``: log p(·|x) if already computed."""
+        x = unwrap(x)
+        log_p = F.log_softmax(model(Tensor(x))).detach() if target is None else target.detach()
+        noise = self.rng.standard_normal(x.shape).astype(x.dtype) * 0.001
+        delta = to_device(noise, device_of(x))
+        xp = log_p.xp
+        for _ in range(self.steps):
+            d = Tensor(delta, requires_grad=True)
+            with enable_grad():
+                kl = F.sum(F.kl_divergence(log_p, F.log_softmax(model(Tensor(x) + d))))
+                (ascent,) = grad(kl, d)
+            delta = xp.clip(delta + self.step_size * xp.sign(ascent.data), -self.eps, self.eps)
+        return Tensor(delta)
+
+    def _value(self, model, x, y, delta=None):
+        x = unwrap(x)
+        logits = model(Tensor(x))
+        clean = F.cross_entropy(logits, y)  # first: an empty batch stops here
+        if not self.beta:
+            return clean
+        log_p = F.log_softmax(logits)
+        delta = self.perturbation(model, x, target=log_p) if delta is None else delta
+        return clean + F.mean(F.kl_divergence(log_p, F.log_softmax(model(Tensor(x) + delta)))) * self.beta
+
+    def loss_at(self, model, x, y, delta) -> Tensor:
+        return self._value(model, x, y, delta)
+
+    __call__ = _value
+
+    def frozen(self, model, x, y):
+        return Frozen(self, delta=self.perturbation(model, x, y))
+
+
+class RandomStartFGSM(PerturbedPoint):
+    r"""L(x + δ),  δ = η + α·sign ∇ₓL(x + η),  η ~ U[−ρ, ρ]ᴰ;  δ then clipped to the ε-ball or not.
+
+    Fast adversarial training: one FGSM step from a random point of the ball, a single term at the
+    perturbed point (w₀ = 0: no clean pass to share); ``FGSMRandomStart`` ('fgsm-rs': ρ = ε, α = 1.25ε,
+    clipped) and ``NFGSM`` ('n-fgsm': ρ = 2ε, α = ε, not clipped).  The gradient is taken at x + η, not
+    at x; η is drawn afresh each call from ``self.rng`` (from ``seed``); ``frozen`` holds δ, draw included.
+
+    .. math::
+
+        \mathcal{L}(\theta) = \frac1B\sum_i L_i(x_i + \delta_i),\qquad
+        \delta_i = \mathrm{sg}\big[\Pi\big(\eta_i + \alpha\,\mathrm{sign}\,\nabla_x L_i(x_i + \eta_i)\big)\big]
+    """
+
+    def __init__(self, eps, step, noise, project, seed=0):
+        who = type(self).__name__
+        self.eps = validate.eps(eps, "eps", who)
+        self.step = validate.number(step, "alpha", who, low=0)
+        self.noise, self.project = noise, bool(project)
+        self.rng = np.random.default_rng(child_seed(seed, self.name))
+
+    def _weights(self):
+        return 0.0, 1.0
+
+    def perturbation(self, model, x, y) -> Tensor:
+        x = unwrap(x)
+        eta = to_device(self.rng.uniform(-self.noise, self.noise, x.shape).astype(x.dtype), device_of(x))
+        g = P.input_gradient(model, x + eta, y)
+        delta = eta + self.step * g.xp.sign(g.data)
+        return Tensor(g.xp.clip(delta, -self.eps, self.eps) if self.project else delta)
+
+
+class FGSMRandomStart(RandomStartFGSM):
+    """FGSM with a random start: Wong, Rice & Kolter (ICLR 2020), "Fast is better than free", Algorithm 3:
+    η ~ U[−ε, ε]ᴰ, δ = (η + α·sign ∇ₓL(x + η)) clipped to [−ε, ε], α = 1.25ε by default; L(x + δ)."""
+
+    name = "fgsm-rs"
+
+    def __init__(self, eps, alpha=None, seed=0):
+        super().__init__(eps, 1.25 * eps if alpha is None else alpha, eps, True, seed)
+
+    def settings(self):
+        return f"eps={fmt(self.eps)}" + ("" if self.step == 1.25 * self.eps else f",alpha={fmt(self.step)}")
+
+
+class NFGSM(RandomStartFGSM):
+    """N-FGSM: de Jorge, Bibi, Volpi, Sanyal, Torr, Rogez & Dokania (NeurIPS 2022), "Make some noise":
+    stronger noise and no clipping, η ~ U[−kε, kε]ᴰ (k = 2), δ = η + α·sign ∇ₓL(x + η), α = ε by
+    default; ‖δ‖∞ reaches (k + 1)ε: the noise, not a projection, keeps the step from overfitting."""
+
+    name = "n-fgsm"
+
+    def __init__(self, eps, k=2.0, alpha=None, seed=0):
+        self.k = validate.number(k, "k", "NFGSM", low=0)
+        super().__init__(eps, eps if alpha is None else alpha, self.k * eps, False, seed)
+
+    def settings(self):
+        return f"eps={fmt(self.eps)}" + ("" if self.k == 2 else f",k={fmt(self.k)}")
+
+
+class GradientPenaltyFD(PerturbedPoint):
+    r"""L(x) + β·mean (Δᵢ/h)²,  Δᵢ = Lᵢ(x + h·dᵢ) − Lᵢ(x),  dᵢ = worst_case(gᵢ, 1, p) held.
+
+    Finlay & Oberman (2019), "Scaleable input gradient regularization for adversarial robustness":
+    the squared dual-norm penalty ‖g‖_q² without double backprop, since for the unit
+    steepest-ascent direction d (gᵀd = ‖g‖_q) a forward difference gives Δ/h = ‖g‖_q + O(h).  Both
+    L(x + hd) and L(x) are differentiated, d is held; first derivatives only, so it trains at the cost
+    of a perturbed-point member.  The registry's h is the ℓ2 budget ε₂: then x + hd is adv-p2's point.
+
+    .. math::
+
+        \mathcal{L}(\theta) = \frac1B\sum_i \Big[ L_i(x_i) + \beta\,\Big(\frac{L_i(x_i + h d_i)
+            - L_i(x_i)}{h}\Big)^2 \Big],\qquad d_i = \mathrm{sg}[\arg\max_{\|d\|_p\le1} g_i^\top d]
+
+    How it relates to DataGrad-FD (``DataGradFD``): both are forward differences of the mixed derivative
+    ∂²L/∂θ∂x along the same held direction.  For p = 2 gp-fd's θ-gradient 2β(Δᵢ/h)·(∇θLᵢ(x + hdᵢ) −
+    ∇θLᵢ(x))/h tends, as h → 0, to β∇θ‖gᵢ‖₂², DataGrad-L2's (β) exact gradient, which DataGrad-L2-FD
+    approximates as (β/φ)(∇θL(x + 2φg) − ∇θL(x)): the same point when hᵢ = 2φ‖gᵢ‖₂, weighted by
+    2β‖gᵢ‖/hᵢ where gp-fd weighs 2β(Δᵢ/hᵢ)/hᵢ, equal to first order.  They differ in that gp-fd fixes
+    the step's length (h, the same for every example) and trains its value, the penalty itself, while
+    DataGrad-FD's step grows with ‖g‖ and its value is a linear surrogate.  Unsquared with p = ∞,
+    L + ε·mean Δᵢ/h = (1 − ε/h)·L(x) + (ε/h)·L(x + h·sign g) is DataGradFD(1, ε, 'l1', φ = h) exactly.
+    ``rule`` takes g in a pass of its own; ``__call__`` shares the clean forward (tests check they
+    agree); no held gradient, so it is twice differentiable.
+    """
+
+    def __init__(self, beta, h, p=2.0):
+        self.beta = validate.number(beta, "beta", "GradientPenaltyFD", low=0)
+        self.h = validate.number(h, "h", "GradientPenaltyFD", low=0, open_low=True)
+        self.p = validate.exponent(p, "p", "GradientPenaltyFD")
+
+    name = property(lambda self: "gp-fd" if self.p == 2 else f"gp-fd-q{fmt(P.dual_exponent(self.p))}")
+
+    def settings(self):
+        return f"beta={fmt(self.beta)},h={fmt(self.h)}"
+
+    def _offset(self, g):  # h·d
+        return P.worst_case(g, self.h, self.p)
+
+    def _penalised(self, losses, model, x, y, delta) -> Tensor:
+        clean = F.mean(losses)
+        if not self.beta:
+            return clean
+        diff = (F.cross_entropy(model(Tensor(x) + delta), y, reduction="none") - losses) / self.h
+        return clean + F.mean(diff * diff) * self.beta
+
+    def loss_at(self, model, x, y, delta) -> Tensor:
+        x = unwrap(x)
+        logits = model(Tensor(x))
+        F.cross_entropy(logits, y, reduction="sum")  # an empty batch stops here
+        return self._penalised(F.cross_entropy(logits, y, reduction="none"), model, x, y, delta)
+
+    def rule(self, model, x, y):
+        return self.loss_at(model, x, y, self.perturbation(model, x, y))
+
+    def __call__(self, model, x, y):
+        x = unwrap(x)
+        xt = Tensor(x, requires_grad=True)
+        with enable_grad():
+            logits = model(xt)
+            (g,) = grad(F.cross_entropy(logits, y, reduction="sum"), xt)
+        losses = F.cross_entropy(logits, y, reduction="none")
+        return self._penalised(losses, model, x, y, self._offset(g).detach())

@@ -94,6 +94,8 @@ def add_model_arguments(p, pieces: int, units_note: str = ""):
                    help="dropout rate of the input (the Maxout paper: 0.2)")
     g.add_argument("--hidden-dropout", type=probability, default=0.0, metavar="P",
                    help="dropout rate of each hidden layer (the Maxout paper: 0.5)")
+    g.add_argument("--init-range", type=positive_float, default=None, metavar="R",
+                   help="MLP weights ~ U(-R, R) (pylearn2's irange; the Maxout paper: 0.005; none given: 1/sqrt(fan-in))")
 
 
 def add_optimizer_arguments(p, epochs: int, batch_size: int, lr: float, epochs_note: str = ""):
@@ -129,7 +131,8 @@ def add_run_arguments(p, out: str | None, threads: int | None):
 # --- the shared flags as specs ----------------------------------------------------------------------
 def model_spec(args, units=(240, 240)) -> ModelSpec:
     return ModelSpec(arch=args.arch, conv_preset=args.conv_preset, units=tuple(_or(args.units, units)),
-                     pieces=args.pieces, input_dropout=args.input_dropout, hidden_dropout=args.hidden_dropout)
+                     pieces=args.pieces, input_dropout=args.input_dropout, hidden_dropout=args.hidden_dropout,
+                     init_range=args.init_range)
 
 
 def optim_spec(args, epochs=None) -> OptimSpec:
@@ -194,7 +197,9 @@ def add_strength_arguments(g):
                        ("beta_l1", "DataGrad-L1 β (0.05 = (1−a)ε of Goodfellow's a = 0.5, ε = 0.1)"),
                        ("beta_l2", "DataGrad-L2 and double backprop β"),
                        ("beta_jac", "JacReg and SpectReg λ (Varga et al.)"),
-                       ("l1", "L1 weight decay"), ("l2", "L2 weight decay"), ("gamma", "multitask reconstruction weight")):
+                       ("l1", "L1 weight decay"), ("l2", "L2 weight decay"), ("gamma", "multitask reconstruction weight"),
+                       ("beta_trades", "TRADES β (Zhang et al.)"), ("lam_align", "GradAlign λ (Andriushchenko & Flammarion)"),
+                       ("lam_cure", "CURE λ (Moosavi-Dezfooli et al.)"), ("lam_llr", "LLR λ; its μ is 0.75·λ (Qin et al.)")):
         scaled = DEFAULT_SCALED.get(name)
         note = f"{fmt(getattr(Strengths, name))}" + (" × 64/D, D the input's features" if scaled else "")
         g.add_argument(f"--{name.replace('_', '-')}", type=positive_float, default=None, help=f"{what} (default: {note})")

@@ -18,6 +18,10 @@ jacreg, spectreg                Varga et al.'s λ times the squared Frobenius no
                                 and its one-draw estimate λ‖∇ₓ(rᵀf)‖₂²
 wasserstein-p1, wasserstein-p2  Gao et al.'s ε times the power mean of order q of the ‖gᵢ‖₂ (the ℓ2
                                 ground cost, ε₂ budget)
+trades                          Zhang et al.'s L + β·KL(p(x) ‖ p(x′)), x′ a 10-step PGD on the KL
+fgsm-rs, n-fgsm                 one FGSM step from a random start (Wong et al.; de Jorge et al.)
+gp-fd                           Finlay & Oberman's β·‖g‖₂² by a finite difference, h = ε₂
+gradalign, cure, llr            the curvature penalties: gradient alignment, CURE (h = ε√D), LLR
 ==============================  ==========================================================================
 
 For example::
@@ -44,7 +48,9 @@ FAMILY = ("plain", "l1", "l2", "adv-p1", "adv-p2", "adv-pinf", "gp-q1", "gp-q2",
           "datagrad-l1", "datagrad-l2", "datagrad-l1-fd", "datagrad-l2-fd",
           "double-backprop", "multitask", "multitask+datagrad", "vat")
 NEIGHBOURS = ("jacreg", "spectreg", "wasserstein-p1", "wasserstein-p2")
-MEMBERS = FAMILY + NEIGHBOURS
+# The successors the seed papers led to (issue 24): the perturbed point, then the curvature penalties.
+SUCCESSORS = ("trades", "fgsm-rs", "n-fgsm", "gp-fd", "gradalign", "cure", "llr")
+MEMBERS = FAMILY + NEIGHBOURS + SUCCESSORS
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,11 @@ class Strengths:
     gp_scale: the gradient penalty's ε is gp_scale times the budget of its norm (so is the
     Wasserstein radius, on the ℓ2 budget: wasserstein-p∞ would be gp-q2);
     l1, l2: weight decay; gamma: the multitask weight; seed: the multitask decoder's and VAT's
-    noise (derived streams, independent of a model built with the same seed).
+    noise, and every successor's random draws (derived streams, independent of a model built with
+    the same seed);
+    beta_trades: TRADES's β; lam_align: GradAlign's λ; lam_cure: CURE's λ; lam_llr: LLR's λ, its μ
+    being 0.75·lam_llr (Qin et al.'s 4 : 3).  gp-fd's β is beta_l2 (it estimates DataGrad-L2's
+    penalty).
 
     Each field is checked in its own units when the Strengths is made: eps is a pixel budget in
     (0, 1] (pixels lie in [0, 1]); eps2 and eps1 are None or finite budgets > 0 (0 is refused, not
@@ -72,6 +82,10 @@ class Strengths:
     l1: float = 1e-4
     l2: float = 1e-3
     gamma: float = 1.0
+    beta_trades: float = 6.0
+    lam_align: float = 0.2
+    lam_cure: float = 0.1
+    lam_llr: float = 1.0
     seed: int = 0
 
     def __post_init__(self):
@@ -80,7 +94,8 @@ class Strengths:
             if getattr(self, name) is not None:
                 validate.number(getattr(self, name), f"{name} (None for the default)", "Strengths", low=0,
                                 open_low=True)
-        for name in ("beta_l1", "beta_l2", "beta_jac", "gp_scale", "l1", "l2", "gamma"):
+        for name in ("beta_l1", "beta_l2", "beta_jac", "gp_scale", "l1", "l2", "gamma", "beta_trades",
+                     "lam_align", "lam_cure", "lam_llr"):
             validate.number(getattr(self, name), name, "Strengths", low=0)
         validate.integer(self.seed, "seed", "Strengths", low=0)
 
@@ -109,6 +124,15 @@ DEFAULT_GRIDS = {
     **{m: ("beta_l2", (0.001, 0.01, 0.1, 1.0), 1) for m in ("datagrad-l2", "datagrad-l2-fd", "double-backprop")},
     "multitask": ("gamma", (0.1, 0.3, 1.0, 3.0, 10.0), 0),
     **{m: ("beta_jac", (1e-4, 1e-3, 1e-2, 1e-1), 1) for m in ("jacreg", "spectreg")},
+    # The successors.  A pixel budget (fgsm-rs, n-fgsm) and the scale-free terms (TRADES's KL, GradAlign's
+    # cosine) need no scaling; gp-fd estimates DataGrad-L2's β‖g‖₂², CURE's ‖Δg‖₂² and LLR's γ and |δᵀg|
+    # (≈ ε‖g‖₁) grow like D, as the other input-gradient penalties do.
+    **{m: ("eps", (0.01, 0.03, 0.1, 0.3, 0.6), 0) for m in ("fgsm-rs", "n-fgsm")},
+    "trades": ("beta_trades", (1.0, 3.0, 6.0, 12.0), 0),
+    "gp-fd": ("beta_l2", (0.001, 0.01, 0.1, 1.0), 1),
+    "gradalign": ("lam_align", (0.05, 0.2, 0.5, 2.0), 0),
+    "cure": ("lam_cure", (0.01, 0.1, 1.0, 10.0), 1),
+    "llr": ("lam_llr", (0.1, 0.3, 1.0, 3.0, 10.0), 1),
 }
 KNOBS = {m: knob for m, (knob, _, _) in DEFAULT_GRIDS.items()}
 SCALING = {knob: k for knob, _, k in DEFAULT_GRIDS.values() if knob}  # one exponent per field
@@ -173,9 +197,17 @@ def member(name: str, model, strengths: Strengths = Strengths(), n_features: int
         "spectreg": lambda: R.SpectralPenalty(s.beta_jac, seed=s.seed),
         "wasserstein-p1": lambda: R.WassersteinPenalty(s.gp_scale * eps2, 1),
         "wasserstein-p2": lambda: R.WassersteinPenalty(s.gp_scale * eps2, 2),
+        "trades": lambda: R.TRADES(eps, s.beta_trades, seed=s.seed),
+        "fgsm-rs": lambda: R.FGSMRandomStart(eps, seed=s.seed),
+        "n-fgsm": lambda: R.NFGSM(eps, seed=s.seed),
+        "gp-fd": lambda: R.GradientPenaltyFD(s.beta_l2, h=eps2),
+        "gradalign": lambda: R.GradAlign(eps, s.lam_align, seed=s.seed),
+        "cure": lambda: R.CURE(s.lam_cure, h=eps1),
+        "llr": lambda: R.LocalLinearity(eps, s.lam_llr, 0.75 * s.lam_llr, seed=s.seed),
     }
     return table[name]()
 
 
-__all__ = ["FAMILY", "NEIGHBOURS", "MEMBERS", "Strengths", "member", "DEFAULT_GRIDS", "KNOBS", "default_grid",
+__all__ = ["FAMILY", "NEIGHBOURS", "SUCCESSORS", "MEMBERS", "Strengths", "member", "DEFAULT_GRIDS", "KNOBS",
+           "default_grid",
            "default_strengths"]

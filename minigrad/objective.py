@@ -6,9 +6,10 @@ respect to the parameters is the training direction.  ``A + B`` is their ``Combi
 works.  ``frozen(model, x, y)`` returns the objective with every stop-gradient quantity held
 at the current θ (``Frozen``), which is what a gradient check differentiates.
 
-The members themselves live in ``terms.py``, ``penalties.py`` and ``adversarial.py`` (by how each is
-computed), behind the one front door ``regularizers.py``; their canonical names and the table that
-builds each one from a few strengths live in ``members.py``.
+The members themselves live in ``terms.py``, ``penalties.py`` (with ``curvature.py``, the successors'
+penalties) and ``adversarial.py`` (by how each is computed), behind the one front door
+``regularizers.py``; their canonical names and the table that builds each one from a few strengths
+live in ``members.py``.
 """
 from __future__ import annotations
 

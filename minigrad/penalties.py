@@ -7,7 +7,8 @@ forward pass as L, so its θ-gradient is a mixed second derivative).
 - the neighbours, each objective in its class: ``JacobianPenalty`` ('jacreg', the squared Frobenius
   norm of the logits' Jacobian: K backward passes with a graph), ``SpectralPenalty`` ('spectreg', its
   one-draw estimate: one backward) and ``WassersteinPenalty`` ('wasserstein-p1', 'wasserstein-p2', a
-  power mean of the gradients' dual norms over the batch: one backward).
+  power mean of the gradients' dual norms over the batch: one backward);
+- the successors that penalise curvature (GradAlign, CURE, LLR) are the face's second module, ``curvature.py``.
 
 Same conventions throughout: every member is an ``Objective``, each example's gradient comes from the
 *summed* output so it is that example's own, every batch objective is a mean over the B examples.

@@ -324,19 +324,32 @@ def _frontier_legend(plt, budgets: dict) -> list:
 
 
 def reproduce_curve(curve: list, state: dict, out) -> str | None:
-    """curve.png of a reproduce run: the training objective and the validation error per epoch, phase 2
-    (on train + validation) shaded; the kept epoch of phase 1 marked.  None without matplotlib."""
+    """curve.png of a reproduce run: the training objective (and, in phase 2, the validation objective
+    against its target) above; the validation error and the protocol's stopping metric (when it is another,
+    e.g. the error under FGSM) below; phase 2, on train + validation, shaded; the kept epoch marked.
+    None without matplotlib."""
     plt = pyplot()
     if plt is None or not curve:
         return None
     x = list(range(1, len(curve) + 1))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6), sharex=True)
-    top.plot(x, [h["train_loss"] for h in curve], color="tab:blue", label="training objective (dropout on)")
-    top.set_ylabel("objective (nats)")
-    bottom.plot(x, [100 * h["valid_error"] for h in curve], color="tab:orange", label="validation error")
-    bottom.set_ylabel("validation error (%)")
-    bottom.set_xlabel("epoch (phase 1, then phase 2 on train + validation)")
     n1 = sum(h.get("phase", 1) == 1 for h in curve)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 6.5), sharex=True)
+    top.plot(x, [h["train_loss"] for h in curve], color="tab:blue", marker=".", label="training objective (dropout on)")
+    objectives = state.get("objectives", [])
+    if objectives:
+        phase2 = list(range(n1 + 1, n1 + 1 + len(objectives)))
+        top.plot(phase2, objectives, color="tab:purple", marker="s", ms=4, label="validation objective (phase 2)")
+        top.axhline(state["target"], color="tab:purple", ls=":", lw=1,
+                    label=f"phase 2 stops at ≤ {state['target']:.3f} (kept epoch's training objective)")
+    top.set_ylabel("objective (nats)")
+    bottom.plot(x, [100 * h["valid_error"] for h in curve], color="tab:orange", marker=".",
+                label="validation error" + (" (phase 2 trains on it)" if n1 < len(curve) else ""))
+    metric = state.get("metrics", [])
+    if metric and any(abs(m - h["valid_error"]) > 1e-12 for m, h in zip(metric, curve)):
+        bottom.plot(range(1, len(metric) + 1), [100 * m for m in metric], color="tab:red", marker="^", ms=4,
+                    label="validation error under FGSM (the stopping metric)")
+    bottom.set_ylabel("error (%)")
+    bottom.set_xlabel("epoch (phase 1, then phase 2 on train + validation)")
     for ax in (top, bottom):
         if n1 < len(curve):
             ax.axvspan(n1 + 0.5, len(curve) + 0.5, color="0.92", label="phase 2")
@@ -344,5 +357,7 @@ def reproduce_curve(curve: list, state: dict, out) -> str | None:
             ax.axvline(state["best_epoch"], color="tab:green", ls="--", lw=1, label=f"kept epoch {state['best_epoch']}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper right")
-    fig.suptitle(f"reproduce: {state.get('settings', {}).get('recipe', '')} on {state.get('settings', {}).get('data', '')}")
+    settings = state.get("settings", {})
+    fig.suptitle(f"reproduce {settings.get('recipe', '')} on {settings.get('data', '')}"
+                 + (f" (at most {settings['budget']} epochs a phase)" if settings.get("budget") else ""))
     return _save(fig, out, "curve.png")

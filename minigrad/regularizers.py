@@ -21,8 +21,11 @@ computed (their objectives, as formulas, are in each class and in the README's f
   'datagrad-l2') and ``DoubleBackprop`` ('double-backprop'); the neighbours ``JacobianPenalty``
   ('jacreg'), ``SpectralPenalty`` ('spectreg') and ``WassersteinPenalty`` ('wasserstein-p1', '-p2');
 - the perturbed point, a loss at x + δ with δ held constant (``adversarial.py``): ``AdversarialTraining``
-  ('adv-p1', 'adv-p2', 'adv-pinf'), ``DataGradFD`` ('datagrad-l1-fd', 'datagrad-l2-fd') and
-  ``VirtualAdversarial`` ('vat', a term).
+  ('adv-p1', 'adv-p2', 'adv-pinf'), ``DataGradFD`` ('datagrad-l1-fd', 'datagrad-l2-fd'),
+  ``VirtualAdversarial`` ('vat', a term), and the successors ``TRADES`` ('trades'), ``FGSMRandomStart``
+  ('fgsm-rs'), ``NFGSM`` ('n-fgsm') and ``GradientPenaltyFD`` ('gp-fd');
+- curvature penalties, by double backprop (``curvature.py``): the successors ``GradAlign`` ('gradalign'),
+  ``CURE`` ('cure') and ``LocalLinearity`` ('llr').
 
 benchmarks/README.md counts the matrix products each one costs per step.
 
@@ -47,7 +50,9 @@ that stop nothing return themselves).  Perturbed-point members also expose
 """
 from __future__ import annotations
 
-from .adversarial import AdversarialTraining, DataGradFD, PerturbedPoint, VirtualAdversarial
+from .adversarial import (TRADES, AdversarialTraining, DataGradFD, FGSMRandomStart, GradientPenaltyFD, NFGSM,
+                          PerturbedPoint, RandomStartFGSM, VirtualAdversarial)
+from .curvature import CURE, GradAlign, LocalLinearity
 from .objective import Combined, Objective, Scaled
 from .penalties import (DataGrad, DoubleBackprop, GradientPenalty, InputGradientPenalty, JacobianPenalty,
                         SpectralPenalty, WassersteinPenalty)
@@ -55,4 +60,6 @@ from .terms import CrossEntropy, Multitask, WeightDecay
 
 __all__ = ["Objective", "Combined", "Scaled", "CrossEntropy", "WeightDecay", "InputGradientPenalty",
            "GradientPenalty", "DataGrad", "DoubleBackprop", "PerturbedPoint", "AdversarialTraining", "DataGradFD",
-           "Multitask", "VirtualAdversarial", "JacobianPenalty", "SpectralPenalty", "WassersteinPenalty"]
+           "Multitask", "VirtualAdversarial", "JacobianPenalty", "SpectralPenalty", "WassersteinPenalty",
+           "TRADES", "RandomStartFGSM", "FGSMRandomStart", "NFGSM", "GradientPenaltyFD", "GradAlign", "CURE",
+           "LocalLinearity"]

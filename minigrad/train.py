@@ -199,7 +199,7 @@ class _EarlyStopping:
 
 def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_size: int = 100, *,
         seed: int = 0, patience: int | None = None, checkpoint=None, progress=True,
-        resume: Checkpoint | None = None) -> list:
+        resume: Checkpoint | None = None, diagnostics=None) -> list:
     """Train ``model`` for epochs ``1 … epochs`` (or, resuming, the ones after the checkpoint's);
     return the history.
 
@@ -228,6 +228,10 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
     from the objective's own forward pass; None if it never evaluates the clean batch),
     valid_loss and valid_error (given ``valid``), seconds.
 
+    diagnostics: a callable ``model -> {name: number}`` (``diagnostics.Diagnostics``: the signals that
+    see a collapse coming, on a fixed probe), called after each epoch with the model in eval mode;
+    recorded as ``record["diagnostics"]`` (not counted in ``seconds``).
+
     The first call tunes glibc's allocator for the run (``backend.keep_freed_memory``: no page faults
     for re-allocated arrays; ``MINIGRAD_SYSTEM_MALLOC=1`` opts out).
     """
@@ -241,6 +245,8 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
     if patience is not None and (valid is None or validate.integer(patience, "patience", "fit", low=1) < 1):
         raise InvalidArgument(f"fit: patience={patience} needs a validation set")
     _check_data(model, train, "fit")
+    if diagnostics is not None and not callable(diagnostics):
+        raise InvalidArgument(f"fit: diagnostics must be a callable model -> dict, got {diagnostics!r:.80}")
     if valid is not None:
         _check_data(model, valid, "fit (validation set)")
     owned = getattr(objective, "parameters", lambda: [])()
@@ -262,6 +268,8 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
                     record = _train_epoch(model, objective, optimizer, train, valid, batch_size,
                                           np.random.default_rng([seed, epoch]), epoch, bar)
                     _check_finite(model, optimizer, epoch)
+                    if diagnostics is not None:
+                        record["diagnostics"] = _diagnose(model, diagnostics)
             except TrainingDiverged as e:
                 e.checkpoint, e.checkpoint_epoch = (last_good(saver.path) if saver else None) or (None, None)
                 raise
@@ -282,6 +290,16 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
             saver.save(model, optimizer, epoch=history[-1]["epoch"], seed=seed, history=history,
                        best_epoch=stopper.epoch)
     return history
+
+
+def _diagnose(model, diagnostics) -> dict:
+    """``diagnostics(model)`` in eval mode, as {name: float} (a history record is plain JSON)."""
+    modes = _modes(model)
+    model.eval()
+    try:
+        return {str(k): float(v) for k, v in diagnostics(model).items()}
+    finally:
+        _restore_modes(model, modes)
 
 
 def _check_finite(model, optimizer, epoch: int):

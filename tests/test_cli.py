@@ -15,7 +15,7 @@ from minigrad import backend, cli, datasets, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--units", "16", "--pieces", "2", "--quiet"]
-TRAIN_FLAGS = ["--data", "--data-dir", "--valid-fraction", "--units", "--arch", "--conv-preset", "--pieces", "--input-dropout", "--hidden-dropout",
+TRAIN_FLAGS = ["--data", "--data-dir", "--valid-fraction", "--units", "--arch", "--conv-preset", "--pieces", "--input-dropout", "--hidden-dropout", "--init-range",
                "--optimizer",
                "--epochs", "--batch-size", "--lr", "--lr-decay", "--momentum", "--max-col-norm", "--patience",
                "--seed", "--out", "--device", "--threads", "--quiet", "--resume", "--overwrite"]

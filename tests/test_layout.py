@@ -22,9 +22,9 @@ FLOORS = {
     "cifar": 7,                                    # the CIFAR-10 reader
     "graph_drawing": 7,                            # draws graphs (marks nn.Parameters)
     "perturbations": 7,                            # the family
-    "objective": 8, "terms": 9, "penalties": 9, "adversarial": 9, "regularizers": 10, "members": 10,
-    "verify.regions": 11, "verify.claims": 12, "verify": 13, "verify.__main__": 14,
-    "checkpoint": 11, "progress": 11, "train": 12,  # training
+    "objective": 8, "terms": 9, "penalties": 9, "curvature": 9, "adversarial": 9, "regularizers": 10, "members": 10,
+    "verify.regions": 11, "verify.claims": 12, "verify.successors": 12, "verify": 13, "verify.__main__": 14,
+    "checkpoint": 11, "progress": 11, "diagnostics": 11, "train": 12,  # training
     "specs": 13, "evaluation": 13,                 # what a run is; how a model is judged
     "recipes": 14,                                 # the papers' own experiments, as specs
     "plots": 13, "verdicts": 13,                   # figures; statistics of a sweep's cells

@@ -281,3 +281,96 @@ def test_critic_gradient_penalty_matches_pytorch(one_sided):
     theirs_grads = torch.autograd.grad(theirs, [t1.weight, t1.bias, t2.weight])
     assert_same(minigrad_grads(mine, [first.weight, first.bias, second.weight]),
                 [g.T.numpy() if g.ndim == 2 else g.numpy() for g in theirs_grads])
+
+
+# --- the successors (issue 24), written from their papers' formulas ---------------------------------
+def per_example_ce(net, x, y):
+    return TF.cross_entropy(net(x), y, reduction="none")
+
+
+def trades(net, x, y, eps, beta, steps, step, rng):
+    """Zhang et al.: x′ by PGD on KL(p(x) ‖ p(x′)) from x + 0.001·N(0, I); the target is not stopped."""
+    log_p = TF.log_softmax(net(x), dim=1)
+    delta = torch.from_numpy(rng.standard_normal(x.shape) * 0.001)
+    for _ in range(steps):
+        d = delta.clone().requires_grad_(True)
+        kl = TF.kl_div(TF.log_softmax(net(x + d), dim=1), log_p.detach(), reduction="sum", log_target=True)
+        (a,) = torch.autograd.grad(kl, d)
+        delta = torch.clamp(delta + step * torch.sign(a), -eps, eps)
+    kl = TF.kl_div(TF.log_softmax(net(x + delta), dim=1), log_p, reduction="batchmean", log_target=True)
+    return ce(net, x, y) + beta * kl
+
+
+def random_start_fgsm(net, x, y, eps, alpha, noise, project, rng):
+    """Wong et al. (project=True) and de Jorge et al. (noise 2ε, no projection)."""
+    eta = torch.from_numpy(rng.uniform(-noise, noise, x.shape))
+    delta = eta + alpha * torch.sign(input_grad(net, x + eta, y))
+    return ce(net, x + (torch.clamp(delta, -eps, eps) if project else delta), y)
+
+
+def gp_fd(net, x, y, beta, h, p):
+    """Finlay & Oberman: β·((L(x + hd) − L(x))/h)², d the held unit steepest-ascent direction."""
+    d = worst_case(input_grad(net, x, y), 1.0, p)
+    clean = per_example_ce(net, x, y)
+    return clean.mean() + beta * (((per_example_ce(net, x + h * d, y) - clean) / h) ** 2).mean()
+
+
+def gradalign(net, x, y, eps, lam, rng):
+    """Andriushchenko & Flammarion: FGSM loss + λ(1 − cos(g(x), g(x + η))), g(x) held."""
+    g1 = input_grad(net, x, y)
+    eta = torch.from_numpy(rng.uniform(-eps, eps, x.shape))
+    g2 = input_grad(net, x + eta, y, create_graph=True)
+    return ce(net, x + eps * torch.sign(g1), y) + lam * (1 - TF.cosine_similarity(g1, g2, dim=1).mean())
+
+
+def cure(net, x, y, lam, h):
+    """Moosavi-Dezfooli et al.: λ‖g(x + hz) − g(x)‖², z = sign g/‖sign g‖ held, both g's differentiated."""
+    g = input_grad(net, x, y, create_graph=True)
+    z = torch.sign(g).detach()
+    z = z / z.norm(dim=1, keepdim=True)
+    diff = input_grad(net, x + h * z, y, create_graph=True) - g
+    return ce(net, x, y) + lam * (diff ** 2).sum(dim=1).mean()
+
+
+def llr(net, x, y, eps, lam, mu, steps, step, rng):
+    """Qin et al.: λ·γ + μ·|δᵀg| at δ, the signed-gradient maximiser of the linearity error from U[−ε, ε]."""
+    xl = x.detach().clone().requires_grad_(True)
+    clean = per_example_ce(net, xl, y)
+    (g,) = torch.autograd.grad(clean.sum(), xl, create_graph=True)
+    delta = torch.from_numpy(rng.uniform(-eps, eps, x.shape))
+    for _ in range(steps):
+        d = delta.clone().requires_grad_(True)
+        err = (per_example_ce(net, x + d, y) - clean.detach() - (d * g.detach()).sum(dim=1)).abs()
+        (a,) = torch.autograd.grad(err.sum(), d)
+        delta = torch.clamp(delta + step * torch.sign(a), -eps, eps)
+    linear = (delta * g).sum(dim=1)
+    gamma = (per_example_ce(net, x + delta, y) - clean - linear).abs()
+    return clean.mean() + lam * gamma.mean() + mu * linear.abs().mean()
+
+
+SUCCESSORS = {  # minigrad's member, and the formula given a copy of the member's generator (same draws)
+    "trades": (lambda: R.TRADES(0.2, 3.0, steps=3, step_size=0.05, seed=1),
+               lambda n, x, y, rng: trades(n, x, y, 0.2, 3.0, 3, 0.05, rng)),
+    "fgsm-rs": (lambda: R.FGSMRandomStart(0.1, seed=2),
+                lambda n, x, y, rng: random_start_fgsm(n, x, y, 0.1, 0.125, 0.1, True, rng)),
+    "n-fgsm": (lambda: R.NFGSM(0.1, seed=3), lambda n, x, y, rng: random_start_fgsm(n, x, y, 0.1, 0.1, 0.2, False, rng)),
+    "gp-fd": (lambda: R.GradientPenaltyFD(0.4, h=0.05), lambda n, x, y, rng: gp_fd(n, x, y, 0.4, 0.05, 2)),
+    "gp-fd-q1": (lambda: R.GradientPenaltyFD(0.4, h=0.05, p=INF),
+                 lambda n, x, y, rng: gp_fd(n, x, y, 0.4, 0.05, INF)),
+    "gradalign": (lambda: R.GradAlign(0.1, 0.7, seed=4), lambda n, x, y, rng: gradalign(n, x, y, 0.1, 0.7, rng)),
+    "cure": (lambda: R.CURE(0.5, h=0.3), lambda n, x, y, rng: cure(n, x, y, 0.5, 0.3)),
+    "llr": (lambda: R.LocalLinearity(0.1, 2.0, 1.5, steps=3, seed=5),
+            lambda n, x, y, rng: llr(n, x, y, 0.1, 2.0, 1.5, 3, 0.025, rng)),
+}
+
+
+@pytest.mark.parametrize("key", SUCCESSORS)
+def test_successor_matches_pytorch(key, problem):
+    model, net, x, y, tx, ty = problem
+    make, torch_loss = SUCCESSORS[key]
+    objective = make()
+    start = copy.deepcopy(getattr(objective, "rng", None))  # the generator the draws will come from
+    mine = objective(model, x, y)
+    theirs = torch_loss(net, tx, ty, start)
+    assert mine.item() == pytest.approx(theirs.item(), rel=1e-12)
+    assert_same(minigrad_grads(mine, model.parameters()), torch_grads(theirs, linears(net)))

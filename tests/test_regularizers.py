@@ -63,6 +63,15 @@ MEMBERS = {
     "wasserstein-p3-l1": lambda m: R.WassersteinPenalty(0.1, 3, ground=1),
     "wasserstein-pinf-linf": lambda m: R.WassersteinPenalty(0.1, INF, ground=INF),
     "jacreg+wasserstein": lambda m: R.JacobianPenalty(0.1) + 0.5 * R.WassersteinPenalty(0.1, 2),
+    # the successors (tests/test_successors.py has their own checks)
+    "trades": lambda m: R.TRADES(0.1, 3.0, steps=3, seed=7),
+    "fgsm-rs": lambda m: R.FGSMRandomStart(0.1, seed=8),
+    "n-fgsm": lambda m: R.NFGSM(0.1, seed=9),
+    "gp-fd": lambda m: R.GradientPenaltyFD(0.3, h=0.05),
+    "gp-fd-q1": lambda m: R.GradientPenaltyFD(0.3, h=0.05, p=INF),
+    "gradalign": lambda m: R.GradAlign(0.1, 0.7, seed=10),
+    "cure": lambda m: R.CURE(0.5, h=0.3),
+    "llr": lambda m: R.LocalLinearity(0.1, 2.0, 1.5, steps=3, seed=11),
 }
 
 
@@ -358,7 +367,7 @@ def test_names_are_the_canonical_member_names_and_reprs_add_the_strengths():
 
 def test_registry_builds_every_member_under_its_name():
     model, x, y = small_problem()
-    assert len(set(M.MEMBERS)) == 20
+    assert len(set(M.MEMBERS)) == 27
     for name in M.MEMBERS:
         objective = M.member(name, model, M.Strengths(eps=0.1))
         assert objective.name == name and repr(objective).startswith(name)

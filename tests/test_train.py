@@ -249,7 +249,7 @@ def test_progress_off_a_terminal_is_one_line_per_epoch():
 
 
 def test_progress_on_a_terminal_without_tqdm_redraws_one_line(monkeypatch):
-    monkeypatch.setattr(progress, "_import_tqdm", lambda: None)
+    monkeypatch.setattr(progress.optional, "maybe", lambda name: None)
     tty = _Terminal()
     model = _model()
     _fit(model, _sgd(model), epochs=1, batch_size=8, progress=tty)

@@ -2,7 +2,8 @@
 computed from the input gradient g (or, for VAT, from the prediction alone) and held constant.
 
 - ``AdversarialTraining``: δ = r* = worst_case(g, ε, p), members 'adv-p1', 'adv-p2', 'adv-pinf';
-- ``DataGradFD``: DataGrad by a finite difference along δ = φ·∇_g R(g), 'datagrad-l1-fd', 'datagrad-l2-fd';
+- ``DataGradFD``: DataGrad by a finite difference along δ = φ·r, r the gradient of the penalty R at g
+  (sign g for L1, 2g for L2), 'datagrad-l1-fd', 'datagrad-l2-fd';
 - ``VirtualAdversarial``: δ the direction that most changes the prediction, 'vat' (a term, no labels);
 - the successors: ``TRADES`` (δ the PGD maximiser of a KL, 'trades'), ``FGSMRandomStart`` and ``NFGSM``
   (one FGSM step from a random start, 'fgsm-rs', 'n-fgsm'), ``GradientPenaltyFD`` (the squared
@@ -72,12 +73,19 @@ class PerturbedPoint(Objective):
 
 
 class AdversarialTraining(PerturbedPoint):
-    """a·L(x) + (1 − a)·L(x + r*),  r* = argmax_{‖r‖ₚ ≤ ε} gᵀr held constant.
+    r"""a·L(x) + (1 − a)·L(x + r*), r* the argmax of gᵀr over ‖r‖ₚ ≤ ε, held constant:
 
-    The perturbed-point member of the family (Lyu, Huang & Liang 2015, eq. 4–6; science page §1): linearising the inner max of min_θ Σ max_{‖r‖ₚ≤ε} L(x + r) gives the closed-form
-    worst case r* = ``perturbations.worst_case(g, ε, p)`` per example.  Goodfellow,
-    Shlens & Szegedy (2015, §6) is p = ∞ (r* = ε·sign g, FGSM) with a = 0.5, r*
-    regenerated every minibatch and not clipped.  Gradient: a∇θL(x) + (1−a)∇θL(x + r*).
+        a·L(x) + (1 − a)·L(x + r*),    r* = argmax over ‖r‖ₚ ≤ ε of gᵀr
+
+    .. math::
+
+       a L(x) + (1 - a) L(x + r^*), \qquad r^* = \arg\max_{\|r\|_p \le \varepsilon} g^\top r.
+
+    The perturbed-point member of the family (Lyu, Huang & Liang 2015, eq. 4–6; science page §1):
+    linearising the inner max of the minimax problem (over θ, the sum over examples of the max of
+    L(x + r) over ‖r‖ₚ ≤ ε) gives the closed-form worst case r* = ``perturbations.worst_case(g, ε, p)``
+    per example.  Goodfellow, Shlens & Szegedy (2015, §6) is p = ∞ (r* = ε·sign g, FGSM) with a = 0.5,
+    r* regenerated every minibatch and not clipped.  Gradient: a∇θL(x) + (1−a)∇θL(x + r*).
     For p = 1, ties in max|gᵢ| split ε evenly (``worst_case``'s rule).
     """
 
@@ -99,18 +107,27 @@ class AdversarialTraining(PerturbedPoint):
 
 
 class DataGradFD(PerturbedPoint):
-    """DataGrad (α·L + β·mean R(J), R = ‖J‖₁ or ‖J‖₂²) trained at a perturbed point, step φ > 0.
+    r"""DataGrad (α·L + β·mean R(J), R = ‖J‖₁ or ‖J‖₂²) trained at a perturbed point, step φ > 0.
 
-    Since ∇θ(rᵀJ(θ)) = d/dφ ∇θL(x + φr)|₀ for a constant r = ∇_J R (sign J for L1, 2J for L2,
-    per example),
+    For a constant r, the gradient of R at J (sign J for L1, 2J for L2, per example), the θ-gradient
+    of rᵀJ(θ) is the derivative in φ at 0 of ∇θL(x + φr), so a finite difference gives the
+    DataGrad gradient:
 
+        ∇θ(rᵀJ(θ)) = d/dφ ∇θL(x + φr) at φ = 0,
         ∇θL_DG ≈ (α − β/φ)·∇θL(x) + (β/φ)·∇θL(x + φr),           error O(φ),
+
+    .. math::
+
+       \nabla_\theta \bigl(r^\top J(\theta)\bigr)
+         &= \frac{d}{d\varphi} \nabla_\theta L(x + \varphi r) \Big|_{\varphi=0}, \\
+       \nabla_\theta L_{\mathrm{DG}} &\approx \Bigl(\alpha - \frac{\beta}{\varphi}\Bigr) \nabla_\theta L(x)
+         + \frac{\beta}{\varphi} \nabla_\theta L(x + \varphi r) + O(\varphi),
 
     realised as the surrogate loss (α − β/φ)·L(x) + (β/φ)·L(x + φr) with r stopped (Ororbia,
     Kifer & Giles 2017; science page §2).  Jᵢ comes from the summed loss, so rᵢ is example i's
     own; the surrogate's gradient tends to ``DataGrad``'s as φ → 0 (science page §4 claim 4).
-    Its *gradient* is the point; its *value* ≈ α·L + β·mean rᵀJ, which is L_DG for L1 but
-    counts the L2 penalty twice (rᵀJ = 2‖J‖₂²), so compare values only within one member.
+    Its *gradient* is the point; its *value* ≈ α·L + β·mean rᵀJ, which is DataGrad's objective for L1
+    but counts the L2 penalty twice (rᵀJ = 2‖J‖₂²), so compare values only within one member.
     With r = sign J, α = 1, β = (1−a)ε, φ = ε this is exactly Goodfellow's a·L(x) +
     (1−a)·L(x + ε sign g) (science page §4 claim 5).
     """
@@ -134,13 +151,19 @@ class DataGradFD(PerturbedPoint):
 
 
 class VirtualAdversarial(Objective):
-    """mean_i KL(p(·|xᵢ) ‖ p(·|xᵢ + rᵢ)), rᵢ = ε·dᵢ/‖dᵢ‖₂ (a label-free term).
+    r"""mean KL(p(·|xᵢ) ‖ p(·|xᵢ + rᵢ)), rᵢ = ε·dᵢ/‖dᵢ‖₂ (a label-free term).
 
     Miyato et al. (2016/2018), virtual adversarial training: r approximates the direction
     that most changes the prediction, the top eigenvector of the Hessian of
     d ↦ KL(p(·|x) ‖ p(·|x + d)) at d = 0, by K power iterations from a random unit d:
 
         d ← normalize(∇_d KL(p(·|x) ‖ p(·|x + ξd))),    then r = ε·d/‖d‖₂  (per example),
+
+    .. math::
+
+       d \leftarrow \frac{\nabla_d \operatorname{KL}\bigl(p(\cdot|x) \,\|\, p(\cdot|x + \xi d)\bigr)}
+                         {\bigl\|\nabla_d \operatorname{KL}\bigl(p(\cdot|x) \,\|\, p(\cdot|x + \xi d)\bigr)\bigr\|_2},
+       \qquad r = \varepsilon \frac{d}{\|d\|_2},
 
     with p(·|x) held constant throughout.  The term's gradient is −mean Σ p ∇θ log p(·|x + r)
     with p(·|x) and r stopped (Miyato's stop-gradient).  d₀ ~ N(0, I) is drawn from ``self.rng``,
@@ -208,7 +231,7 @@ class VirtualAdversarial(Objective):
 
 # --- the successors: TRADES, FGSM with a random start (and N-FGSM), the finite-difference penalty ------
 class TRADES(Objective):
-    r"""L(x) + β·mean_i KL(p(·|xᵢ) ‖ p(·|x′ᵢ)),  x′ = the PGD maximiser of the KL in the ℓ∞ ε-ball, held.
+    r"""L(x) + β·mean KL(p(·|xᵢ) ‖ p(·|x′ᵢ)),  x′ = the PGD maximiser of the KL in the ℓ∞ ε-ball, held.
 
     Zhang, Yu, Jiao, Xing, El Ghaoui & Jordan (ICML 2019), "Theoretically principled trade-off between
     robustness and accuracy", Algorithm 1: the robust error splits into the natural error
@@ -277,7 +300,7 @@ class TRADES(Objective):
 
 
 class RandomStartFGSM(PerturbedPoint):
-    r"""L(x + δ),  δ = η + α·sign ∇ₓL(x + η),  η ~ U[−ρ, ρ]^D;  δ then clipped to the ε-ball or not.
+    r"""L(x + δ),  δ = η + α·sign ∇ₓL(x + η),  η ~ U[−ρ, ρ]ᴰ;  δ then clipped to the ε-ball or not.
 
     Fast adversarial training: one FGSM step from a random point of the ball, a single term at the
     perturbed point (w₀ = 0: no clean pass to share); ``FGSMRandomStart`` ('fgsm-rs': ρ = ε, α = 1.25ε,
@@ -310,7 +333,7 @@ class RandomStartFGSM(PerturbedPoint):
 
 class FGSMRandomStart(RandomStartFGSM):
     """FGSM with a random start: Wong, Rice & Kolter (ICLR 2020), "Fast is better than free", Algorithm 3:
-    η ~ U[−ε, ε]^D, δ = clip_[−ε, ε](η + α·sign ∇ₓL(x + η)), α = 1.25ε by default; L(x + δ)."""
+    η ~ U[−ε, ε]ᴰ, δ = (η + α·sign ∇ₓL(x + η)) clipped to [−ε, ε], α = 1.25ε by default; L(x + δ)."""
 
     name = "fgsm-rs"
 
@@ -323,7 +346,7 @@ class FGSMRandomStart(RandomStartFGSM):
 
 class NFGSM(RandomStartFGSM):
     """N-FGSM: de Jorge, Bibi, Volpi, Sanyal, Torr, Rogez & Dokania (NeurIPS 2022), "Make some noise":
-    stronger noise and no clipping, η ~ U[−kε, kε]^D (k = 2), δ = η + α·sign ∇ₓL(x + η), α = ε by
+    stronger noise and no clipping, η ~ U[−kε, kε]ᴰ (k = 2), δ = η + α·sign ∇ₓL(x + η), α = ε by
     default; ‖δ‖∞ reaches (k + 1)ε: the noise, not a projection, keeps the step from overfitting."""
 
     name = "n-fgsm"
@@ -337,7 +360,7 @@ class NFGSM(RandomStartFGSM):
 
 
 class GradientPenaltyFD(PerturbedPoint):
-    r"""L(x) + β·mean_i (Δᵢ/h)²,  Δᵢ = Lᵢ(x + h·dᵢ) − Lᵢ(x),  dᵢ = worst_case(gᵢ, 1, p) held.
+    r"""L(x) + β·mean (Δᵢ/h)²,  Δᵢ = Lᵢ(x + h·dᵢ) − Lᵢ(x),  dᵢ = worst_case(gᵢ, 1, p) held.
 
     Finlay & Oberman (2019), "Scaleable input gradient regularization for adversarial robustness":
     the squared dual-norm penalty ‖g‖_q² without double backprop, since for the unit

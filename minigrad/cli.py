@@ -1,4 +1,4 @@
-"""The command line: ``python -m minigrad COMMAND [options]`` (also installed as ``minigrad``).
+"""The command line: ``python -m minigrad COMMAND [options]`` (also installed as ``minigrad``)::
 
     python -m minigrad train --data digits --epochs 30 --batch-size 32 --hidden-dropout 0.5 --out runs/digits
     python -m minigrad train --epochs 40 --out runs/digits --resume      # continue that run to epoch 40

@@ -49,7 +49,7 @@ def _graph_at(model, x, y):
 
 
 class GradAlign(Objective):
-    r"""L(x + ε·sign g(x)) + λ·(1 − mean_i cos(gᵢ(x), gᵢ(x + ηᵢ))),  ηᵢ ~ U[−ε, ε]^D,  g(x) stopped.
+    r"""L(x + ε·sign g(x)) + λ·(1 − mean cos(gᵢ(x), gᵢ(x + ηᵢ))),  ηᵢ ~ U[−ε, ε]ᴰ,  g(x) stopped.
 
     Andriushchenko & Flammarion (NeurIPS 2020), "Understanding and improving fast adversarial
     training": FGSM training collapses ("catastrophic overfitting") when the loss stops being
@@ -106,7 +106,7 @@ class GradAlign(Objective):
 
 
 class CURE(Objective):
-    r"""L(x) + λ·mean_i ‖gᵢ(x + h·zᵢ) − gᵢ(x)‖₂²,  zᵢ = sign gᵢ(x) / ‖sign gᵢ(x)‖₂, z stopped.
+    r"""L(x) + λ·mean ‖gᵢ(x + h·zᵢ) − gᵢ(x)‖₂²,  zᵢ = sign gᵢ(x) / ‖sign gᵢ(x)‖₂, z stopped.
 
     Moosavi-Dezfooli, Fawzi, Uesato & Frossard (CVPR 2019), "Robustness via curvature regularization,
     and vice versa": robust training works by flattening the loss in x, so penalise the
@@ -160,12 +160,12 @@ class CURE(Objective):
 
 
 class LocalLinearity(Objective):
-    r"""L(x) + λ·mean_i γᵢ + μ·mean_i |δᵢᵀgᵢ(x)|,  γᵢ = |Lᵢ(x + δᵢ) − Lᵢ(x) − δᵢᵀgᵢ(x)|,  δ stopped.
+    r"""L(x) + λ·mean γᵢ + μ·mean |δᵢᵀgᵢ(x)|,  γᵢ = |Lᵢ(x + δᵢ) − Lᵢ(x) − δᵢᵀgᵢ(x)|,  δ stopped.
 
     Qin, Martens, Gowal, Krishnan, Dvijotham, Fawzi, De, Stanforth & Kohli (NeurIPS 2019),
     "Adversarial robustness through local linearization" ("LLR"): if the loss is nearly
     linear in the ball, its worst case there is nearly L(x) + max δᵀg, so penalise the local linearity
-    error γ(ε, x) = max_{‖δ‖∞ ≤ ε} |L(x + δ) − L(x) − δᵀg| and the first-order term at its maximiser.
+    error γ(ε, x), the max over ‖δ‖∞ ≤ ε of |L(x + δ) − L(x) − δᵀg|, and the first-order term at its maximiser.
 
     .. math::
 
@@ -175,7 +175,7 @@ class LocalLinearity(Objective):
         \quad \delta_i = \mathrm{sg}\Big[\arg\max_{\|\delta\|_\infty \le \varepsilon}
             \big|L_i(x_i + \delta) - L_i(x_i) - \delta^\top g_i(x_i)\big|\Big]
 
-    δ (``maximiser``): from δ₀ ~ U[−ε, ε]^D (drawn from ``self.rng``), ``steps`` signed-gradient
+    δ (``maximiser``): from δ₀ ~ U[−ε, ε]ᴰ (drawn from ``self.rng``), ``steps`` signed-gradient
     ascent steps of size ``step_size`` (default ε/4) on the linearity error, each projected back
     into the ball, with L(x) and g(x) held at their values; it is then held constant and every
     other quantity is differentiated, g(x) by double backprop.  The clean forward is shared by

@@ -3,7 +3,7 @@
 ``Diagnostics(x, y, eps)`` is a callable ``model -> {signal: float}`` that ``train.fit(...,
 diagnostics=...)`` calls at the end of every epoch (model in eval mode) and records in the history
 beside the loss, under ``record["diagnostics"]``.  The probe is a fixed batch from the training set (a
-few hundred examples), and every random draw is made once, so a change between epochs is the model's:
+few hundred examples), and every random draw is made once, so a change between epochs is the model's::
 
     cosine        GradAlign's mean cos(g(x), g(x + η)), η ~ U[−ε, ε]^D drawn once (Andriushchenko &
                   Flammarion 2020: it falls as FGSM training overfits catastrophically)

@@ -1,11 +1,12 @@
 """Grids that find each member's best: where the strength chosen on validation is an end of what was
 tried, the sweep tries one step further that way, until the choice moves inside the grid.
 
-One step continues the grid geometrically: beyond the strongest s_max by the ratio of its last two
-values (s_max²/s_prev), below the weakest s_min by the ratio of its first two (s_min²/s_next); a grid of
-one value steps by a factor of 3.  The choice stops sitting at the edge, and the extension with it, when
-the new point crosses the clean-error budget, stops improving the validation robust error, or loses every
-seed to divergence: each leaves the chosen point inside the grid (``verdicts.choose``).  Otherwise it
+One step continues the grid geometrically: beyond the strongest value by the ratio of its last two
+values (the strongest squared over the one before it), below the weakest by the ratio of its first two
+(the weakest squared over the one after it); a grid of one value steps by a factor of 3.  The choice
+stops sitting at the edge, and the extension with it, when the new point crosses the clean-error budget,
+stops improving the validation robust error, or loses every seed to divergence: each leaves the chosen
+point inside the grid (``verdicts.choose``).  Otherwise it
 stops at ``limit`` steps in each direction, or at a pixel budget of 1 (pixels lie in [0, 1]), and the
 choice is reported **at the edge**, where a verdict can only be "cannot tell".
 

@@ -3,20 +3,28 @@
 Every place that names a member (compare's tables and plots, the CLI, the benchmark, the
 tutorials) uses these names, and every objective's ``name`` is one of them:
 
-    plain, l1, l2                        the data loss, and it plus L1 / L2 weight decay
-    adv-p1, adv-p2, adv-pinf             adversarial training at r*(p); adv-pinf is Goodfellow's FGSM
-    gp-q1, gp-q2                         the explicit penalty ε‖∇ₓL‖_q (q = 1 is adv-pinf's dual)
-    datagrad-l1, datagrad-l2             DataGrad, exact (double backprop)
-    datagrad-l1-fd, datagrad-l2-fd       DataGrad by the finite-difference perturbed point, φ = ε
-    double-backprop                      Drucker & LeCun's λΣ(∂L/∂xᵢ)²
-    multitask, multitask+datagrad        the reconstruction cue, alone and with DataGrad-L1
-    vat                                  virtual adversarial training (ε₂ budget)
-    jacreg, spectreg                     Varga et al.'s λ‖∂f/∂x‖_F² (logits f) and its estimate λ‖∇ₓ(rᵀf)‖²
-    wasserstein-p1, wasserstein-p2       Gao et al.'s ε·(mean ‖gᵢ‖₂^q)^(1/q), the ℓ2 ground cost, ε₂ budget
-    trades                               Zhang et al.'s L + β·KL(p(x) ‖ p(x′)), x′ a 10-step PGD on the KL
-    fgsm-rs, n-fgsm                      one FGSM step from a random start (Wong et al.; de Jorge et al.)
-    gp-fd                                Finlay & Oberman's β·‖g‖₂² by a finite difference, h = ε₂
-    gradalign, cure, llr                 the curvature penalties: gradient alignment, CURE (h = ε√D), LLR
+==============================  ==========================================================================
+names                           member
+==============================  ==========================================================================
+plain, l1, l2                   the data loss, and it plus L1 / L2 weight decay
+adv-p1, adv-p2, adv-pinf        adversarial training at r*(p); adv-pinf is Goodfellow's FGSM
+gp-q1, gp-q2                    the explicit penalty ε‖∇ₓL‖_q (q = 1 is adv-pinf's dual)
+datagrad-l1, datagrad-l2        DataGrad, exact (double backprop)
+datagrad-l1-fd, datagrad-l2-fd  DataGrad by the finite-difference perturbed point, φ = ε
+double-backprop                 Drucker & LeCun's λΣ(∂L/∂xᵢ)²
+multitask, multitask+datagrad   the reconstruction cue, alone and with DataGrad-L1
+vat                             virtual adversarial training (ε₂ budget)
+jacreg, spectreg                Varga et al.'s λ times the squared Frobenius norm of ∂f/∂x (logits f),
+                                and its one-draw estimate λ‖∇ₓ(rᵀf)‖₂²
+wasserstein-p1, wasserstein-p2  Gao et al.'s ε times the power mean of order q of the ‖gᵢ‖₂ (the ℓ2
+                                ground cost, ε₂ budget)
+trades                          Zhang et al.'s L + β·KL(p(x) ‖ p(x′)), x′ a 10-step PGD on the KL
+fgsm-rs, n-fgsm                 one FGSM step from a random start (Wong et al.; de Jorge et al.)
+gp-fd                           Finlay & Oberman's β·‖g‖₂² by a finite difference, h = ε₂
+gradalign, cure, llr            the curvature penalties: gradient alignment, CURE (h = ε√D), LLR
+==============================  ==========================================================================
+
+For example::
 
     objective = member("adv-pinf", model, Strengths(eps=0.1))
 
@@ -131,7 +139,7 @@ SCALING = {knob: k for knob, _, k in DEFAULT_GRIDS.values() if knob}  # one expo
 
 
 def _scaled(value: float, k: int, n_features: int) -> float:
-    """value·(64/D)^k to 3 significant digits (value itself at D = 64)."""
+    """value·(64/D)ᵏ to 3 significant digits (value itself at D = 64)."""
     return float(f"{value * (D_REFERENCE / n_features) ** k:.3g}") if k else value
 
 

@@ -35,7 +35,7 @@ def child_seed(seed, purpose: str):
 
 def data_loss(model, x, y) -> Tensor:
     """L(x) = mean cross-entropy.  x: a raw array (a constant), or a Tensor, whose graph is kept
-    (so ``loss_at`` can be differentiated through a perturbation that depends on θ, claim 7)."""
+    (so ``loss_at`` can be differentiated through a perturbation that depends on θ, science page §4 claim 7)."""
     return F.cross_entropy(model(as_tensor(x)), y)
 
 

@@ -1,29 +1,19 @@
 """The explicit-penalty face of the family: members that penalise an input gradient, trained exactly by
-double backprop (the penalty is built from gradients taken with ``create_graph=True``, so its θ-gradient
-is a mixed second derivative).
+double backprop (the penalty is built from gradients taken with ``create_graph=True`` from the same
+forward pass as L, so its θ-gradient is a mixed second derivative).
 
 - ``InputGradientPenalty`` α·L + β·mean R(gᵢ), and its three paper names: ``GradientPenalty`` (gp-q1,
   gp-q2), ``DataGrad`` (datagrad-l1, datagrad-l2), ``DoubleBackprop`` (double-backprop);
-- the neighbours ``JacobianPenalty``, ``SpectralPenalty`` and ``WassersteinPenalty``, below;
+- the neighbours, each objective in its class: ``JacobianPenalty`` ('jacreg', the squared Frobenius
+  norm of the logits' Jacobian: K backward passes with a graph), ``SpectralPenalty`` ('spectreg', its
+  one-draw estimate: one backward) and ``WassersteinPenalty`` ('wasserstein-p1', 'wasserstein-p2', a
+  power mean of the gradients' dual norms over the batch: one backward);
 - the successors that penalise curvature (GradAlign, CURE, LLR) are the face's second module, ``curvature.py``.
 
 Same conventions throughout: every member is an ``Objective``, each example's gradient comes from the
 *summed* output so it is that example's own, every batch objective is a mean over the B examples.
-f(x) ∈ R^K are the network's **logits** (the model's output, before the softmax that lives in the
-loss), Jᵢ = ∂f(xᵢ)/∂xᵢ ∈ R^(K×D) example i's Jacobian, gᵢ = ∇ₓᵢLᵢ its loss gradient:
-
-==========================  ==========================================  ==============================
-member (constructor): name  objective (mean over examples i)            computed as
-==========================  ==========================================  ==============================
-JacobianPenalty(λ): jacreg  L + λ·mean ‖Jᵢ‖_F²                          K backward passes with a graph
-SpectralPenalty(λ, seed):   L + λ·mean ‖Jᵢᵀrᵢ‖₂², rᵢ ~ N(0, I_K)        one backward with a graph
-  spectreg                  drawn afresh each call (E_r = ‖Jᵢ‖_F²)
-WassersteinPenalty(ε, p):   L + ε·(mean ‖gᵢ‖_*^q)^(1/q), 1/p + 1/q = 1  one backward with a graph
-  wasserstein-p1, -p2       p = 1: ε·max ‖gᵢ‖_*;  p = ∞: ε·mean ‖gᵢ‖_*
-==========================  ==========================================  ==============================
-
-Each is trained exactly by double backprop: the penalty is built from gradients taken with
-``create_graph=True`` from the same forward pass as L, so its θ-gradient is a mixed second derivative.
+f(x), K numbers, are the network's **logits** (the model's output, before the softmax that lives in the
+loss), Jᵢ = ∂f(xᵢ)/∂xᵢ example i's Jacobian (K rows, D columns), gᵢ = ∇ₓᵢLᵢ its loss gradient.
 
 Beyond classifiers: ``critic_gradient_penalty`` is the input-gradient penalty of a Wasserstein GAN's
 critic at ``interpolates`` between real and generated points, two-sided (WGAN-GP) or one-sided
@@ -43,12 +33,19 @@ from .validate import fmt
 
 
 class InputGradientPenalty(Objective):
-    """α·L + β·mean_i R(gᵢ),  gᵢ = ∇ₓᵢLᵢ,  R = ‖g‖_q  or  ‖g‖₂² (``squared=True``).
+    r"""α·L + β·mean R(gᵢ), gᵢ = ∇ₓᵢLᵢ, R the norm ‖g‖_q or the squared ‖g‖₂² (``squared=True``):
+
+        α·L + β·(1/B) Σᵢ R(gᵢ),    R(g) = ‖g‖_q  or  ‖g‖₂²
+
+    .. math::
+
+       \alpha L + \frac{\beta}{B} \sum_i R(g_i), \qquad R(g) = \|g\|_q \ \text{or}\ \|g\|_2^2.
 
     The explicit-penalty face of the family, trained exactly by double backprop: g is taken with
-    ``create_graph=True`` from the same forward pass as L, and ∇θ(β R(g)) = β (∂²L/∂θ∂x)·∇_g R.
-    The norm is zero-safe: a zero gradient contributes 0, never NaN.  The paper names are
-    ``GradientPenalty``, ``DataGrad`` and ``DoubleBackprop`` below: one implementation.
+    ``create_graph=True`` from the same forward pass as L, so the penalty's θ-gradient is β times the
+    mixed second derivative ∂²L/∂θ∂x applied to the gradient of R at g.  The norm is zero-safe: a zero
+    gradient contributes 0, never NaN.  The paper names are ``GradientPenalty``, ``DataGrad`` and
+    ``DoubleBackprop`` below: one implementation.
     """
 
     includes_data_loss = True
@@ -81,10 +78,19 @@ class InputGradientPenalty(Objective):
 
 
 class GradientPenalty(InputGradientPenalty):
-    """L + ε·mean_i ‖gᵢ‖_q,  q = dual_exponent(p): the linearised minimax objective itself.
+    r"""L + ε·mean ‖gᵢ‖_q, q = dual_exponent(p): the linearised minimax objective itself.
 
-    By Hölder, max_{‖r‖ₚ≤ε} gᵀr = ε‖g‖_q (Lyu, Huang & Liang 2015, eq. 5; science page §1).
-    p = ∞ penalises ‖g‖₁ (the FGSM member, 'gp-q1'), p = 2 ‖g‖₂ ('gp-q2'), p = 1 ‖g‖_∞."""
+    By Hölder, the max of gᵀr over the ball ‖r‖ₚ ≤ ε is ε‖g‖_q (Lyu, Huang & Liang 2015, eq. 5;
+    science page §1), so the linearised inner max is this penalty:
+
+        max over ‖r‖ₚ ≤ ε of gᵀr = ε‖g‖_q,    L + ε·(1/B) Σᵢ ‖gᵢ‖_q,    1/p + 1/q = 1
+
+    .. math::
+
+       \max_{\|r\|_p \le \varepsilon} g^\top r = \varepsilon \|g\|_q, \qquad
+       L + \frac{\varepsilon}{B} \sum_i \|g_i\|_q, \qquad \frac1p + \frac1q = 1.
+
+    p = ∞ penalises ‖g‖₁ (the FGSM member, 'gp-q1'), p = 2 ‖g‖₂ ('gp-q2'), p = 1 the largest |gᵢⱼ|."""
 
     def __init__(self, eps, p=np.inf):
         self.eps = validate.eps(eps, "eps", "GradientPenalty")
@@ -98,7 +104,14 @@ class GradientPenalty(InputGradientPenalty):
 
 
 class DataGrad(InputGradientPenalty):
-    """L_DG = α·L + β·mean_i R(Jᵢ),  Jᵢ = ∂Lᵢ/∂xᵢ,  R = ‖J‖₁ ('l1') or ‖J‖₂² ('l2'), exact.
+    r"""The DataGrad objective α·L + β·mean R(Jᵢ), Jᵢ = ∂Lᵢ/∂xᵢ, R = ‖J‖₁ ('l1') or ‖J‖₂² ('l2'), exact:
+
+        L_DG = α·L + β·(1/B) Σᵢ R(Jᵢ),    R(J) = ‖J‖₁  or  ‖J‖₂²
+
+    .. math::
+
+       L_{\mathrm{DG}} = \alpha L + \frac{\beta}{B} \sum_i R(J_i), \qquad
+       J_i = \frac{\partial L_i}{\partial x_i}, \qquad R(J) = \|J\|_1 \ \text{or}\ \|J\|_2^2.
 
     Ororbia, Kifer & Giles (2017), the DataGrad objective (science page §2), by double backprop.
     DataGrad-L1 with α = 1, β = ε is ``GradientPenalty(ε, p=∞)``.  The finite-difference
@@ -112,7 +125,13 @@ class DataGrad(InputGradientPenalty):
 
 
 class DoubleBackprop(InputGradientPenalty):
-    """L + λ·mean_i Σⱼ (∂Lᵢ/∂xᵢⱼ)²  (Drucker & LeCun 1992: E + λΣ(∂E/∂xᵢ)²).
+    r"""L + λ·mean Σⱼ (∂Lᵢ/∂xᵢⱼ)², the squared input gradient (Drucker & LeCun 1992: E + λΣ(∂E/∂xᵢ)²):
+
+        L + λ·(1/B) Σᵢ Σⱼ (∂Lᵢ/∂xᵢⱼ)²
+
+    .. math::
+
+       L + \frac{\lambda}{B} \sum_i \sum_j \Bigl(\frac{\partial L_i}{\partial x_{ij}}\Bigr)^2.
 
     Exactly DataGrad-L2 with α = 1, β = λ."""
 
@@ -134,17 +153,26 @@ def _logits_with_input(model, x):
 
 
 class JacobianPenalty(Objective):
-    """L + λ·(1/B) Σᵢ ‖∂f(xᵢ)/∂xᵢ‖_F²,  f the logits:  Varga, Csiszárik & Zombori (2017), "JacReg".
+    r"""L + λ·mean of the squared Frobenius norm of ∂f(xᵢ)/∂xᵢ, f the logits: Varga, Csiszárik & Zombori
+    (2017), "JacReg":
+
+        L + λ·(1/B) Σᵢ ‖∂f(xᵢ)/∂xᵢ‖_F²,    ‖J‖_F² = Σₖ ‖∇ₓfₖ‖₂²
+
+    .. math::
+
+       L + \frac{\lambda}{B} \sum_i \Bigl\|\frac{\partial f(x_i)}{\partial x_i}\Bigr\|_F^2, \qquad
+       \|J\|_F^2 = \sum_k \|\nabla_x f_k\|_2^2.
 
     The Frobenius regulariser of "Gradient regularization improves accuracy of discriminative
     models" (arXiv 1712.09936, §3): the squared Frobenius norm of the Jacobian of the logits with
-    respect to the input, ‖J‖_F² = Σₖ ‖∇ₓfₖ‖₂².  Exact: row k of every example's Jacobian is
+    respect to the input, the sum over classes k of ‖∇ₓfₖ‖₂².  Exact: row k of every example's Jacobian is
     ∇ₓ Σᵢ fₖ(xᵢ) (examples do not interact, so the summed output gives each its own row), one
     backward pass per class, each recorded (``create_graph=True``) so the penalty can be
     differentiated with respect to θ.  Cost: a forward, K = n_classes backward passes with a graph,
     and a training step's backward through all K of them: about K times double backprop's
     (``SpectralPenalty`` estimates the same penalty at the cost of one).  Double backpropagation
-    (``DoubleBackprop``) penalises instead the loss gradient gᵢ = Jᵢᵀ(pᵢ − e_yᵢ), one direction of J.
+    (``DoubleBackprop``) penalises instead the loss gradient gᵢ = Jᵢᵀ(pᵢ − e(yᵢ)), one direction of J
+    (e(y) the one-hot vector of label y).
     """
 
     includes_data_loss = True
@@ -157,7 +185,7 @@ class JacobianPenalty(Objective):
         return f"lam={fmt(self.lam)}"
 
     def penalty(self, model, x) -> Tensor:
-        """‖Jᵢ‖_F² per example, shape (batch,), a graph over θ."""
+        """The squared Frobenius norm of Jᵢ per example, shape (batch,), a graph over θ."""
         return self._penalty(*_logits_with_input(model, x))
 
     @staticmethod
@@ -178,15 +206,24 @@ class JacobianPenalty(Objective):
 
 
 class SpectralPenalty(Objective):
-    """L + λ·(1/B) Σᵢ ‖∇ₓᵢ(rᵢᵀf(xᵢ))‖₂² = L + λ·mean ‖Jᵢᵀrᵢ‖₂²,  rᵢ ~ N(0, I_K):  Varga et al.'s
-    "SpectReg" (arXiv 1712.09936, §3), f the logits.
+    r"""L + λ·mean ‖Jᵢᵀrᵢ‖₂², rᵢ a standard normal draw of K numbers: Varga et al.'s "SpectReg"
+    (arXiv 1712.09936, §3), f the logits, and an unbiased estimate of ``JacobianPenalty``'s:
 
-    An unbiased estimate of ``JacobianPenalty``'s: E_r ‖Jᵀr‖² = tr(J E[rrᵀ] Jᵀ) = ‖J‖_F², at the cost
-    of one backward pass (``Jᵢᵀrᵢ`` for the whole batch is ∇ₓ Σᵢ rᵢᵀf(xᵢ)) instead of K.  A fresh r,
-    one per example, is drawn at every call from ``self.rng``, a generator derived from ``seed``
-    (reproducible, and independent of a model built with the same seed); the training direction
-    is the θ-gradient at that draw.  ``frozen`` holds one draw (``loss_at(..., r=)``), which is what
-    a gradient check differentiates.
+        L + λ·(1/B) Σᵢ ‖∇ₓᵢ(rᵢᵀf(xᵢ))‖₂² = L + λ·(1/B) Σᵢ ‖Jᵢᵀrᵢ‖₂²,    rᵢ ~ N(0, I_K)
+        E_r ‖Jᵀr‖² = tr(J E[rrᵀ] Jᵀ) = ‖J‖_F²
+
+    .. math::
+
+       L + \frac{\lambda}{B} \sum_i \bigl\|\nabla_{x_i}\bigl(r_i^\top f(x_i)\bigr)\bigr\|_2^2
+         = L + \frac{\lambda}{B} \sum_i \|J_i^\top r_i\|_2^2, \qquad r_i \sim \mathcal N(0, I_K),
+
+       \mathbb E_r \|J^\top r\|_2^2 = \operatorname{tr}\bigl(J \, \mathbb E[r r^\top] J^\top\bigr) = \|J\|_F^2,
+
+    at the cost of one backward pass (``Jᵢᵀrᵢ`` for the whole batch is the input gradient of
+    Σᵢ rᵢᵀf(xᵢ)) instead of K.  A fresh r, one per example, is drawn at every call from ``self.rng``,
+    a generator derived from ``seed`` (reproducible, and independent of a model built with the same
+    seed); the training direction is the θ-gradient at that draw.  ``frozen`` holds one draw
+    (``loss_at(..., r=)``), which is what a gradient check differentiates.
     """
 
     includes_data_loss = True
@@ -200,7 +237,8 @@ class SpectralPenalty(Objective):
         return f"lam={fmt(self.lam)}"
 
     def draw(self, logits_shape, like) -> Tensor:
-        """r ~ N(0, I_K) per example: shape (batch, K), the dtype and device of ``like``."""
+        """r, a standard normal draw of K numbers per example: shape (batch, K), the dtype and device of
+        ``like``."""
         r = self.rng.standard_normal(logits_shape).astype(like.dtype)
         return Tensor(to_device(r, device_of(like.data)))
 
@@ -233,21 +271,28 @@ class SpectralPenalty(Objective):
 
 
 def _aggregate(a: Tensor, q: float) -> Tensor:
-    """(mean_i aᵢ^q)^(1/q) = B^(−1/q)·‖a‖_q for a ≥ 0 of shape (B,); q = ∞: max aᵢ.  Zero-safe
-    (``LpNorm``): a = 0 gives 0 with derivative 0, never NaN."""
+    """The power mean of order q of a ≥ 0 of shape (B,): ‖a‖_q divided by B to the power 1/q; q = ∞:
+    max aᵢ.  Zero-safe (``LpNorm``): a = 0 gives 0 with derivative 0, never NaN."""
     scale = 1.0 if q == np.inf else float(a.shape[0]) ** (-1.0 / q)
     return F.lp_norm(a, q) * scale
 
 
 def transport_budgets(a, eps, p) -> np.ndarray:
-    """δᵢ ≥ 0 maximising mean δᵢaᵢ subject to (mean δᵢ^p)^(1/p) ≤ ε (p = ∞: max δᵢ ≤ ε), aᵢ ≥ 0.
+    r"""Budgets δᵢ ≥ 0 maximising mean δᵢaᵢ (aᵢ ≥ 0) while their power mean of order p is at most ε
+    (p = ∞: every δᵢ ≤ ε).
 
-    Hölder on the uniform measure over the batch: mean δa ≤ (mean δ^p)^(1/p)·(mean a^q)^(1/q), with
-    equality when δ^p ∝ a^q, so (1 < p < ∞)
+    Hölder on the uniform measure over the batch bounds mean δa by the power mean of δ of order p
+    times that of a of order q, with equality when δᵢ to the power p is proportional to aᵢ to the power q,
+    so (1 < p < ∞)
 
-        δᵢ = ε·aᵢ^(q−1) / (mean_j aⱼ^q)^(1/p)       and then  mean δᵢaᵢ = ε·(mean aᵢ^q)^(1/q);
+        δᵢ = ε·aᵢ^(q−1) / (mean_j aⱼ^q)^(1/p),    and then  mean δᵢaᵢ = ε·(mean aᵢ^q)^(1/q)
 
-    p = 1 (q = ∞): the whole budget on the largest aᵢ, δ_k = B·ε (tied maxima share it evenly:
+    .. math::
+
+       \delta_i = \varepsilon \, \frac{a_i^{q-1}}{\bigl(\frac1B \sum_j a_j^q\bigr)^{1/p}}, \qquad
+       \frac1B \sum_i \delta_i a_i = \varepsilon \Bigl(\frac1B \sum_i a_i^q\Bigr)^{1/q}.
+
+    p = 1 (q = ∞): the whole budget on the largest aᵢ, which gets B·ε (tied maxima share it evenly:
     each of t gets B·ε/t), the others 0, giving ε·max aᵢ;  p = ∞ (q = 1): δᵢ = ε for all i, giving
     ε·mean aᵢ.  All a = 0: δ = 0 (nothing gains)."""
     a = np.asarray(a, dtype=float)
@@ -266,10 +311,11 @@ def transport_budgets(a, eps, p) -> np.ndarray:
 
 
 def wasserstein_worst_case(g, eps, p, ground=2.0) -> np.ndarray:
-    """rᵢ = worst_case(gᵢ, δᵢ, ground) with δ = ``transport_budgets(‖g‖_*, ε, p)``: the maximiser of
-    the linearised loss mean_i gᵢᵀrᵢ over the moves with (mean ‖rᵢ‖^p)^(1/p) ≤ ε, ‖·‖ the ground
-    norm ℓ_ground and ‖·‖_* its dual.  Per example Hölder gives max_{‖rᵢ‖ ≤ δᵢ} gᵢᵀrᵢ = δᵢ‖gᵢ‖_*;
-    the budgets then share ε across examples.  Returns a raw array, the shape of g."""
+    """rᵢ = worst_case(gᵢ, δᵢ, ground), the budgets δ = ``transport_budgets`` of the dual norms of the gᵢ:
+    the maximiser of the linearised loss mean gᵢᵀrᵢ over the moves whose ground norms have a power mean of
+    order p of at most ε (the ground norm is ℓ-``ground``).  Per example, Hölder gives the max of gᵢᵀrᵢ
+    over ‖rᵢ‖ ≤ δᵢ as δᵢ times the dual norm of gᵢ; the budgets then share ε across examples.  Returns a
+    raw array, the shape of g."""
     g = unwrap(g)
     a = as_numpy(P.per_example_norm(g, P.dual_exponent(ground)).data)
     delta = transport_budgets(a, eps, p)
@@ -278,21 +324,27 @@ def wasserstein_worst_case(g, eps, p, ground=2.0) -> np.ndarray:
 
 
 class WassersteinPenalty(Objective):
-    """L + ε·(mean_i ‖gᵢ‖_*^q)^(1/q),  1/p + 1/q = 1:  Gao, Chen & Kleywegt (2017), "Wasserstein
-    distributional robustness and regularization" (arXiv 1712.06050, Theorem 1/eq. 5).
+    r"""L + ε times the power mean of order q of the dual norms of the gᵢ, 1/p + 1/q = 1: Gao, Chen &
+    Kleywegt (2017), "Wasserstein distributional robustness and regularization" (arXiv 1712.06050,
+    Theorem 1/eq. 5).
 
     The worst case over the order-p Wasserstein ball of radius ε around the empirical distribution
-    of the batch, with transport cost ‖x − x'‖ (the *ground* norm ℓ_ground, default ℓ2, so the dual
-    ‖·‖_* is ℓ_(ground's dual): ℓ2 again by default), is to first order
+    of the batch, with transport cost ‖x − x'‖ (the *ground* norm, ℓ-``ground``, default ℓ2, whose
+    dual norm is ℓ2 again by default), is to first order
 
-        sup_{W_p(Q, P_B) ≤ ε} E_Q L = mean_i Lᵢ + ε·(mean_i ‖gᵢ‖_*^q)^(1/q) + O(ε²),
+        sup over W_p(Q, P_B) ≤ ε of E_Q L = mean_i Lᵢ + ε·(mean_i ‖gᵢ‖_*^q)^(1/q) + O(ε²),
 
-    gᵢ = ∇ₓᵢLᵢ (from the summed loss).  p = 1 (q = ∞): ε·max_i ‖gᵢ‖_* (all the transport budget on
-    the most sensitive example); p = 2: ε·the root mean square of ‖gᵢ‖_*; p = ∞ (q = 1):
-    ε·mean ‖gᵢ‖_*, which is Lyu et al.'s ``GradientPenalty(ε, p=ground)``: the same dual norm, a
-    different aggregation over the data.  The maximiser is ``wasserstein_worst_case`` (claim 10
-    of ``verify``).  The aggregate runs over the minibatch, the empirical distribution a step sees,
-    so for p < ∞ the penalty depends on the batch size (p = 1: the max over more examples).
+    .. math::
+
+       \sup_{W_p(Q, P_B) \le \varepsilon} \mathbb E_Q L
+         = \frac1B \sum_i L_i + \varepsilon \Bigl(\frac1B \sum_i \|g_i\|_*^q\Bigr)^{1/q} + O(\varepsilon^2),
+
+    gᵢ = ∇ₓᵢLᵢ (from the summed loss).  p = 1 (q = ∞): ε times the largest dual norm (all the transport
+    budget on the most sensitive example); p = 2: ε times their root mean square; p = ∞ (q = 1):
+    ε times their mean, which is Lyu et al.'s ``GradientPenalty(ε, p=ground)``: the same dual norm, a
+    different aggregation over the data.  The maximiser is ``wasserstein_worst_case``
+    (science page §4 claim 10).  The aggregate runs over the minibatch, the empirical distribution a
+    step sees, so for p < ∞ the penalty depends on the batch size (p = 1: the max over more examples).
     Trained exactly by double backprop.
     """
 
@@ -312,7 +364,7 @@ class WassersteinPenalty(Objective):
         return f"eps={fmt(self.eps)}"
 
     def penalty(self, g: Tensor) -> Tensor:
-        """(mean_i ‖gᵢ‖_*^q)^(1/q), a scalar."""
+        """The power mean of order q of the dual norms of the gᵢ, a scalar."""
         return _aggregate(P.per_example_norm(g, self.dual), self.q)
 
     def __call__(self, model, x, y):

@@ -1,6 +1,6 @@
 """The papers' own experiments as data: a registry of named recipes, each a frozen spec of everything a
 run is (the data split, the network and its initialisation, dropout, the optimiser and its schedules,
-the stopping rule, the member and its strength), with its source and every place it departs from it.
+the stopping rule, the member and its strength), with its source and every place it departs from it::
 
     maxout-mnist-pi          Goodfellow et al. 2013, permutation-invariant MNIST, pylearn2
                              scripts/papers/maxout/mnist_pi.yaml then mnist_pi_continued.yaml

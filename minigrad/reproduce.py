@@ -1,5 +1,5 @@
 """``python -m minigrad reproduce RECIPE``: one of the papers' experiments (``recipes``) run by its own
-protocol, and a report of the paper's numbers beside the measured ones.
+protocol, and a report of the paper's numbers beside the measured ones::
 
     python -m minigrad reproduce maxout-mnist-pi --data-dir ~/mnist           # Goodfellow et al. 2013, Table 1
     python -m minigrad reproduce goodfellow2015-adv --data fashion-mnist --budget 20

@@ -1,7 +1,7 @@
 """What a run is, as data: small frozen dataclasses that the commands are built from and pass down.
 
 A command turns its flags into specs once (``flags``), and from then on the library sees specs or
-plain arguments, never an argparse namespace.  Each spec builds what it describes:
+plain arguments, never an argparse namespace.  Each spec builds what it describes::
 
     DataSpec   which data set, how much of it, the validation split   -> .load()  (train, valid, test)
     ModelSpec  the network: a Maxout MLP or a conv Maxout preset      -> .build(shape, classes, seed)

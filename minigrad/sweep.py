@@ -1,5 +1,5 @@
 """``python -m minigrad sweep``: each member over a grid of strengths × seeds, with trade-off frontiers,
-a matched-budget table and verdicts on the seed papers' claims.
+a matched-budget table and verdicts on the seed papers' claims::
 
     python -m minigrad sweep --quick                                   # a smoke run, seconds
     python -m minigrad sweep --out runs/sweep-digits                   # every member, default grids, 3 seeds

@@ -16,7 +16,14 @@ from .validate import fmt
 
 
 class CrossEntropy(Objective):
-    """L(θ) = (1/B) Σᵢ −log softmax(f(xᵢ; θ))[yᵢ]: the plain data loss."""
+    r"""The plain data loss, the mean cross-entropy of the batch:
+
+        L(θ) = (1/B) Σᵢ −log softmax(f(xᵢ; θ))[yᵢ]
+
+    .. math::
+
+       L(\theta) = -\frac1B \sum_i \log \operatorname{softmax}\bigl(f(x_i; \theta)\bigr)_{y_i}.
+    """
 
     includes_data_loss = True
     name = "plain"
@@ -26,7 +33,13 @@ class CrossEntropy(Objective):
 
 
 class WeightDecay(Objective):
-    """R(θ) = l1·Σ|W| + (l2/2)·Σ W²  (a term; add it to a full objective).
+    r"""L1 and L2 weight decay, a term (add it to a full objective):
+
+        R(θ) = l1·Σ|W| + (l2/2)·Σ W²,    ∇_W R = l1·sign(W) + l2·W
+
+    .. math::
+
+       R(\theta) = l_1 \sum |W| + \frac{l_2}{2} \sum W^2, \qquad \nabla_W R = l_1 \operatorname{sign}(W) + l_2 W.
 
     Over every parameter named ``weight`` (the Linear and Maxout matrices); biases are
     not decayed, as is conventional (a bias does not scale the function's slope).  The
@@ -57,7 +70,13 @@ class WeightDecay(Objective):
 
 
 class Multitask(Objective):
-    """γ·(1/(B·D)) Σᵢ ‖dec(hₖ(xᵢ)) − xᵢ‖²: reconstruct the input from hidden layer k (a term).
+    r"""Reconstruct the input from hidden layer k: γ times the mean squared error of a decoder (a term):
+
+        γ·(1/(B·D)) Σᵢ ‖dec(hₖ(xᵢ)) − xᵢ‖₂²
+
+    .. math::
+
+       \frac{\gamma}{B D} \sum_i \bigl\|\operatorname{dec}\bigl(h_k(x_i)\bigr) - x_i\bigr\|_2^2.
 
     The multitask cue of DataGrad (Ororbia et al. 2017, science page §2): a linear decoder
     (``nn.Linear(units → input_dim)``, input_dim = C·H·W for images) maps hidden layer ``layer`` (the output of the k-th

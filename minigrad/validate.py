@@ -1,12 +1,13 @@
 """Validators: the one place where an argument is checked and its error message is worded.
 
 Every public function of minigrad that takes a number, a count, a choice or a norm exponent checks it
-here, before any work is spent, and every validator takes ``(value, what, who)`` in that order, and a bad value gets one ``InvalidArgument`` (a ValueError) that names the function, the
-argument, what was expected and what was given:
+here, before any work is spent, and every validator takes ``(value, what, who)`` in that order, and a
+bad value gets one ``InvalidArgument`` (a ValueError) that names the function, the argument, what was
+expected and what was given::
 
     worst_case: p must be a number >= 1 or inf, got 0.5
 
-The command line builds its argument types from the same functions (``cli.flag``), so a flag and the
+The command line builds its argument types from the same functions (``flags.flag``), so a flag and the
 Python argument it feeds accept exactly the same values.  This module sits on the lowest floor (it
 imports only NumPy and the standard library) so that every other floor may use it.
 """

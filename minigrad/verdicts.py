@@ -1,4 +1,4 @@
-"""The statistics of a sweep: per-point summaries, the strength chosen for a clean-error budget, and
+r"""The statistics of a sweep: per-point summaries, the strength chosen for a clean-error budget, and
 a verdict on each empirical claim of the seed papers.  Pure functions of the cell records (the
 dicts ``sweep.run_cell`` returns), so they can be tested on synthetic records with known answers.
 
@@ -6,35 +6,46 @@ Two sources of noise.  Seeds are the unit of replication: every cell with the sa
 network's initialisation and the example order, and all cells share the validation and test sets,
 so two members are compared **paired over seeds**.  The test set is itself one sample of N examples,
 the same for every cell, so a difference can also be an accident of which examples were drawn.  For
-the paired difference of errors (A − B; one member alone: its error, B's terms dropped), with
-a_si, b_si ∈ {0, 1} whether cell s got test example i wrong, n seeds where both finished:
+the paired difference of errors (A − B; one member alone: its error, B's terms dropped), with aₛᵢ and
+bₛᵢ (0 or 1) whether cell s of A or of B got test example i wrong, and n seeds where both finished:
+the difference per seed dₛ and per example δᵢ, the seeds' term (the sample variance of the dₛ, over n),
+the test set's term (the sample variance of the δᵢ, over N), and the 95% interval are
 
-    d_s = mean_i (a_si − b_si),   δ_i = mean_s (a_si − b_si)    (per seed, and per example)
-    V_seed = var_s(d_s) / n                                      (the seeds' spread; var with n − 1)
-    V_test = var_i(δ_i) / N                                      (the test examples' spread; var with N − 1)
+    dₛ = mean_i (aₛᵢ − bₛᵢ),    δᵢ = mean_s (aₛᵢ − bₛᵢ)
+    V_seed = var_s(dₛ) / n,      V_test = var_i(δᵢ) / N
     95% interval: mean(d) ± √(t(0.975, n − 1)² · V_seed + t(0.975, N − 1)² · V_test)
 
-For one seed, V_test is McNemar's variance ((b + c)/N − (b − c)²/N²) / N, b and c the examples only
-A or only B gets wrong; over seeds it is that of the seed-averaged outcome, because every seed is
+.. math::
+
+   d_s = \frac1N \sum_i (a_{si} - b_{si}), \qquad \delta_i = \frac1n \sum_s (a_{si} - b_{si}),
+
+   V_{\text{seed}} = \frac{\operatorname{var}_s(d_s)}{n}, \qquad
+   V_{\text{test}} = \frac{\operatorname{var}_i(\delta_i)}{N},
+
+   \bar d \pm \sqrt{t_{0.975,\,n-1}^2 \, V_{\text{seed}} + t_{0.975,\,N-1}^2 \, V_{\text{test}}}.
+
+For one seed, the test term is McNemar's variance ((b + c)/N − (b − c)²/N²) / N, b and c the examples
+only A or only B gets wrong; over seeds it is that of the seed-averaged outcome, because every seed is
 scored on the same N examples (their test-set errors do not average out over seeds).  Both terms hold
 the seed-by-example noise (an example one seed gets wrong and another right), so the sum errs wide, in
-expectation by at most V_seed.  Each term keeps its own quantile (t with n − 1 degrees of freedom for
-the seeds, ≈ 1.96 for N examples), added in quadrature: counting the test set never narrows the seeds'
-t interval.  (Welch–Satterthwaite's pooled t(0.975, ν) would let 3 seeds borrow the test term's degrees
-of freedom and narrow it, and more so when the seeds' variance came out small by chance.)  Analytic
-rather than a bootstrap: with 2–5 seeds a bootstrap over seeds has 3–126 distinct resamples, and its
-percentile interval is far narrower than t(0.975, n − 1) allows.
+expectation by at most the seeds' term.  Each term keeps its own quantile (t with n − 1 degrees of
+freedom for the seeds, ≈ 1.96 for N examples), added in quadrature: counting the test set never narrows
+the seeds' t interval.  (Welch–Satterthwaite's pooled t(0.975, ν) would let 3 seeds borrow the test
+term's degrees of freedom and narrow it, and more so when the seeds' variance came out small by chance.)
+Analytic rather than a bootstrap: with 2–5 seeds a bootstrap over seeds has 3–126 distinct resamples,
+and its percentile interval is far narrower than t(0.975, n − 1) allows.
 
 Cells recorded without per-example outcomes (``result["wrong"]``, see ``pack_wrong``) get the binomial
-approximation V_test = (ē_A(1 − ē_A) + ē_B(1 − ē_B)) / N from the mean errors ē, as if A's and B's
-mistakes were independent: wider than the truth when they make the same mistakes, as members do.  N
-is then the least common multiple of the reduced denominators of every error the cells store (each
-is wrong / N): N or a divisor of it, so the term can only err wide.  Rows that used it say so.
+approximation of the test term, ē(1 − ē) of A plus that of B, over N, from the mean errors ē, as if A's
+and B's mistakes were independent: wider than the truth when they make the same mistakes, as members
+do.  N is then the least common multiple of the reduced denominators of every error the cells store
+(each is wrong / N): N or a divisor of it, so the term can only err wide.  Rows that used it say so.
 
 No verdict from a zero-width interval (e.g. two members with identical predictions), from one seed,
 or from a member chosen at the edge of its grid (``choose``): each is "cannot tell", with the reason.
 
 Verdicts, from the interval [lo, hi] of the difference (errors as fractions; tables in points):
+
 - "A beats B" (A's error lower): holds if hi < 0; does not hold if lo > 0; otherwise cannot tell.
 - "A and B are equivalent": holds if the whole interval lies within ±MARGIN; does not hold if it
   lies entirely outside; otherwise cannot tell.
@@ -72,9 +83,10 @@ def interval(values) -> tuple:
 
 
 class Estimate(NamedTuple):
-    """A mean over seeds with its 95% interval [lo, hi] and standard error se = √(V_seed + V_test);
-    ``test``: how V_test was found ("per-example", "binomial", or "" for none); ``reason``: why the
-    interval cannot carry a verdict ("" if it can)."""
+    """A mean over seeds with its 95% interval [lo, hi] and standard error se, the square root of the
+    seeds' term plus the test set's (module docstring); ``test``: how the test term was found
+    ("per-example", "binomial", or "" for none); ``reason``: why the interval cannot carry a verdict
+    ("" if it can)."""
     mean: float
     lo: float
     hi: float
@@ -85,8 +97,8 @@ class Estimate(NamedTuple):
 
 
 def estimate(values, test_var: float = 0.0, n_test: float = math.inf, test: str = "") -> Estimate:
-    """The interval of the module docstring from the per-seed ``values`` and V_test = ``test_var``
-    (measured on ``n_test`` examples).  test_var = 0: the seeds-only t interval."""
+    """The interval of the module docstring from the per-seed ``values`` and the test set's term
+    ``test_var`` (measured on ``n_test`` examples).  ``test_var`` = 0: the seeds-only t interval."""
     v = np.asarray([float(x) for x in values])
     n = len(v)
     if n == 0:

@@ -33,7 +33,7 @@ OUT = os.path.join(FIGURES, "05_compare")
 # Exactly what `python -m minigrad compare --out ...` runs.
 
 # %%
-argv = ["compare", "--out", os.path.relpath(OUT), "--quiet"]  # relative: it is printed + (["--quick"] if QUICK else [])
+argv = ["compare", "--out", os.path.relpath(OUT), "--quiet"] + (["--quick"] if QUICK else [])  # relative: it is printed
 status = cli.main(argv)
 assert status == 0
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import sys
 
+from docutils import nodes
 from sphinx.errors import ExtensionError
 
 # --- the tutorials: percent-format Markdown cells -> sphinx-gallery scripts ----------------------
@@ -210,13 +211,14 @@ def _get_sg_image_scraper():
 
 # --- the README's family tables, as a page fragment ---------------------------------------------
 def _api_target(name: str):
-    """(role, dotted path) of a name the family tables use: the front door ``minigrad.regularizers``
-    when it exports it, else the module that defines it."""
+    """(role, dotted path) of a name the family tables use: the module that defines it, where the API
+    page documents it (``minigrad.regularizers``, the front door, re-exports the family but documents
+    none of it)."""
     import minigrad
     front = importlib.import_module("minigrad.regularizers")
     if name in getattr(front, "__all__", ()):
         obj = getattr(front, name)
-        return ("class" if isinstance(obj, type) else "func"), f"minigrad.regularizers.{name}"
+        return ("class" if isinstance(obj, type) else "func"), f"{obj.__module__}.{name}"
     for info in pkgutil.walk_packages(minigrad.__path__, "minigrad."):
         module = importlib.import_module(info.name)
         obj = getattr(module, name, None)
@@ -333,13 +335,22 @@ def _skip_member(app, what, name, obj, skip, options):
             own = obj.fget.__doc__ if obj.__doc__ is None else obj.__doc__
         if isinstance(obj, property) and not own:
             return True
-        if isinstance(obj, (str, int, float, bool)):
+        if obj is None or isinstance(obj, (str, int, float, bool)):  # a dataclass field's default, a constant
+            return True
+        if type(obj).__name__ == "_tuplegetter":  # a NamedTuple's field: "Alias for field number 0"
             return True
     return None
 
 
 def _public_bases(app, name, obj, options, bases):
     bases[:] = [b for b in bases if not b.__name__.startswith("_") and b is not object]
+
+
+def _drop_empty_bases(app, doctree):
+    """A class whose only bases were private or ``object`` keeps a bare "Bases:" line: drop it."""
+    for paragraph in list(doctree.findall(nodes.paragraph)):
+        if paragraph.astext().strip() == "Bases:":
+            paragraph.parent.remove(paragraph)
 
 
 def setup(app):
@@ -352,6 +363,7 @@ def setup(app):
     app.connect("autodoc-process-docstring", _process_docstring)
     app.connect("autodoc-skip-member", _skip_member)
     app.connect("autodoc-process-bases", _public_bases)
+    app.connect("doctree-read", _drop_empty_bases)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     app.connect("env-before-read-docs", lambda app, env, docnames: check_figures(root))
     return {"parallel_read_safe": True}

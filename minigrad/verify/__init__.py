@@ -1,6 +1,6 @@
 """Numerical verification of the science: the nine checkable claims of science page §4, claim 10
 (Gao et al.'s Wasserstein first-order expansion, the family's neighbours of ``penalties.py``), and
-claims 11–14 of the successors (``curvature.py``, ``adversarial.py``).
+claims 11–14 of the successors (``curvature.py``, ``adversarial.py``).  Its modules::
 
     claims.py    one public function per claim, returning the numbers (tests assert them,
                  tutorials print them), and ``run_all`` on ``demo_problem``

@@ -6,7 +6,9 @@
 # is a lower bound, and a weak attack makes a model look robust.  So `minigrad.robust.robust_error`
 # runs a suite and keeps, per example, the worst case over its attacks (Croce & Hein 2020):
 #
-#     error = (1/n) Σᵢ max over attacks a of 1[f(a(xᵢ)) ≠ yᵢ].
+# $$
+# \mathrm{error} = \frac{1}{n} \sum_i \max_{a} \mathbf{1}\left[f(a(x_i)) \ne y_i\right].
+# $$
 #
 # * the **fast** suite: FGSM (one closed-form step) and PGD-10 from x: what `compare` reported so far;
 # * the **strong** suite: PGD with random restarts on the cross-entropy and on the CW margin
@@ -128,4 +130,4 @@ if plt is not None:
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    print("saved", plots.save(fig, os.path.join(FIGURES, "10_masked_model.png")))
+    print("saved", os.path.basename(plots.save(fig, os.path.join(FIGURES, "10_masked_model.png"))))

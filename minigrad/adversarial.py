@@ -9,7 +9,8 @@ computed from the input gradient g (or, for VAT, from the prediction alone) and 
   (one FGSM step from a random start, 'fgsm-rs', 'n-fgsm'), ``GradientPenaltyFD`` (the squared
   gradient penalty by a finite difference along the held direction, 'gp-fd').
 
-``regularizers.py`` is the family's front door and its table.
+``regularizers.py`` is the family's front door and its table.  (A little over the ~400-line guide: the
+perturbed-point face is one idea, ``PerturbedPoint.rule`` and its fast path, and its members read best together.)
 """
 from __future__ import annotations
 

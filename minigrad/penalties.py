@@ -17,7 +17,8 @@ loss), Jᵢ = ∂f(xᵢ)/∂xᵢ example i's Jacobian (K rows, D columns), gᵢ 
 
 Beyond classifiers: ``critic_gradient_penalty`` is the input-gradient penalty of a Wasserstein GAN's
 critic at ``interpolates`` between real and generated points, two-sided (WGAN-GP) or one-sided
-(WGAN-LP); tutorials/09_gradient_penalties_beyond_classifiers.py trains both.
+(WGAN-LP); tutorials/09_gradient_penalties_beyond_classifiers.py trains both.  (At the ~400-line guide:
+each equation is written twice, for ``help()`` and for the docs site.)
 """
 from __future__ import annotations
 

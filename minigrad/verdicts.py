@@ -1,6 +1,8 @@
 r"""The statistics of a sweep: per-point summaries, the strength chosen for a clean-error budget, and
 a verdict on each empirical claim of the seed papers.  Pure functions of the cell records (the
 dicts ``sweep.run_cell`` returns), so they can be tested on synthetic records with known answers.
+(A little over the ~400-line guide: the interval, the choice of strength and the claims that use both are
+read together; the tables are ``sweep_report``'s.)
 
 Two sources of noise.  Seeds are the unit of replication: every cell with the same seed shares the
 network's initialisation and the example order, and all cells share the validation and test sets,

@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 
+from . import optional
+
 from . import perturbations as P
 from .backend import as_numpy, to_device
 
@@ -14,16 +16,15 @@ _ATTACK_TITLES = {"fgsm": "FGSM (FGM, p = ∞)", "fgm-l2": "FGM, p = 2", "pgd-li
 
 
 def pyplot():
-    """matplotlib.pyplot with a file-only backend, or None (with a message) if not installed."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    """matplotlib.pyplot with a file-only backend, or None (with a message) if not installed: the one
+    place this module imports matplotlib (``optional``)."""
+    matplotlib = optional.maybe("matplotlib")
+    if matplotlib is None:
         print("plots: matplotlib is not installed, so no figures were drawn "
               "(pip install 'minigrad[tutorials]')", file=sys.stderr)
         return None
-    return plt
+    matplotlib.use("Agg")
+    return optional.maybe("matplotlib.pyplot")
 
 
 def compare_figures(results, grid, models, test_set, budgets, out) -> list:
@@ -40,7 +41,7 @@ def compare_figures(results, grid, models, test_set, budgets, out) -> list:
 def _styles(n):
     """n styles, each a colour and a marker no other style has (18 strong colours: tab10 then Dark2;
     14 markers); beyond 14 the markers come round again, never with the same colour."""
-    maps = __import__("matplotlib").colormaps
+    maps = optional.maybe("matplotlib").colormaps
     colours = [maps["tab10"](i) for i in range(10)] + [maps["Dark2"](i) for i in range(8)]
     markers = "os^Dv<>Px*hH8d"
     return [dict(color=colours[i % len(colours)], marker=markers[i % len(markers)],
@@ -170,7 +171,7 @@ def save(fig, path: str) -> str:
     """Write ``fig`` to ``path`` (folders made as needed), close it, and return the path."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    __import__("matplotlib.pyplot").pyplot.close(fig)
+    optional.maybe("matplotlib.pyplot").close(fig)
     return path
 
 

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 
 from . import optional
-
 from . import perturbations as P
 from .backend import as_numpy, to_device
 

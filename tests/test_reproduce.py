@@ -59,7 +59,7 @@ def test_a_short_run_on_fashion_mnist_writes_the_report(tmp_path):
         datasets.load("fashion-mnist")
     except FileNotFoundError:
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
-    assert cli.main(["reproduce", "goodfellow2015-adv", "--data", "fashion-mnist", "--budget", "1", "--quiet",
+    assert cli.main(["reproduce", "maxout-mnist-pi", "--data", "fashion-mnist", "--budget", "2", "--quiet",
                      "--out", str(tmp_path)]) == 0
     text = (tmp_path / "report.md").read_text()
     assert "No paper column" in text and "FGSM test error % at ε = 0.25" in text

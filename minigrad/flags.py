@@ -116,10 +116,10 @@ def add_optimizer_arguments(p, epochs: int, batch_size: int, lr: float, epochs_n
     return g
 
 
-def add_run_arguments(p, out: str | None, threads: int | None):
+def add_run_arguments(p, out: str | None, threads: int | None, split: bool = False):
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=seed, default=0, help="seeds initialisation, dropout, the example order, "
-                   "and the regularizers' noise")
+    g.add_argument("--seed", type=seed, default=0, help="seeds initialisation, dropout, the example order"
+                   + (", the validation split" if split else "") + " and the regularizers' noise")
     g.add_argument("--out", metavar="DIR", default=out, help="output directory (created if missing)")
     g.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the arrays live")
     g.add_argument("--threads", type=positive_int, default=threads, metavar="N",
@@ -161,7 +161,7 @@ def add_train_arguments(p):
         "--patience", type=positive_int, default=None, metavar="N",
         help="stop when the validation error has not improved for N epochs and keep the best epoch's "
              "parameters (needs --valid-fraction)")
-    add_run_arguments(p, out=None, threads=None)
+    add_run_arguments(p, out=None, threads=None, split=True)
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its last good checkpoint, with its own settings, "

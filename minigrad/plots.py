@@ -79,7 +79,9 @@ def robustness(plt, results, grid, out) -> str:
     handles, labels = axes[0, 1].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, 0.0),
                ncol=min(len(labels), 5), frameon=False)
-    fig.suptitle("Adversarial test error against the attack budget (left: clean test error)")
+    fig.suptitle("Adversarial test error against the attack budget (left: clean test error)\n"
+                 "fast suite: FGSM, FGM-ℓ2 and PGD-ℓ∞ (10 steps, no restart); the strong suite's errors and masking "
+                 "flags are in results.md", fontsize=10)
     fig.tight_layout()
     return _save(fig, out, "robustness.png")
 
@@ -259,7 +261,8 @@ def frontier(plt, series: list, notes: list, budgets: dict, out, name: str = "fr
     if notes:
         caption += "\nIdentical results: " + "; ".join(notes[:6])
     fig.text(0.01, -0.5 / fig.get_figheight(), caption, fontsize=7, va="top")  # below the legend's two rows
-    fig.suptitle("Robust against clean test error, one member a panel, where the verdicts are drawn")
+    fig.suptitle("Robust against clean test error, one member a panel, where the verdicts are drawn\n"
+                 "robust: the fast suite (FGSM, PGD-ℓ∞ 10 steps); the strong suite beside it is in matched.md")
     fig.tight_layout()
     return _save(fig, out, name)
 

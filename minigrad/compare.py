@@ -191,7 +191,7 @@ def markdown_table(results: list, grid: dict) -> str:
 
     def robust_cells(r):
         if not strong:
-            return ""
+            return " "
         if not r.get("robust"):
             return " | — | — "
         flagged = r["robust"].get("masking", {}).get("flagged", [])

@@ -265,3 +265,23 @@ def test_the_frontier_axes_hold_where_verdicts_are_drawn_and_far_points_sit_on_t
         pytest.skip("matplotlib is not installed")
     assert plots.frontier(plt, series, ["a ≡ b"], BUDGETS, str(tmp_path)) == "frontier.png"
     assert (tmp_path / "frontier.png").stat().st_size > 10_000
+
+
+def test_the_strong_suite_verdicts_cover_every_claim_with_the_metrics_a_cell_stores():
+    """Every member of the family, the strong suite's l-inf error stored beside the fast attacks (as a sweep
+    cell stores it): the claims under STRONG_METRICS read only what is there, row for row with the fast ones."""
+    budgets = {**BUDGETS, "strong-linf": 0.1}
+
+    def cell(member, seed):
+        c = flagged(member, None if member == "plain" else 0.1, seed, wrong_on(100, (0, 10 + seed)))
+        c["config"]["budgets"] = budgets
+        c["config"]["knob"] = None if member == "plain" else "k"
+        c["result"]["test"]["attacks"]["strong-linf"] = {"0.1": c["result"]["test"]["attacks"]["pgd-linf"]["0.1"]}
+        c["result"]["wrong"]["test"]["strong-linf"] = c["result"]["wrong"]["test"]["pgd-linf"]
+        return c
+    from minigrad.members import FAMILY
+    pts = V.points([cell(m, s) for m in FAMILY for s in range(3)])
+    chosen = V.matched(pts, 1.0)
+    fast, strong = V.claims(pts, chosen, 0.1), V.claims(pts, chosen, 0.1, V.STRONG_METRICS)
+    assert len(fast) == len(strong) and any(r["metric"] == "strong-linf" for r in strong)
+    assert {r["metric"] for r in strong} <= {"clean", "strong-linf", "fgm-l2", "fgm-l1"}

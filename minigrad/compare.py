@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import evaluation, plots
 from .checkpoint import load_checkpoint, save_checkpoint, write_atomically
+from .diagnostics import Diagnostics
 from .errors import OutputError
 from .members import Strengths, default_strengths, member
 from .specs import DataSpec, ModelSpec, OptimSpec, RunSpec, as_dict, blas_threads, check_device, prepare_out
@@ -41,7 +42,7 @@ from .verdicts import unstable
 
 QUICK_MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1-fd", "multitask+datagrad")
 LAYOUT = {"models": "dir", "results.jsonl": "file", "results.json": "file", "results.md": "file",
-          "robustness.png": "file", "perturbations.png": "file", "clean_vs_fgsm.png": "file"}  # checked before work
+          "robustness.png": "file", "perturbations.png": "file", "clean_vs_fgsm.png": "file", "signals.png": "file"}  # checked before work
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class CompareSpec:
     strengths: dict = field(default_factory=dict)
     pgd_steps: int = 10
     suite: str = "strong"
+    diagnostics: int = 0  # > 0: the collapse signals per epoch on the first N training examples
     quick: bool = False
     overwrite: bool = False
     command: str = ""
@@ -72,15 +74,19 @@ def train_member(name: str, train_set, test_set, spec: CompareSpec, grid: dict, 
     model = spec.model.build(train_set.image_shape, train_set.n_classes, spec.run.seed, spec.run.device)
     objective = member(name, model, strengths(spec, train_set.x.shape[1]), n_features=train_set.x.shape[1])
     optimizer = spec.optim.build(model.parameters() + objective.parameters())
+    probe = Diagnostics(train_set.x[:spec.diagnostics], train_set.y[:spec.diagnostics],
+                        strengths(spec, train_set.x.shape[1]).eps, seed=spec.run.seed) if spec.diagnostics else None
     start = time.perf_counter()
     history = fit(model, objective, optimizer, train_set, epochs=spec.optim.epochs, batch_size=spec.optim.batch_size,
-                  seed=spec.run.seed, progress=stream)
+                  seed=spec.run.seed, progress=stream, diagnostics=probe)
     seconds = time.perf_counter() - start
     clean = evaluation.evaluate(model, test_set)
     curve = [h["train_loss"] for h in history]  # a run whose loss rises far above its own minimum is
     result = {"member": name, "objective": repr(objective), "clean_error": clean.error,  # marked unstable
               "clean_loss": clean.loss, "train_seconds": seconds, "train_loss": curve,
               "unstable": unstable(curve), "attacks": {}}
+    if probe is not None:  # the collapse signals per epoch (diagnostics.Diagnostics), drawn in signals.png
+        result["diagnostics"] = [h.get("diagnostics") for h in history]
     for attack, eps_list in grid.items():
         result["attacks"][attack] = {str(e): evaluation.attack_error(model, test_set, attack, e, spec.pgd_steps)
                                      for e in eps_list}
@@ -95,7 +101,7 @@ def _config(spec: CompareSpec, n_train: int, n_test: int) -> dict:
     (not the members, nor how the run is carried out: its output, threads, device, progress)."""
     return {"data": as_dict(spec.data), "model": as_dict(spec.model), "optim": as_dict(spec.optim),
             "seed": spec.run.seed, "strengths": dict(sorted(spec.strengths.items())), "pgd_steps": spec.pgd_steps,
-            "suite": spec.suite,
+            "suite": spec.suite, "diagnostics": spec.diagnostics,
             "quick": spec.quick, "n_train": n_train, "n_test": n_test}
 
 

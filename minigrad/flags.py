@@ -8,6 +8,9 @@ what the Python argument it feeds accepts, and a bad value is refused by the par
 A flag whose default depends on another flag (``--quick``'s smaller run, the momentum of SGD) has the
 default None here and is resolved when the spec is built, so a value the user typed always wins and a
 flag that cannot apply (``--momentum`` with Adam) is refused instead of ignored.
+
+(At the ~400-line guide: every command's flags are declared here, side by side, so that what each command
+offers and what its specs honour can be read in one place.)
 """
 from __future__ import annotations
 
@@ -194,6 +197,13 @@ def add_suite_argument(g, what: str):
                         f"(minigrad.robust) for {what}; fast: the attack grid alone (FGSM, FGM, PGD-10)")
 
 
+def add_diagnostics_argument(g):
+    g.add_argument("--diagnostics", type=lambda t: 0 if t.strip() == "0" else positive_int(t), default=0, metavar="N",
+                   help="record, every epoch, the signals that see a collapse coming (GradAlign's cosine, LLR's "
+                        "linearity error, the input Hessian's top eigenvalue, FGSM and PGD error) on the first N "
+                        "training examples (0: none; a few hundred is typical)")
+
+
 def add_strength_arguments(g):
     """One flag per field of ``Strengths`` (none given: the member's default at the data's D)."""
     g.add_argument("--eps", type=pixel_budget, default=None, help=f"ℓ∞ training budget (default: {Strengths.eps})")
@@ -224,6 +234,7 @@ def add_compare_arguments(p):
     add_strength_arguments(g)
     g.add_argument("--pgd-steps", type=positive_int, default=10, help="PGD iterations of the attack grid")
     add_suite_argument(g, "each member's robust error at the training ε, with the masking flags")
+    add_diagnostics_argument(g)
     add_model_arguments(p, pieces=3)
     add_optimizer_arguments(p, epochs=30, batch_size=32, lr=0.05, epochs_note="; at most 5 with --quick")
     add_run_arguments(p, out="runs/compare", threads=1)
@@ -248,7 +259,7 @@ def compare_spec(args, argv=()) -> CompareSpec:
     return CompareSpec(
         data=DataSpec(name=args.data, dir=args.data_dir, train_size=args.train_size, test_size=args.test_size),
         model=model_spec(args), optim=optim_spec(args, epochs=5 if args.quick else None), run=run_spec(args),
-        members=members, strengths=strength_overrides(args), pgd_steps=args.pgd_steps, suite=args.suite, quick=args.quick,
+        members=members, strengths=strength_overrides(args), pgd_steps=args.pgd_steps, suite=args.suite, diagnostics=args.diagnostics, quick=args.quick,
         overwrite=args.overwrite, command=typed_command("compare", argv))
 
 
@@ -300,6 +311,7 @@ def add_sweep_arguments(p):
                    help="ℓ∞ training budget, and the budget of the robust errors reported")
     g.add_argument("--pgd-steps", type=positive_int, default=None, help="PGD iterations (default: 10; 5 with --quick)")
     add_suite_argument(g, "the test split's robust error at --eps, and the verdicts side by side with the fast suite's")
+    add_diagnostics_argument(g)
     g.add_argument("--clean-budget", type=non_negative_float, default=None, metavar="POINTS",
                    help="clean validation error (percent) a member may reach at its chosen strength "
                         "(none given: plain's validation error + 1)")
@@ -367,7 +379,7 @@ def sweep_spec(args, argv=()) -> SweepSpec:
         seed=args.seed, eps=args.eps, pgd_steps=_or(args.pgd_steps, 5 if quick else 10),
         clean_budget=args.clean_budget, workers=args.workers, mode=mode, address=args.scheduler or args.dask,
         out=args.out, quick=quick, quiet=args.quiet, extend=_or(args.extend, 0 if quick else 2), plan=args.plan,
-        suite=args.suite,
+        suite=args.suite, diagnostics=args.diagnostics,
         command=typed_command("sweep", argv))
 
 

@@ -34,7 +34,41 @@ def compare_figures(results, grid, models, test_set, budgets, out) -> list:
     written = [robustness(plt, results, grid, out), clean_vs_attack(plt, results, grid, out)]
     model = models.get("plain") or next(iter(models.values()))
     written.append(worst_cases(plt, model, test_set, budgets, out))
+    if any(r.get("diagnostics") for r in results):
+        written.append(signals(plt, results, out))
     return written
+
+
+SIGNAL_TITLES = {"cosine": "GradAlign: cos(g(x), g(x + η))", "linearity": "LLR: local linearity error γ",
+                 "curvature": "CURE: top eigenvalue of the input Hessian", "fgsm_error": "FGSM error on the probe",
+                 "pgd_error": "PGD error on the probe"}
+
+
+def signals(plt, results, out, name: str = "signals.png") -> str:
+    """The collapse signals per epoch (``diagnostics.Diagnostics``, on a fixed training probe) beside the
+    training loss: one panel per signal, one line per member (colour × marker as in robustness.png)."""
+    present = [r for r in results if r.get("diagnostics")]
+    names = [n for n in SIGNAL_TITLES if any(n in (d or {}) for r in present for d in r["diagnostics"])]
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(3.2 * (len(names) + 1), 3.4), squeeze=False)
+    for style, r in zip(_styles(len(present)), present):
+        epochs = range(1, len(r["train_loss"]) + 1)
+        axes[0][0].plot(epochs, r["train_loss"], label=r["member"], **style)
+        for ax, n in zip(axes[0][1:], names):
+            ax.plot(epochs, [(d or {}).get(n, float("nan")) for d in r["diagnostics"]], **style)
+    losses = [v for r in present for v in r["train_loss"] if v > 0]
+    if losses and max(losses) > 20 * min(losses):  # a collapse: the loss leaves its range by orders of magnitude
+        axes[0][0].set_yscale("log")
+    axes[0][0].set_title("training loss (nats)", fontsize=9)
+    for ax, n in zip(axes[0][1:], names):
+        ax.set_title(SIGNAL_TITLES[n], fontsize=9)
+    for ax in axes[0]:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=min(6, len(present)), fontsize=8,
+               bbox_to_anchor=(0.5, -0.12))
+    fig.suptitle("The signals that see a collapse coming, per epoch, on a fixed training probe")
+    fig.tight_layout()
+    return _save(fig, out, name)
 
 
 def _styles(n):

@@ -62,6 +62,7 @@ from pathlib import Path
 
 from . import evaluation, optional
 from .checkpoint import interrupts_deferred, write_atomically
+from .diagnostics import Diagnostics
 from .errors import InvalidArgument, MinigradError, Terminated
 from .members import KNOBS, Strengths, default_grid, member
 from .specs import DataSpec, ModelSpec, OptimSpec, as_dict, prepare_out
@@ -105,6 +106,7 @@ class SweepSpec:
     extend: int = 2
     plan: bool = False
     suite: str = "strong"
+    diagnostics: int = 0
     command: str = ""
 
 
@@ -147,8 +149,10 @@ def _train_and_evaluate(c: dict) -> dict:
     objective = member(c["member"], model, strengths, n_features=train.x.shape[1])
     optimizer = optim_spec.build(model.parameters() + objective.parameters())
     epochs = optim_spec.epochs
+    n = c.get("diagnostics", 0)  # the collapse signals per epoch, recorded in the history
+    probe = Diagnostics(train.x[:n], train.y[:n], c["eps"], seed=c["seed"]) if n else None
     history = fit(model, objective, optimizer, train, valid, epochs=epochs, batch_size=optim_spec.batch_size,
-                  seed=c["seed"], patience=epochs, progress=False)
+                  seed=c["seed"], patience=epochs, progress=False, diagnostics=probe)
     curve = [{k: v for k, v in h.items() if k != "seconds"} for h in history]  # timing is not a result
     best = min(curve, key=lambda h: (h["valid_error"], h["epoch"]))["epoch"]
     result = {"objective": repr(objective), "history": curve, "best_epoch": best}
@@ -268,7 +272,8 @@ def configs_for(spec: SweepSpec, n_features: int) -> list:
     if spec.suite == "strong":
         budgets = {**budgets, "strong-linf": spec.eps}
     base = {"version": VERSION, "data": as_dict(spec.data), "model": as_dict(spec.model), "optim": as_dict(spec.optim),
-            "eps": spec.eps, "attacks": grid, "budgets": budgets, "pgd_steps": spec.pgd_steps, "suite": spec.suite}
+            "eps": spec.eps, "attacks": grid, "budgets": budgets, "pgd_steps": spec.pgd_steps, "suite": spec.suite,
+            **({"diagnostics": spec.diagnostics} if spec.diagnostics else {})}  # absent: the keys of cells before
     return [c for m in spec.members for s in dict.fromkeys(strengths_of(spec, m, n_features))
             for c in _cells(spec, base, m, s)]
 

@@ -92,3 +92,18 @@ def test_the_strong_suite_and_its_masking_flags_are_in_every_output(quick_run):
     text = (out / "results.md").read_text()
     assert "strong ℓ∞ ε=0.1 %" in text and "masking flags" in text and "Square, 1000 queries" in text
     assert "Strong suite" in run["meta"]["suite"]
+
+
+@pytest.mark.slow
+def test_the_collapse_signals_are_recorded_per_epoch_and_drawn(tmp_path):
+    out = tmp_path / "signals"
+    assert cli.main(["compare", "--members", "plain", "adv-pinf", "--epochs", "3", "--train-size", "300",
+                     "--test-size", "60", "--units", "16", "16", "--suite", "fast", "--diagnostics", "40",
+                     "--quiet", "--out", str(out)]) == 0
+    run = json.loads((out / "results.json").read_text())
+    assert run["meta"]["config"]["diagnostics"] == 40
+    for r in run["results"]:
+        assert len(r["diagnostics"]) == 3
+        assert set(r["diagnostics"][0]) == {"cosine", "linearity", "curvature", "fgsm_error", "pgd_error"}
+    if pytest.importorskip("matplotlib"):
+        assert (out / "signals.png").stat().st_size > 0

@@ -289,3 +289,12 @@ def test_quick_writes_the_strong_suite_beside_pgd10(quick_run):
     assert "side by side with the fast suite" in verdicts and ("survives" in verdicts or "flips" in verdicts)
     cell = json.loads(next((out / "cells").glob("*.json")).read_text())
     assert cell["result"]["test"]["strong"]["suite"] == "strong" and "strong-linf" in cell["result"]["wrong"]["test"]
+
+
+def test_a_sweep_cell_records_the_collapse_signals_when_asked():
+    plain = tiny_configs("--members", "plain", "--seeds", "1")[0]
+    assert "diagnostics" not in plain  # off: the cells' keys are those of sweeps before the option
+    config = tiny_configs("--members", "plain", "--seeds", "1", "--diagnostics", "30", "--suite", "fast")[0]
+    record = sweep.run_cell(config)
+    assert record["status"] == "ok", record.get("error")
+    assert all(set(h["diagnostics"]) >= {"cosine", "pgd_error"} for h in record["result"]["history"])

@@ -85,6 +85,7 @@ def train_member(name: str, train_set, test_set, spec: CompareSpec, grid: dict, 
     result = {"member": name, "objective": repr(objective), "clean_error": clean.error,  # marked unstable
               "clean_loss": clean.loss, "train_seconds": seconds, "train_loss": curve,
               "unstable": unstable(curve), "attacks": {}}
+    result["train_error"] = [h["train_error"] for h in history]  # per epoch, beside the loss
     if probe is not None:  # the collapse signals per epoch (diagnostics.Diagnostics), drawn in signals.png
         result["diagnostics"] = [h.get("diagnostics") for h in history]
     for attack, eps_list in grid.items():

@@ -218,7 +218,11 @@ def add_strength_arguments(g):
                        ("lam_cure", "CURE λ (Moosavi-Dezfooli et al.)"), ("lam_llr", "LLR λ; its μ is 0.75·λ (Qin et al.)")):
         scaled = DEFAULT_SCALED.get(name)
         note = f"{fmt(getattr(Strengths, name))}" + (" × 64/D, D the input's features" if scaled else "")
-        g.add_argument(f"--{name.replace('_', '-')}", type=positive_float, default=None, help=f"{what} (default: {note})")
+        # GradAlign at λ = 0 is FGSM training alone (one step of ε from x, no clean term): the baseline it
+        # is the remedy for, so --lam-align takes 0; every other weight is refused at 0 as before.
+        zero = name == "lam_align"
+        g.add_argument(f"--{name.replace('_', '-')}", type=non_negative_float if zero else positive_float, default=None,
+                       help=f"{what} (default: {note}" + ("; 0: FGSM training alone, step ε from x)" if zero else ")"))
 
 
 DEFAULT_SCALED = {knob: k for knob, _, k in DEFAULT_GRIDS.values() if knob and k}

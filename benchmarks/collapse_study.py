@@ -15,8 +15,8 @@ The rules, fixed before the runs were read (the defaults of the flags):
 - A series s₁ … s_T (one value per epoch) **moves** at the first epoch t > ``--history`` (3) at which s_t
   leaves the range of all its earlier values by more than ``--factor`` (1) times that range's width:
   s_t > hi + c·(hi − lo) or s_t < lo − c·(hi − lo), lo and hi the min and max of s₁ … s_{t−1}.  A steady
-  trend never moves (each step is smaller than the range it has already covered); a jump, or growth faster
-  than doubling per epoch, does.  Applied alike to the training loss and to every signal, in either
+  trend never moves (each step is smaller than the range it has already covered); a jump does, and so does
+  geometric growth of ×2 an epoch or more (×1.62, the golden ratio, at the first epoch tested).  Applied alike to the training loss and to every signal, in either
   direction.  The training loss is the mean over the epoch's steps; the signals are measured on the probe
   after the epoch's last step, so a lead of 0 means "the same epoch", not "earlier".
 - A run **collapsed** if (a) its loss is unstable, the project's rule (``verdicts.unstable``: some epoch's
@@ -170,12 +170,13 @@ def _metrics(r) -> dict:
             "pgd": r["attacks"]["pgd-linf"].get(eps, math.nan)}
 
 
-def _fmt(e) -> str:
+def _fmt(e, signed: bool = False) -> str:
+    f = "+.1f" if signed else ".1f"
     if math.isnan(e.mean):
         return "—"
     if math.isnan(e.lo):
-        return f"{100 * e.mean:.1f}"
-    return f"{100 * e.mean:.1f} [{100 * e.lo:.1f}, {100 * e.hi:.1f}]"
+        return f"{100 * e.mean:{f}}"
+    return f"{100 * e.mean:{f}} [{100 * e.lo:{f}}, {100 * e.hi:{f}}]"
 
 
 def remedy_table(runs, factor, history, gap, against=None) -> str:
@@ -203,7 +204,7 @@ def remedy_table(runs, factor, history, gap, against=None) -> str:
                     continue
                 a, b = np.array(paired).T
                 var = (a.mean() * (1 - a.mean()) + b.mean() * (1 - b.mean())) / rs[0]["n_test"]
-                row += f" {_fmt(estimate(a - b, var, rs[0]['n_test'], 'binomial'))} |"
+                row += f" {_fmt(estimate(a - b, var, rs[0]['n_test'], 'binomial'), signed=True)} |"
         lines.append(row)
     return "\n".join(lines)
 

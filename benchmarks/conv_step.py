@@ -43,6 +43,13 @@ def _parse_args(argv=None):
     p.add_argument("--objectives", default="plain,gp-q1")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cifar-batch", type=int, default=32, help="batch of the CIFAR-10 epoch estimate (0: skip)")
+    p.add_argument("--clock", choices=("wall", "process"), default="wall",
+                   help="wall: perf_counter (default); process: this process's CPU time, which other programs "
+                        "barely disturb (use it with --threads 1)")
+    p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="tune glibc's malloc first, as train.fit does (minigrad.keep_freed_memory), for both "
+                        "libraries (default: on; --no-keep-freed-memory measures glibc's defaults, under which "
+                        "every step faults its freed 40 MB window matrices in again)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--quick", action="store_true", help="batch 8, 1 step, 1 round, CIFAR batch 2")
@@ -196,11 +203,13 @@ def _peak_child(library, name, batch, threads):
 
 def peak_memory(library, name, args):
     out = subprocess.run([sys.executable, __file__, "--memory-child", library, name, "--batch", str(args.batch),
-                          "--threads", str(args.threads)], capture_output=True, text=True, check=True)
+                          "--threads", str(args.threads)]
+                         + ([] if args.keep_freed_memory else ["--no-keep-freed-memory"]), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
 def time_steps(args, torch):
+    clock = time.process_time if args.clock == "process" else time.perf_counter
     x, y = data(args.batch, np.float32)
     model = nn.conv_maxout("small", seed=0)
     results = {}
@@ -216,9 +225,9 @@ def time_steps(args, torch):
         for r in range(args.rounds):
             for lib in (list(runners) if r % 2 == 0 else list(reversed(runners))):
                 for _ in range(args.steps):
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     runners[lib]()
-                    times[lib].append(time.perf_counter() - t0)
+                    times[lib].append(clock() - t0)
         results[name] = {lib: float(np.median(t)) for lib, t in times.items()}
     return results
 
@@ -235,6 +244,8 @@ def cifar_epoch_estimate(batch):
 
 
 def main(args):
+    if args.keep_freed_memory:
+        mg.keep_freed_memory()
     if args.memory_child:
         return _peak_child(*args.memory_child, args.batch, args.threads)
     torch = None
@@ -251,7 +262,8 @@ def main(args):
         print("float64 agreement with PyTorch: ok (plain, gp-q1)")
     results = time_steps(args, torch)
     print(f"\nconv_maxout('small'), batch {args.batch}, {args.threads} thread(s), median of "
-          f"{args.rounds}×{args.steps} steps")
+          f"{args.rounds}×{args.steps} steps; clock {args.clock}; malloc "
+          f"{'keep-freed-memory (as fit)' if args.keep_freed_memory else 'system default'}")
     print(f"{'objective':<10}{'minigrad ms':>13}{'torch ms':>10}{'ratio':>8}{'mg peak MiB':>13}{'torch peak MiB':>16}")
     for name, t in results.items():
         tt = t.get("torch")

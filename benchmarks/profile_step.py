@@ -35,6 +35,10 @@ def _parse_args(argv=None):
                         "which a busy machine barely disturbs")
     p.add_argument("--detail", type=int, default=0, help="list the N slowest op calls by layout")
     p.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time")
+    p.add_argument("--keep-freed-memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="tune glibc's malloc as train.fit does (minigrad.keep_freed_memory), so freed arrays are "
+                        "reused instead of faulted in again (default: on; --no-keep-freed-memory measures "
+                        "glibc's defaults)")
     args = p.parse_args(argv)
     if args.clock == "thread":
         args.threads = 1
@@ -133,10 +137,9 @@ class OpTimer:
         mg.Op.apply = classmethod(self._wrap(("Op", "apply"), apply.__func__))
         hooked = self._wrap(("engine", "grad"), mg_tensor.grad)
         # every module that calls grad() by its own name: the engine, the family, and this script's step
-        import minigrad.perturbations
-        import minigrad.regularizers
-        import minigrad.terms
-        for owner in (mg_tensor, minigrad.perturbations, minigrad.regularizers, minigrad.terms, mg):
+        owners = [m for n, m in sorted(sys.modules.items())
+                  if (n == "minigrad" or n.startswith("minigrad.")) and getattr(m, "grad", None) is mg_tensor.grad]
+        for owner in owners:
             self.saved.append((owner, "grad", owner.grad))
             owner.grad = hooked
         return self
@@ -300,7 +303,10 @@ def main(argv=None):
     if args.clock == "thread" and os.environ.get("OPENBLAS_NUM_THREADS") != "1":
         sys.exit("profile_step: --clock thread needs OPENBLAS_NUM_THREADS=1 (the BLAS work must run "
                  "on this thread)")
-    print(f"clock {args.clock}; threads: OPENBLAS {os.environ.get('OPENBLAS_NUM_THREADS')}; "
+    if args.keep_freed_memory:
+        mg.keep_freed_memory()
+    print(f"clock {args.clock}; threads: OPENBLAS {os.environ.get('OPENBLAS_NUM_THREADS')}; malloc "
+          f"{'keep-freed-memory (as fit)' if args.keep_freed_memory else 'system default'}; "
           f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_')}")
     names = [n.strip() for n in args.objectives.split(",")]
     unknown = [n for n in names if n not in OBJECTIVES]

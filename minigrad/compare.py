@@ -38,6 +38,7 @@ from .errors import OutputError
 from .members import Strengths, default_strengths, member
 from .specs import DataSpec, ModelSpec, OptimSpec, RunSpec, as_dict, blas_threads, check_device, prepare_out
 from .train import fit
+from .warmup import WarmUp
 from .verdicts import unstable
 
 QUICK_MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1-fd", "multitask+datagrad")
@@ -59,6 +60,7 @@ class CompareSpec:
     pgd_steps: int = 10
     suite: str = "strong"
     diagnostics: int = 0  # > 0: the collapse signals per epoch on the first N training examples
+    warmup: int = 0  # > 0: each member ramped in from the plain loss over this many epochs (warmup.WarmUp)
     quick: bool = False
     overwrite: bool = False
     command: str = ""
@@ -73,6 +75,8 @@ def train_member(name: str, train_set, test_set, spec: CompareSpec, grid: dict, 
     """Train member ``name`` as every other member is trained; return (its result, its model)."""
     model = spec.model.build(train_set.image_shape, train_set.n_classes, spec.run.seed, spec.run.device)
     objective = member(name, model, strengths(spec, train_set.x.shape[1]), n_features=train_set.x.shape[1])
+    if spec.warmup:
+        objective = WarmUp(objective, spec.warmup)
     optimizer = spec.optim.build(model.parameters() + objective.parameters())
     probe = Diagnostics(train_set.x[:spec.diagnostics], train_set.y[:spec.diagnostics],
                         strengths(spec, train_set.x.shape[1]).eps, seed=spec.run.seed) if spec.diagnostics else None
@@ -103,6 +107,7 @@ def _config(spec: CompareSpec, n_train: int, n_test: int) -> dict:
     return {"data": as_dict(spec.data), "model": as_dict(spec.model), "optim": as_dict(spec.optim),
             "seed": spec.run.seed, "strengths": dict(sorted(spec.strengths.items())), "pgd_steps": spec.pgd_steps,
             "suite": spec.suite, "diagnostics": spec.diagnostics,
+            **({"warmup": spec.warmup} if spec.warmup else {}),  # absent: the config of runs before the flag
             "quick": spec.quick, "n_train": n_train, "n_test": n_test}
 
 

@@ -52,6 +52,8 @@ def flag(kind, check, expected: str):
 MAX_COUNT = 10**6
 positive_int = flag(int, lambda v: validate.integer(v, "value", "flag", low=1, high=MAX_COUNT),
                     f"an integer in [1, {MAX_COUNT}]")
+non_negative_int = flag(int, lambda v: validate.integer(v, "value", "flag", low=0, high=MAX_COUNT),
+                        f"an integer in [0, {MAX_COUNT}]")
 seed = flag(int, lambda v: validate.integer(v, "seed", "flag", low=0, high=2**63 - 1), "an integer >= 0")
 positive_float = flag(float, lambda v: validate.number(v, "value", "flag", low=0, open_low=True),
                       "a finite number > 0")
@@ -204,6 +206,20 @@ def add_diagnostics_argument(g):
                         "training examples (0: none; a few hundred is typical)")
 
 
+def add_warmup_argument(g):
+    g.add_argument("--warmup-epochs", type=non_negative_int, default=0,
+                   metavar="E", help="ramp each member in from the plain loss over the first E epochs: "
+                   "(1 − t)·L + t·L_member, t = (e − 1)/E at epoch e, the member alone from epoch E + 1 "
+                   "(warmup.WarmUp; the remedy for a penalty that collapses, Zhao et al. 2024; 0: none)")
+
+
+def _warmup(args, epochs: int) -> int:
+    if args.warmup_epochs and args.warmup_epochs >= epochs:
+        raise InvalidArgument(f"--warmup-epochs {args.warmup_epochs} leaves no epoch of the {epochs} at the member's "
+                              f"full weight (it reaches it at epoch E + 1); give fewer, or more --epochs")
+    return args.warmup_epochs
+
+
 def add_strength_arguments(g):
     """One flag per field of ``Strengths`` (none given: the member's default at the data's D)."""
     g.add_argument("--eps", type=pixel_budget, default=None, help=f"ℓ∞ training budget (default: {Strengths.eps})")
@@ -239,6 +255,7 @@ def add_compare_arguments(p):
     g.add_argument("--pgd-steps", type=positive_int, default=10, help="PGD iterations of the attack grid")
     add_suite_argument(g, "each member's robust error at the training ε, with the masking flags")
     add_diagnostics_argument(g)
+    add_warmup_argument(g)
     add_model_arguments(p, pieces=3)
     add_optimizer_arguments(p, epochs=30, batch_size=32, lr=0.05, epochs_note="; at most 5 with --quick")
     add_run_arguments(p, out="runs/compare", threads=1)
@@ -260,10 +277,12 @@ def strength_overrides(args) -> dict:
 
 def compare_spec(args, argv=()) -> CompareSpec:
     members = tuple(dict.fromkeys(args.members or (COMPARE_QUICK if args.quick else FAMILY)))
+    optim = optim_spec(args, epochs=5 if args.quick else None)
     return CompareSpec(
         data=DataSpec(name=args.data, dir=args.data_dir, train_size=args.train_size, test_size=args.test_size),
-        model=model_spec(args), optim=optim_spec(args, epochs=5 if args.quick else None), run=run_spec(args),
-        members=members, strengths=strength_overrides(args), pgd_steps=args.pgd_steps, suite=args.suite, diagnostics=args.diagnostics, quick=args.quick,
+        model=model_spec(args), optim=optim, run=run_spec(args),
+        members=members, strengths=strength_overrides(args), pgd_steps=args.pgd_steps, suite=args.suite,
+        diagnostics=args.diagnostics, warmup=_warmup(args, optim.epochs), quick=args.quick,
         overwrite=args.overwrite, command=typed_command("compare", argv))
 
 
@@ -316,6 +335,7 @@ def add_sweep_arguments(p):
     g.add_argument("--pgd-steps", type=positive_int, default=None, help="PGD iterations (default: 10; 5 with --quick)")
     add_suite_argument(g, "the test split's robust error at --eps, and the verdicts side by side with the fast suite's")
     add_diagnostics_argument(g)
+    add_warmup_argument(g)
     g.add_argument("--clean-budget", type=non_negative_float, default=None, metavar="POINTS",
                    help="clean validation error (percent) a member may reach at its chosen strength "
                         "(none given: plain's validation error + 1)")
@@ -377,13 +397,14 @@ def sweep_spec(args, argv=()) -> SweepSpec:
                     test_size=_or(args.test_size, 300 if quick else None), valid_fraction=args.valid_fraction,
                     split_seed=0)
     mode = "serial" if args.serial else "dask" if args.dask or args.scheduler else "pool"
+    optim = optim_spec(args, epochs=8 if quick else None)
     return SweepSpec(
         data=data, model=model_spec(args, units=(48, 48) if quick else (240, 240)),
-        optim=optim_spec(args, epochs=8 if quick else None), members=members, strengths=given, seeds=seeds,
+        optim=optim, members=members, strengths=given, seeds=seeds,
         seed=args.seed, eps=args.eps, pgd_steps=_or(args.pgd_steps, 5 if quick else 10),
         clean_budget=args.clean_budget, workers=args.workers, mode=mode, address=args.scheduler or args.dask,
         out=args.out, quick=quick, quiet=args.quiet, extend=_or(args.extend, 0 if quick else 2), plan=args.plan,
-        suite=args.suite, diagnostics=args.diagnostics,
+        suite=args.suite, diagnostics=args.diagnostics, warmup=_warmup(args, optim.epochs),
         command=typed_command("sweep", argv))
 
 

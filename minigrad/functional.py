@@ -133,8 +133,8 @@ class MaxOverPieces(Op):
     def forward(self, z):
         xp, u = backend.get_array_module(z), self.units
         blocks = [z[..., k * u:(k + 1) * u] for k in range(self.pieces)]
-        h = blocks[0].copy()
-        for block in blocks[1:]:
+        h = xp.maximum(blocks[0], blocks[1]) if self.pieces > 1 else blocks[0].copy()
+        for block in blocks[2:]:
             xp.maximum(h, block, out=h)
         hit = z.reshape(z.shape[:-1] + (self.pieces, u)) == h[..., None, :]  # (..., pieces, units)
         # No ties (the usual case): route by the 0/1 mask.  Checked on the host only: on a GPU the

@@ -67,6 +67,14 @@ class Objective:
         """This objective with its stop-gradient quantities fixed at the current θ."""
         return self
 
+    def start_epoch(self, epoch: int, history: list):
+        """The hook ``train.fit`` calls before each epoch (1, 2, …), with the records of the epochs done
+        (those of a resumed run's checkpoint included).  An objective whose weights follow a schedule
+        (``warmup.WarmUp``) sets them here from these two alone, so a resumed run is bit for bit the run
+        that never stopped; it returns {name: number} to record in the epoch's history as
+        ``record["schedule"]``, or None (a fixed objective: nothing to do, nothing recorded)."""
+        return None
+
     def __add__(self, other):
         if isinstance(other, numbers.Number) and other == 0:  # so sum([...]) works
             return self
@@ -129,6 +137,12 @@ class Combined(Objective):
     def frozen(self, model, x, y):
         return Combined(*(m.frozen(model, x, y) for m in self.members), name=self._name)
 
+    def start_epoch(self, epoch, history):
+        notes = {}
+        for m in self.members:
+            notes.update(m.start_epoch(epoch, history) or {})
+        return notes or None
+
 
 class Scaled(Objective):
     """c · objective, for a constant weight c >= 0."""
@@ -155,6 +169,9 @@ class Scaled(Objective):
 
     def frozen(self, model, x, y):
         return Scaled(self.weight, self.member.frozen(model, x, y))
+
+    def start_epoch(self, epoch, history):
+        return self.member.start_epoch(epoch, history)
 
 
 class Frozen(Objective):

@@ -70,6 +70,7 @@ from . import verdicts as V
 from .grids import extensions
 from .sweep_report import CellBar, write_reports
 from .train import fit
+from .warmup import WarmUp
 from .verdicts import pack_wrong
 
 QUICK_MEMBERS = ("plain", "adv-pinf", "gp-q1", "datagrad-l1", "datagrad-l1-fd")
@@ -107,6 +108,7 @@ class SweepSpec:
     plan: bool = False
     suite: str = "strong"
     diagnostics: int = 0
+    warmup: int = 0  # > 0: each member ramped in from the plain loss over this many epochs (warmup.WarmUp)
     command: str = ""
 
 
@@ -147,6 +149,8 @@ def _train_and_evaluate(c: dict) -> dict:
     strengths = Strengths(**{"eps": c["eps"], "seed": c["seed"], **({c["knob"]: c["strength"]} if c["knob"] else {})})
     model = model_spec.build(train.image_shape, train.n_classes, c["seed"])
     objective = member(c["member"], model, strengths, n_features=train.x.shape[1])
+    if c.get("warmup"):
+        objective = WarmUp(objective, c["warmup"])
     optimizer = optim_spec.build(model.parameters() + objective.parameters())
     epochs = optim_spec.epochs
     n = c.get("diagnostics", 0)  # the collapse signals per epoch, recorded in the history
@@ -273,7 +277,8 @@ def configs_for(spec: SweepSpec, n_features: int) -> list:
         budgets = {**budgets, "strong-linf": spec.eps}
     base = {"version": VERSION, "data": as_dict(spec.data), "model": as_dict(spec.model), "optim": as_dict(spec.optim),
             "eps": spec.eps, "attacks": grid, "budgets": budgets, "pgd_steps": spec.pgd_steps, "suite": spec.suite,
-            **({"diagnostics": spec.diagnostics} if spec.diagnostics else {})}  # absent: the keys of cells before
+            **({"diagnostics": spec.diagnostics} if spec.diagnostics else {}),  # absent: the keys of cells before
+            **({"warmup": spec.warmup} if spec.warmup else {})}  # so cells with and without a warm-up never mix
     return [c for m in spec.members for s in dict.fromkeys(strengths_of(spec, m, n_features))
             for c in _cells(spec, base, m, s)]
 

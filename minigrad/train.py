@@ -232,6 +232,11 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
     see a collapse coming, on a fixed probe), called after each epoch with the model in eval mode;
     recorded as ``record["diagnostics"]`` (not counted in ``seconds``).
 
+    Schedules: before each epoch fit calls ``objective.start_epoch(epoch, history)`` if the objective has
+    one (``Objective.start_epoch``; ``warmup.WarmUp`` ramps a member's weight), with the records of the
+    epochs done, a resumed checkpoint's included: a schedule that depends only on these is resumed bit for
+    bit.  What it returns ({name: number}, or None) is recorded as ``record["schedule"]``.
+
     The first call tunes glibc's allocator for the run (``backend.keep_freed_memory``: no page faults
     for re-allocated arrays; ``MINIGRAD_SYSTEM_MALLOC=1`` opts out).
     """
@@ -260,13 +265,17 @@ def fit(model, objective, optimizer, train, valid=None, epochs: int = 10, batch_
     bar, modes = Progress(stream, epochs), _modes(model)
     history = list(resume.meta.get("history", [])) if resume is not None else []
     stopper = _EarlyStopping(patience) if patience else None
+    start_epoch = getattr(objective, "start_epoch", None)  # a schedule (warmup.WarmUp) is told the epoch
     try:
         for epoch in range(first + 1, epochs + 1):
             optimizer.epoch = epoch - 1  # epoch schedules count completed epochs
+            schedule = start_epoch(epoch, history) if start_epoch is not None else None
             try:
                 with _warnings_unless_diverged():
                     record = _train_epoch(model, objective, optimizer, train, valid, batch_size,
                                           np.random.default_rng([seed, epoch]), epoch, bar)
+                    if schedule:
+                        record["schedule"] = {str(k): float(v) for k, v in schedule.items()}
                     _check_finite(model, optimizer, epoch)
                     if diagnostics is not None:
                         record["diagnostics"] = _diagnose(model, diagnostics)

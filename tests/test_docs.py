@@ -154,8 +154,9 @@ def test_site_pages_exist_and_build_quickly(site):
     out, seconds = site
     names = pages(out)
     tutorials = [n for n in names if re.match(r"tutorials/\d\d_", n)]
-    assert len(tutorials) >= 7, names
+    assert len(tutorials) >= 11, names
     assert any("08_seeing_double_backprop" in n for n in tutorials)
+    assert any("11_when_adversarial_training_collapses" in n for n in tutorials)
     for name in names:
         assert (out / name).is_file(), name
     assert seconds < 600, f"the site took {seconds:.0f} s to build"

@@ -23,6 +23,7 @@ FLOORS = {
     "graph_drawing": 7,                            # draws graphs (marks nn.Parameters)
     "perturbations": 7,                            # the family
     "objective": 8, "terms": 9, "penalties": 9, "curvature": 9, "adversarial": 9, "regularizers": 10, "members": 10,
+    "warmup": 10,                                  # the family: a member's weight ramped in
     "verify.regions": 11, "verify.claims": 12, "verify.successors": 12, "verify": 13, "verify.__main__": 14,
     "attacks": 11, "robust": 11,                   # evaluation: the attack suite, robust error, masking flags
     "checkpoint": 11, "progress": 11, "diagnostics": 11, "train": 12,  # training

@@ -432,3 +432,21 @@ def test_gradcheck(spec, device, data):
 def test_gradgradcheck(spec, device, data):
     _, _, tensors, f = setup(spec, device, data)
     assert gradgradcheck(f, tensors)
+
+
+# --- a fast path that must not change a bit ---------------------------------------------------
+@given(data=st.data())
+def test_sum_to_over_a_short_inner_axis_is_numpys_sum_to_the_bit(data):
+    """SumTo sums a 2–7 long axis that is not the last one as whole-slice adds (Maxout's pieces): the
+    result must be NumPy's own reduction bit for bit, in float32 and float64, in any memory layout."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    shape = data.draw(st.lists(st.integers(1, 6), min_size=2, max_size=4))
+    axis = data.draw(st.integers(0, len(shape) - 2))
+    shape[axis] = data.draw(st.integers(2, 7))
+    x = data.draw(hnp.arrays(dtype, shape, elements=st.floats(-1e6, 1e6, width=32)))
+    if data.draw(st.booleans()):
+        x = np.asfortranarray(x)
+    target = tuple(1 if i == axis else n for i, n in enumerate(shape))
+    ours = F.sum_to(Tensor(x), target).data
+    assert ours.dtype == x.dtype
+    assert np.array_equal(ours, x.sum(axis=axis, keepdims=True)), (shape, axis)

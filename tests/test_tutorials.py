@@ -12,7 +12,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TUTORIALS = sorted(glob.glob(os.path.join(ROOT, "tutorials", "[0-9][0-9]_*.py")))
 # Tutorials that train on the digits, which come from scikit-learn.
-NEEDS_SKLEARN = {"03", "05", "10"}
+NEEDS_SKLEARN = {"03", "05", "10", "11"}
 # Tutorials that draw graphs with Graphviz's dot program (apt-get install graphviz).
 NEEDS_DOT = {"08"}
 # The deliberate failures each tutorial demonstrates, by the start of its file name.

@@ -5,7 +5,8 @@ commands are in RESULTS.md, "The collapse, explained") and prints three tables, 
 recorded per-epoch curves and the final test errors:
 
 1. **Lead times**, one row per collapsed run: the epoch the training loss moved, the epoch each signal moved,
-   and the lead (loss epoch − signal epoch; > 0: the signal moved first).
+   and its lead over the loss (loss epoch − signal epoch; > 0: the signal moved first) and over the
+   collapse (collapse epoch − signal epoch).
 2. **False alarms**: in the runs that did not collapse, how many times each signal moved anyway.
 3. **Remedies**, one row per (member, strengths) over its seeds: how many seeds collapsed, and the final
    model's clean, FGSM and PGD-ℓ∞ test error at the training ε, mean with a 95 % interval.
@@ -18,7 +19,10 @@ The rules, fixed before the runs were read (the defaults of the flags):
   trend never moves (each step is smaller than the range it has already covered); a jump does, and so does
   geometric growth of ×2 an epoch or more (×1.62, the golden ratio, at the first epoch tested).  Applied alike to the training loss and to every signal, in either
   direction.  The training loss is the mean over the epoch's steps; the signals are measured on the probe
-  after the epoch's last step, so a lead of 0 means "the same epoch", not "earlier".
+  after the epoch's last step, so a lead of 0 means "the same epoch", not "earlier".  A run with a warm-up
+  (``--warmup-epochs E``) is read from epoch E + 1 on (the range starts there, the first move can come at
+  E + 1 + ``--history``): during the ramp its loss is another objective's, and rises by design.  (This
+  clause was added after the first warm-up run, whose ramp the rule had called a move at epoch 4.)
 - A run **collapsed** if (a) its loss is unstable, the project's rule (``verdicts.unstable``: some epoch's
   loss above 5 × the lowest earlier one + 0.5 nats; that epoch is the collapse epoch), or (b) it overfits
   catastrophically: at some epoch the probe's PGD error exceeds its FGSM error by more than ``--co-gap``
@@ -27,7 +31,8 @@ The rules, fixed before the runs were read (the defaults of the flags):
   the seeds and the test set's sampling, added in quadrature; RESULTS.md's rule for the sweeps).  A paired
   difference against ``--against`` (a group label) is per seed, with both members' binomial terms.
 
-    python benchmarks/collapse_study.py runs/collapse/penalty-s0 runs/collapse/penalty-s1 ...
+    python benchmarks/collapse_study.py runs/collapse/penalty-x3-s0 runs/collapse/penalty-x3-s1 ...
+    python benchmarks/collapse_study.py runs/collapse/co-e0.1-s0 --figure signals.png   # + the figure of them
 """
 from __future__ import annotations
 
@@ -47,12 +52,13 @@ from minigrad.verdicts import estimate, unstable  # noqa: E402
 SIGNALS = ("cosine", "linearity", "curvature", "fgsm_error", "pgd_error")
 
 
-def moved(series, factor: float = 1.0, history: int = 3):
+def moved(series, factor: float = 1.0, history: int = 3, start: int = 0):
     """(epoch, '+' or '−') of the first epoch (1-based) that leaves the range of the earlier ones by more than
-    ``factor`` × its width, testing only epochs after the first ``history``; None if it never does."""
+    ``factor`` × its width, testing only epochs after the first ``history``; None if it never does.
+    ``start``: ignore the first ``start`` epochs altogether (a warm-up's ramp)."""
     s = [float(v) for v in series]
-    for t in range(history, len(s)):
-        lo, hi = min(s[:t]), max(s[:t])
+    for t in range(start + history, len(s)):
+        lo, hi = min(s[start:t]), max(s[start:t])
         width = hi - lo
         if not math.isfinite(s[t]) or s[t] > hi + factor * width:
             return t + 1, "+"
@@ -86,9 +92,11 @@ def load(dirs) -> list:
         for r in data["results"]:
             if not r.get("diagnostics"):
                 raise SystemExit(f"{d}: {r['member']} has no diagnostics (run compare with --diagnostics N)")
-            setting = {k: v for k, v in config.items() if k not in ("seed", "n_train", "n_test")}
+            # the objective names the member's own strengths; the others in config["strengths"] do not matter
+            setting = {k: v for k, v in config.items() if k not in ("seed", "n_train", "n_test", "strengths")}
             runs.append({"dir": str(d), "member": r["member"], "objective": r["objective"], "seed": config["seed"],
                          "eps": data["meta"]["strengths"]["eps"], "n_test": data["meta"]["n_test"],
+                         "warmup": config.get("warmup", 0),
                          "setting": json.dumps({**setting, "member": r["member"]}, sort_keys=True),
                          "loss": r["train_loss"], "diagnostics": r["diagnostics"], "clean": r["clean_error"],
                          "attacks": r["attacks"]})
@@ -115,9 +123,11 @@ def analyse(run: dict, factor: float, history: int, gap: float) -> dict:
     """The run's collapse (kind and epoch), the epoch its loss moved, and each signal's move."""
     loss_unstable, co = unstable_epoch(run["loss"]), co_epoch(run["diagnostics"], gap)
     kind = "loss" if loss_unstable else "CO" if co else None
-    out = {"collapsed": kind, "collapse_epoch": loss_unstable or co, "loss_move": moved(run["loss"], factor, history)}
+    start = run.get("warmup", 0)
+    out = {"collapsed": kind, "collapse_epoch": loss_unstable or co,
+           "loss_move": moved(run["loss"], factor, history, start)}
     for s in SIGNALS:
-        out[s] = moved([d[s] for d in run["diagnostics"]], factor, history)
+        out[s] = moved([d[s] for d in run["diagnostics"]], factor, history, start)
     return out
 
 
@@ -126,7 +136,8 @@ def _epoch(m) -> str:
 
 
 def lead_table(runs, factor, history, gap) -> str:
-    head = ("| run | seed | collapse (epoch) | loss moved | " + " | ".join(f"{s} (lead)" for s in SIGNALS) + " |\n"
+    head = ("| run | seed | collapse (epoch) | loss moved | " + " | ".join(f"{s} (lead: loss / collapse)" for s in SIGNALS)
+            + " |\n"
             + "|---" * (4 + len(SIGNALS)) + "|")
     rows = []
     for r in runs:
@@ -137,10 +148,9 @@ def lead_table(runs, factor, history, gap) -> str:
         for s in SIGNALS:
             if a[s] is None:
                 cells.append("—")
-            elif a["loss_move"] is None:
-                cells.append(f"{_epoch(a[s])} (loss never moved)")
             else:
-                cells.append(f"{_epoch(a[s])} ({a['loss_move'][0] - a[s][0]:+d})")
+                over_loss = "n/a" if a["loss_move"] is None else f"{a['loss_move'][0] - a[s][0]:+d}"
+                cells.append(f"{_epoch(a[s])} ({over_loss} / {a['collapse_epoch'] - a[s][0]:+d})")
         rows.append(f"| {r['label']} | {r['seed']} | {a['collapsed']} ({a['collapse_epoch']}) | "
                     f"{_epoch(a['loss_move'])} | " + " | ".join(cells) + " |")
     return head + "\n" + ("\n".join(rows) if rows else "| no run collapsed |" + " |" * (3 + len(SIGNALS)))
@@ -152,15 +162,17 @@ def summary_table(runs, factor, history, gap) -> str:
     analysed = [analyse(r, factor, history, gap) for r in runs]
     hit = [a for a in analysed if a["collapsed"]]
     quiet = [a for a in analysed if not a["collapsed"]]
-    lines = [f"| signal | moved before the loss ({len(hit)} collapsed runs) | leads (epochs) | "
-             f"moved without a collapse ({len(quiet)} runs) |", "|---|---|---|---|"]
+    lines = [f"| signal | moved before the loss ({len(hit)} collapsed runs) | leads over the loss | moved before "
+             f"the collapse | leads over the collapse | moved without a collapse ({len(quiet)} runs) |",
+             "|---|---|---|---|---|---|"]
     for s in ("loss",) + SIGNALS:
         key = "loss_move" if s == "loss" else s
         leads = [a["loss_move"][0] - a[key][0] for a in hit if a[key] is not None and a["loss_move"] is not None]
-        before = sum(v > 0 for v in leads)
+        ahead = [a["collapse_epoch"] - a[key][0] for a in hit if a[key] is not None]
         alarms = sum(a[key] is not None for a in quiet)
-        lines.append(f"| {s} | {before} of {len(hit)} | {', '.join(f'{v:+d}' for v in leads) or '—'} | "
-                     f"{alarms} of {len(quiet)} |")
+        lines.append(f"| {s} | {sum(v > 0 for v in leads)} of {len(hit)} | {', '.join(f'{v:+d}' for v in leads) or '—'} "
+                     f"| {sum(v > 0 for v in ahead)} of {len(hit)} | {', '.join(f'{v:+d}' for v in ahead) or '—'} "
+                     f"| {alarms} of {len(quiet)} |")
     return "\n".join(lines)
 
 
@@ -171,31 +183,34 @@ def _metrics(r) -> dict:
 
 
 def _fmt(e, signed: bool = False) -> str:
-    f = "+.1f" if signed else ".1f"
+    """mean [lo, hi] in percent; the interval clipped to what an error (or a difference of two) can be."""
+    f, low = ("+.1f", -1.0) if signed else (".1f", 0.0)
     if math.isnan(e.mean):
         return "—"
     if math.isnan(e.lo):
         return f"{100 * e.mean:{f}}"
-    return f"{100 * e.mean:{f}} [{100 * e.lo:{f}}, {100 * e.hi:{f}}]"
+    return f"{100 * e.mean:{f}} [{100 * max(e.lo, low):{f}}, {100 * min(e.hi, 1.0):{f}}]"
 
 
 def remedy_table(runs, factor, history, gap, against=None) -> str:
     groups = {}
     for r in runs:
         groups.setdefault(r["label"], []).append(r)
-    lines = ["| member and strengths | seeds | collapsed | clean % | FGSM % at ε | PGD-ℓ∞ % at ε |"
+    lines = ["| member and strengths | seeds | collapsed (epoch per seed) | clean % | FGSM % at ε | PGD-ℓ∞ % at ε |"
              + (" Δclean vs ref | ΔPGD vs ref |" if against else ""), "|---|---|---|---|---|---|" + ("---|---|" if against else "")]
     ref = {r["seed"]: _metrics(r) for r in groups.get(against, [])} if against else {}
     if against and not ref:
         raise SystemExit(f"--against {against!r}: no such group; the groups are {sorted(groups)}")
     for label, rs in groups.items():
-        collapsed = sum(bool(analyse(r, factor, history, gap)["collapsed"]) for r in rs)
+        epochs = [analyse(r, factor, history, gap) for r in sorted(rs, key=lambda r: r["seed"])]
+        collapsed = f"{sum(bool(a['collapsed']) for a in epochs)} of {len(rs)} (" + \
+            ", ".join(str(a["collapse_epoch"]) if a["collapsed"] else "—" for a in epochs) + ")"
         cells = []
         for m in ("clean", "fgsm", "pgd"):
             v = [_metrics(r)[m] for r in rs]
             mean = float(np.mean(v))
             cells.append(_fmt(estimate(v, mean * (1 - mean) / rs[0]["n_test"], rs[0]["n_test"], "binomial")))
-        row = f"| {label} | {len(rs)} | {collapsed} of {len(rs)} | " + " | ".join(cells) + " |"
+        row = f"| {label} | {len(rs)} | {collapsed} | " + " | ".join(cells) + " |"
         if against:
             for m in ("clean", "pgd"):
                 paired = [(_metrics(r)[m], ref[r["seed"]][m]) for r in rs if r["seed"] in ref]
@@ -209,6 +224,18 @@ def remedy_table(runs, factor, history, gap, against=None) -> str:
     return "\n".join(lines)
 
 
+def figure(runs, path) -> None:
+    """compare's signals figure (``plots.signals``), one line per run, named by its group and seed."""
+    from minigrad import plots
+    plt = plots.pyplot()
+    if plt is None:
+        raise SystemExit("--figure needs matplotlib")
+    path = pathlib.Path(path)
+    lines = [{"member": f"{r['label']}, seed {r['seed']}", "train_loss": r["loss"], "diagnostics": r["diagnostics"]}
+             for r in runs]
+    plots.signals(plt, lines, str(path.parent), path.name)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dirs", nargs="+", help="compare --out directories (results.json), one per seed")
@@ -217,6 +244,8 @@ def main(argv=None) -> int:
     p.add_argument("--co-gap", type=float, default=0.2, help="catastrophic overfitting: probe PGD − FGSM error above this")
     p.add_argument("--against", default=None, help="a group label: paired differences against it, per seed")
     p.add_argument("--per-epoch", action="store_true", help="also print every run's loss and signals per epoch")
+    p.add_argument("--figure", default=None, metavar="PNG", help="draw the runs' loss and signals per epoch there "
+                   "(plots.signals, one line per run)")
     args = p.parse_args(argv)
     runs = load(args.dirs)
     rules = (args.factor, args.history, args.co_gap)
@@ -225,8 +254,11 @@ def main(argv=None) -> int:
     print("Lead times (epoch moved, + up / − down; lead = loss epoch − signal epoch):\n")
     print(lead_table(runs, *rules), "\n")
     print(summary_table(runs, *rules), "\n")
-    print("Final models, test error at the training ε (95 % interval: seeds and the test set's binomial term):\n")
+    print("Final models, test error at the training ε (95 % interval: seeds and the test set's binomial term, "
+          "clipped to [0, 100]):\n")
     print(remedy_table(runs, *rules, against=args.against))
+    if args.figure:
+        figure(runs, args.figure)
     if args.per_epoch:
         for r in runs:
             print(f"\n{r['label']} seed {r['seed']} ({r['dir']})")

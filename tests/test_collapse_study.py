@@ -32,6 +32,9 @@ def test_a_steady_trend_never_moves_and_a_jump_does(study):
     assert study.moved([1.0, 1.0, 1.0, 9.0], history=3) == (4, "+")
     assert study.moved([1.0, 9.0, 1.0], history=3) is None                      # too early to call
     assert study.moved([0.5, 0.4, 0.3, float("nan")]) == (4, "+")
+    ramp = [0.9, 1.0, 1.2, 1.9, 1.7, 1.65, 1.6, 1.62, 1.58]                  # a warm-up's loss rises by design
+    assert study.moved(ramp) == (4, "+") and study.moved(ramp, start=3) is None
+    assert study.moved(ramp + [30.0], start=3) == (10, "+")
 
 
 def test_collapse_rules(study):
@@ -69,11 +72,14 @@ def test_tables_from_synthetic_runs(study, tmp_path, capsys):
     assert {r["label"] for r in runs} == {"gp-q1 [warmup=0]", "gp-q1 [warmup=3]"}
     assert study.main([str(d) for d in dirs] + ["--against", "gp-q1 [warmup=0]"]) == 0
     out = capsys.readouterr().out
-    assert "| gp-q1 [warmup=0] | 0 | loss (6) | 6+ | — | — | 5+ (+1) | — | — |" in out
-    assert "| curvature | 2 of 2 | +1, +1 | 0 of 2 |" in out
-    assert "| gp-q1 [warmup=0] | 2 | 2 of 2 | 80.0" in out
-    assert "| gp-q1 [warmup=3] | 2 | 0 of 2 | 25.5 [" in out
+    assert "| gp-q1 [warmup=0] | 0 | loss (6) | 6+ | — | — | 5+ (+1 / +1) | — | — |" in out
+    assert "| curvature | 2 of 2 | +1, +1 | 2 of 2 | +1, +1 | 0 of 2 |" in out
+    assert "| gp-q1 [warmup=0] | 2 | 2 of 2 (6, 6) | 80.0" in out
+    assert "| gp-q1 [warmup=3] | 2 | 0 of 2 (—, —) | 25.5 [" in out
     assert "| -54.5 [-67.8, -41.2] | -40.0 [" in out  # the paired clean-error difference, per seed
+    if pytest.importorskip("matplotlib"):
+        assert study.main([str(d) for d in dirs] + ["--figure", str(tmp_path / "fig" / "s.png")]) == 0
+        assert (tmp_path / "fig" / "s.png").stat().st_size > 0
 
 
 @pytest.mark.slow

@@ -196,8 +196,9 @@ def remedy_table(runs, factor, history, gap, against=None) -> str:
     groups = {}
     for r in runs:
         groups.setdefault(r["label"], []).append(r)
-    lines = ["| member and strengths | seeds | collapsed (epoch per seed) | clean % | FGSM % at ε | PGD-ℓ∞ % at ε |"
-             + (" Δclean vs ref | ΔPGD vs ref |" if against else ""), "|---|---|---|---|---|---|" + ("---|---|" if against else "")]
+    lines = ["| member and strengths | seeds | collapsed (epoch per seed) | clean % | FGSM % at ε | PGD-ℓ∞ % at ε | "
+             "clean % per seed |" + (" Δclean vs ref | ΔPGD vs ref |" if against else ""),
+             "|---|---|---|---|---|---|---|" + ("---|---|" if against else "")]
     ref = {r["seed"]: _metrics(r) for r in groups.get(against, [])} if against else {}
     if against and not ref:
         raise SystemExit(f"--against {against!r}: no such group; the groups are {sorted(groups)}")
@@ -210,7 +211,8 @@ def remedy_table(runs, factor, history, gap, against=None) -> str:
             v = [_metrics(r)[m] for r in rs]
             mean = float(np.mean(v))
             cells.append(_fmt(estimate(v, mean * (1 - mean) / rs[0]["n_test"], rs[0]["n_test"], "binomial")))
-        row = f"| {label} | {len(rs)} | {collapsed} | " + " | ".join(cells) + " |"
+        per_seed = " / ".join(f"{100 * r['clean']:.1f}" for r in sorted(rs, key=lambda r: r["seed"]))
+        row = f"| {label} | {len(rs)} | {collapsed} | " + " | ".join(cells) + f" | {per_seed} |"
         if against:
             for m in ("clean", "pgd"):
                 paired = [(_metrics(r)[m], ref[r["seed"]][m]) for r in rs if r["seed"] in ref]

@@ -76,7 +76,7 @@ def test_tables_from_synthetic_runs(study, tmp_path, capsys):
     assert "| curvature | 2 of 2 | +1, +1 | 2 of 2 | +1, +1 | 0 of 2 |" in out
     assert "| gp-q1 [warmup=0] | 2 | 2 of 2 (6, 6) | 80.0" in out
     assert "| gp-q1 [warmup=3] | 2 | 0 of 2 (—, —) | 25.5 [" in out
-    assert "| -54.5 [-67.8, -41.2] | -40.0 [" in out  # the paired clean-error difference, per seed
+    assert "| 25.0 / 26.0 | -54.5 [-67.8, -41.2] | -40.0 [" in out  # the paired clean-error difference, per seed
     if pytest.importorskip("matplotlib"):
         assert study.main([str(d) for d in dirs] + ["--figure", str(tmp_path / "fig" / "s.png")]) == 0
         assert (tmp_path / "fig" / "s.png").stat().st_size > 0

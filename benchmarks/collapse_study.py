@@ -9,7 +9,8 @@ recorded per-epoch curves and the final test errors:
    collapse (collapse epoch − signal epoch).
 2. **False alarms**: in the runs that did not collapse, how many times each signal moved anyway.
 3. **Remedies**, one row per (member, strengths) over its seeds: how many seeds collapsed, and the final
-   model's clean, FGSM and PGD-ℓ∞ test error at the training ε, mean with a 95 % interval.
+   model's clean, FGSM and PGD-ℓ∞ test error at the training ε (where compare's attack grid has it: 0.05,
+   0.1, 0.2) and the probe's PGD error at the training ε after the last epoch, mean with a 95 % interval.
 
 The rules, fixed before the runs were read (the defaults of the flags):
 
@@ -192,13 +193,18 @@ def _fmt(e, signed: bool = False) -> str:
     return f"{100 * e.mean:{f}} [{100 * max(e.lo, low):{f}}, {100 * min(e.hi, 1.0):{f}}]"
 
 
+def r_probe(run) -> int:
+    """The probe's size (compare's --diagnostics N)."""
+    return int(json.loads(run["setting"])["diagnostics"])
+
+
 def remedy_table(runs, factor, history, gap, against=None) -> str:
     groups = {}
     for r in runs:
         groups.setdefault(r["label"], []).append(r)
     lines = ["| member and strengths | seeds | collapsed (epoch per seed) | clean % | FGSM % at ε | PGD-ℓ∞ % at ε | "
-             "clean % per seed |" + (" Δclean vs ref | ΔPGD vs ref |" if against else ""),
-             "|---|---|---|---|---|---|---|" + ("---|---|" if against else "")]
+             "probe PGD % at ε, last epoch | clean % per seed |" + (" Δclean vs ref | ΔPGD vs ref |" if against else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|---|" if against else "")]
     ref = {r["seed"]: _metrics(r) for r in groups.get(against, [])} if against else {}
     if against and not ref:
         raise SystemExit(f"--against {against!r}: no such group; the groups are {sorted(groups)}")
@@ -212,6 +218,9 @@ def remedy_table(runs, factor, history, gap, against=None) -> str:
             mean = float(np.mean(v))
             cells.append(_fmt(estimate(v, mean * (1 - mean) / rs[0]["n_test"], rs[0]["n_test"], "binomial")))
         per_seed = " / ".join(f"{100 * r['clean']:.1f}" for r in sorted(rs, key=lambda r: r["seed"]))
+        probe = [r["diagnostics"][-1]["pgd_error"] for r in rs]  # the training probe, at the training ε
+        cells.append(_fmt(estimate(probe, float(np.mean(probe)) * (1 - float(np.mean(probe))) / r_probe(rs[0]),
+                                   r_probe(rs[0]), "binomial")))
         row = f"| {label} | {len(rs)} | {collapsed} | " + " | ".join(cells) + f" | {per_seed} |"
         if against:
             for m in ("clean", "pgd"):

@@ -48,7 +48,8 @@ def _write_run(path, member, seed, loss, signals, clean=0.2, pgd=0.5, objective=
     diagnostics = [dict(zip(study_signals(), row)) for row in signals]
     path.mkdir(parents=True)
     (path / "results.json").write_text(json.dumps({
-        "meta": {"config": {"seed": seed, "epochs": len(loss), "warmup": warmup, "n_train": 10, "n_test": 100},
+        "meta": {"config": {"seed": seed, "epochs": len(loss), "warmup": warmup, "diagnostics": 4, "n_train": 10,
+                            "n_test": 100},
                  "strengths": {"eps": 0.1}, "n_test": 100},
         "results": [{"member": member, "objective": objective or member, "train_loss": loss, "diagnostics": diagnostics,
                      "clean_error": clean, "attacks": {"fgsm": {"0.1": pgd - 0.05}, "pgd-linf": {"0.1": pgd}}}]}))

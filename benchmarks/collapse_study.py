@@ -84,13 +84,15 @@ def co_epoch(diagnostics, gap: float = 0.2):
     return None
 
 
-def load(dirs) -> list:
-    """One dict per (directory, member): its run's settings and curves."""
+def load(dirs, members=None) -> list:
+    """One dict per (directory, member): its run's settings and curves (``members``: only those)."""
     runs = []
     for d in dirs:
         data = json.loads((pathlib.Path(d) / "results.json").read_text())
         config = data["meta"]["config"]
         for r in data["results"]:
+            if members and r["member"] not in members:
+                continue
             if not r.get("diagnostics"):
                 raise SystemExit(f"{d}: {r['member']} has no diagnostics (run compare with --diagnostics N)")
             # the objective names the member's own strengths; the others in config["strengths"] do not matter
@@ -117,7 +119,8 @@ def _label(runs):
         differ = sorted(k for k in mine if any(json.dumps(g.get(k), sort_keys=True)
                                                != json.dumps(mine[k], sort_keys=True) for g in groups))
         extra = ", ".join(f"{k}={json.dumps(mine[k], sort_keys=True)}" for k in differ)
-        r["label"] = r["objective"] + (f" [{extra}]" if extra else "")
+        fgsm = r["member"] == "gradalign" and r["objective"].endswith(",lam=0)")  # GradAlign's baseline
+        r["label"] = ("FGSM alone = " if fgsm else "") + r["objective"] + (f" [{extra}]" if extra else "")
 
 
 def analyse(run: dict, factor: float, history: int, gap: float) -> dict:
@@ -254,11 +257,12 @@ def main(argv=None) -> int:
     p.add_argument("--history", type=int, default=3, help="epochs before a move can be called")
     p.add_argument("--co-gap", type=float, default=0.2, help="catastrophic overfitting: probe PGD − FGSM error above this")
     p.add_argument("--against", default=None, help="a group label: paired differences against it, per seed")
+    p.add_argument("--members", nargs="+", default=None, help="read only these members of each run")
     p.add_argument("--per-epoch", action="store_true", help="also print every run's loss and signals per epoch")
     p.add_argument("--figure", default=None, metavar="PNG", help="draw the runs' loss and signals per epoch there "
                    "(plots.signals, one line per run)")
     args = p.parse_args(argv)
-    runs = load(args.dirs)
+    runs = load(args.dirs, args.members)
     rules = (args.factor, args.history, args.co_gap)
     print(f"Rules: a move leaves the range of the earlier epochs by > {args.factor:g} × its width, from epoch "
           f"{args.history + 1}; collapse = unstable loss (5·min + 0.5) or probe PGD − FGSM error > {args.co_gap:g}.\n")

@@ -92,7 +92,9 @@ def test_reads_a_real_compare_run(study, tmp_path, capsys):
     capsys.readouterr()
     assert study.main([str(out), "--per-epoch"]) == 0
     text = capsys.readouterr().out
-    assert "gradalign(eps=0.1,lam=0) seed 0" in text and "| plain | 1 |" in text
+    assert "FGSM alone = gradalign(eps=0.1,lam=0) seed 0" in text and "| plain | 1 |" in text
+    assert study.main([str(out), "--members", "plain"]) == 0
+    assert "gradalign" not in capsys.readouterr().out
     result = json.loads((out / "results.json").read_text())["results"][0]
     assert len(result["train_error"]) == 4
 

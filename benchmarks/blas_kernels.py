@@ -118,9 +118,10 @@ def main(argv=None):
         if done.returncode:
             sys.exit(f"blas_kernels: the child for kernel {kernel} failed:\n{done.stderr[-2000:]}")
         results[kernel] = json.loads(done.stdout.strip().splitlines()[-1])
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               "unknown CPU") if os.path.exists("/proc/cpuinfo") else "unknown CPU"
-    print(f"{cpu}; {args.threads} thread(s), clock {args.clock}, median of {args.repeat}; GFLOP/s "
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import machine_info  # beside this script
+    print("\n".join(machine_info.lines(args.threads, with_blas=False)))  # each child names its kernel below
+    print(f"{args.threads} thread(s), clock {args.clock}, median of {args.repeat}; GFLOP/s "
           "(higher is better), * = the best layout of the row, ! = the best kernel for the product")
     for kernel, r in results.items():
         print(f"  kernel {kernel}: OpenBLAS {r['version']} runs {r['architecture']}")

@@ -368,7 +368,7 @@ class SumTo(Op):
         lead = x.ndim - len(self.shape)
         axes = tuple(range(lead)) + tuple(
             lead + i for i, n in enumerate(self.shape) if n == 1 and x.shape[lead + i] != 1)
-        if len(axes) == 1 and 2 <= x.shape[axes[0]] <= 7 and axes[0] < x.ndim - 1 and x.size >= 1 << 18 \
+        if x.size >= 1 << 18 and len(axes) == 1 and 2 <= x.shape[axes[0]] <= 7 and axes[0] < x.ndim - 1 \
                 and backend.get_array_module(x) is np:
             return _sum_slices(x, axes[0]).reshape(self.shape)
         y = x.sum(axis=axes, keepdims=True) if axes else x

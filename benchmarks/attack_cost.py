@@ -27,10 +27,9 @@ restarts 651 s (it predicts on every example at each of its 5000 queries); the s
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import platform
-import subprocess
+import os
+import sys
 import time
 
 import numpy as np
@@ -39,6 +38,9 @@ from minigrad import attacks as A
 from minigrad import datasets, nn, optim, train
 from minigrad import regularizers as R
 from minigrad import robust as RB
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import machine_info  # noqa: E402  (benchmarks/machine_info.py, beside this script)
 
 EPS = 0.1
 
@@ -103,21 +105,8 @@ def art_autoattack(model, x, y, threads, quick):
 
 
 def machine(threads) -> list:
-    """CPU (lscpu's model name), BLAS and its kernel (threadpoolctl), threads, date."""
-    try:
-        cpu = next((line.split(":", 1)[1].strip() for line in subprocess.run(
-            ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")),
-            platform.processor())
-    except OSError:
-        cpu = platform.processor() or "unknown"
-    try:
-        from threadpoolctl import threadpool_info
-        blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')} kernel)"
-                         for i in threadpool_info() if i.get("user_api") == "blas") or "unknown"
-    except ImportError:
-        blas = "unknown (threadpoolctl not installed)"
-    return [f"CPU: {cpu}", f"BLAS: {blas}", f"threads: {threads}",
-            f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"]
+    """CPU (lscpu's model name), BLAS and its kernel (threadpoolctl), OS, threads, date."""
+    return machine_info.lines(threads)
 
 
 def run(n, epochs, threads, quick, with_art=True) -> dict:

@@ -261,6 +261,9 @@ def main(args):
                 sys.exit(f"conv_step: {name}: minigrad and PyTorch disagree (loss {loss_err:.2g}, grads {grad_err:.2g})")
         print("float64 agreement with PyTorch: ok (plain, gp-q1)")
     results = time_steps(args, torch)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import machine_info  # beside this script
+    print("\n" + "\n".join(machine_info.lines(args.threads)))
     print(f"\nconv_maxout('small'), batch {args.batch}, {args.threads} thread(s), median of "
           f"{args.rounds}×{args.steps} steps; clock {args.clock}; malloc "
           f"{'keep-freed-memory (as fit)' if args.keep_freed_memory else 'system default'}")

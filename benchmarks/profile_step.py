@@ -305,6 +305,8 @@ def main(argv=None):
                  "on this thread)")
     if args.keep_freed_memory:
         mg.keep_freed_memory()
+    import machine_info  # beside this script (on sys.path above)
+    print("\n".join(machine_info.lines(args.threads)))
     print(f"clock {args.clock}; threads: OPENBLAS {os.environ.get('OPENBLAS_NUM_THREADS')}; malloc "
           f"{'keep-freed-memory (as fit)' if args.keep_freed_memory else 'system default'}; "
           f"MALLOC_MMAP_THRESHOLD_={os.environ.get('MALLOC_MMAP_THRESHOLD_')}")

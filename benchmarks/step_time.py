@@ -676,6 +676,13 @@ def _main(args):
     return 0
 
 
+def _machine_lines() -> list:
+    """CPU, BLAS with its kernel, OS and date (benchmarks/machine_info.py, beside this script)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import machine_info
+    return machine_info.lines()
+
+
 def _environment(args, torch):
     lines = [f"device {args.device}; clock {args.clock}; malloc "
              f"{'keep-freed-memory' if args.keep_freed_memory else 'system default'}"
@@ -683,13 +690,7 @@ def _environment(args, torch):
              f"{os.environ.get('OPENBLAS_NUM_THREADS')}, MKL {os.environ.get('MKL_NUM_THREADS')}"
              + (f", torch {torch.get_num_threads()}" if torch is not None else "")
              + f"; numpy {np.__version__}" + (f", torch {torch.__version__}" if torch is not None else "")]
-    try:
-        from threadpoolctl import threadpool_info
-        blas = [f"{i['internal_api']} {i.get('version')} ×{i['num_threads']}" for i in threadpool_info()
-                if i["user_api"] == "blas"]
-        lines.append("BLAS: " + ", ".join(blas))
-    except ImportError:
-        pass
+    lines += _machine_lines()
     lines.append("library path (one row below each member): train.fit + optim.SGD(momentum) vs the idiomatic "
                  "torch loop (torch.optim.SGD(momentum), backward, step), one call of --steps batches per round; "
                  "fit/bare = fit ms / bare-engine minigrad ms (the acceptance bound is 1.05 at batch 128); "

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from . import backend
+from . import backend, gemm
 from .errors import InvalidArgument
 from .tensor import Op, Tensor, as_tensor, unwrap
 
@@ -138,7 +138,7 @@ class MatMul(Op):
     def forward(self, a, b):
         if a.shape[-1] == 1:  # a product over a length-1 axis is an outer product: one multiply
             return a * b      # (NumPy's matmul does k = 1 in a scalar loop without BLAS: 4× slower)
-        return a @ b
+        return gemm.matmul(a, b)  # as written, or as (Bᵀ Aᵀ)ᵀ where that measured faster, same bits
 
     def backward(self, gy):
         a, b = self.inputs
@@ -362,12 +362,13 @@ class SumTo(Op):
     A short inner axis (2 to 7 entries, not the last: Maxout's pieces) is summed as that many − 1
     whole-slice adds, in order: NumPy reduces such an axis one slice after another too (its pairwise
     summation starts at 8 terms), so the sum is the same to the bit, 1.4–3.6× faster than its
-    reduction with its short inner loops (tests/test_ops.py checks the bits)."""
+    reduction with its short inner loops on a convolution's (N·oh·ow, 2, 16) pieces; below 2¹⁸ entries the
+    slices' Python costs more than it saves (tests/test_ops.py checks the bits)."""
     def forward(self, x):
         lead = x.ndim - len(self.shape)
         axes = tuple(range(lead)) + tuple(
             lead + i for i, n in enumerate(self.shape) if n == 1 and x.shape[lead + i] != 1)
-        if len(axes) == 1 and 2 <= x.shape[axes[0]] <= 7 and axes[0] < x.ndim - 1 \
+        if x.size >= 1 << 18 and len(axes) == 1 and 2 <= x.shape[axes[0]] <= 7 and axes[0] < x.ndim - 1 \
                 and backend.get_array_module(x) is np:
             return _sum_slices(x, axes[0]).reshape(self.shape)
         y = x.sum(axis=axes, keepdims=True) if axes else x

@@ -166,3 +166,19 @@ def test_attack_cost_quick_run(capsys):
     assert len(result["rows"]) == 2 + with_art and ("ratio strong suite / ART AutoAttack" in out) == with_art
     for error, seconds, per_1000 in result["rows"].values():
         assert 0 <= error <= 1 and seconds > 0 and per_1000 == pytest.approx(1000 * seconds / result["n"])
+
+
+def test_blas_kernels_quick_run(capsys):
+    # benchmarks/blas_kernels.py --quick: each kernel in a child, every product in four orders, a table.
+    _load("blas_kernels").main(["--quick", "--kernels", "default,Haswell"])
+    out = capsys.readouterr().out
+    assert "kernel default: OpenBLAS" in out and "kernel Haswell: OpenBLAS" in out
+    assert "mlp dX 1" in out and out.count("*") >= 12  # one best layout per product and kernel
+
+
+def test_profile_step_hooks_every_grad_and_runs(capsys):
+    # benchmarks/profile_step.py: the per-op hook reaches every module that calls grad() by name.
+    profile = _load("profile_step")
+    profile.clock = __import__("time").perf_counter
+    out = profile.profile("gp-q1", 4, 2)
+    assert "GEMM (MatMul.forward)" in out and "grad() calls: 2" in out

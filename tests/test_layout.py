@@ -13,6 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 FLOORS = {
     "errors": 0,
     "validate": 1, "backend": 1, "optional": 1,    # base: checks, arrays, optional packages
+    "gemm": 1,                                     # one matrix product, in the measured faster order
     "tensor": 2,                                   # the engine
     "ops": 3,
     "functional": 4,

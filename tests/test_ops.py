@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from minigrad import functional as F
+from minigrad import ops
 from minigrad.backend import as_numpy, to_device
 from minigrad.gradcheck import gradcheck, gradgradcheck
 from minigrad.tensor import Tensor, grad
@@ -447,6 +448,18 @@ def test_sum_to_over_a_short_inner_axis_is_numpys_sum_to_the_bit(data):
     if data.draw(st.booleans()):
         x = np.asfortranarray(x)
     target = tuple(1 if i == axis else n for i, n in enumerate(shape))
-    ours = F.sum_to(Tensor(x), target).data
+    ours = ops._sum_slices(x, axis)  # the fast path itself (SumTo takes it from 2¹⁸ entries up)
     assert ours.dtype == x.dtype
     assert np.array_equal(ours, x.sum(axis=axis, keepdims=True)), (shape, axis)
+
+
+def test_sum_to_takes_the_slice_path_on_a_large_array_and_it_agrees():
+    x = np.random.default_rng(0).standard_normal((20000, 2, 16)).astype(np.float32)
+    calls = []
+    real = ops._sum_slices
+    ops._sum_slices = lambda *a: calls.append(a[1]) or real(*a)
+    try:
+        ours = F.sum_to(Tensor(x), (20000, 1, 16)).data
+    finally:
+        ops._sum_slices = real
+    assert calls == [1] and np.array_equal(ours, x.sum(axis=1, keepdims=True))

@@ -13,7 +13,7 @@ backward is ``broadcast_to``, and vice versa).
 Composite and neural-network ops (log_softmax, maxout, lp_norm, cross_entropy ...)
 live in functional.py.
 
-Why one file of ~530 lines: it is the derivative table of the engine.  Every primitive is a
+Why one file of ~570 lines: it is the derivative table of the engine.  Every primitive is a
 short class (forward, backward, docstring with its rule) and the rules refer to each other
 (Sum's backward is broadcast_to, BroadcastTo's is sum_to, ...), so splitting the table would
 scatter one lookup over several files.

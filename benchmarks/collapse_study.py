@@ -86,6 +86,9 @@ def co_epoch(diagnostics, gap: float = 0.2):
 
 def load(dirs, members=None) -> list:
     """One dict per (directory, member): its run's settings and curves (``members``: only those)."""
+    missing = [str(d) for d in dirs if not (pathlib.Path(d) / "results.json").is_file()]
+    if missing:  # one line, before any run is read
+        raise SystemExit(f"collapse_study: no results.json in {', '.join(missing)} (give compare --out directories)")
     runs = []
     for d in dirs:
         data = json.loads((pathlib.Path(d) / "results.json").read_text())

@@ -19,8 +19,8 @@ as written (``benchmarks/blas_kernels.py`` prints the table).  So nothing here i
   result is copied back to C order, and that copy is part of what is timed, so it wins only where it
   wins with the copy.
 
-``MINIGRAD_GEMM_ORDER=as-written`` turns the measurement off (every product as written), and ``choices()``
-lists what was chosen.  CuPy arrays and batched products always go as written.
+``MINIGRAD_GEMM_ORDER=as-written`` turns the measurement off (every product as written; ``measured``, or
+unset, is the default, and any other value is refused), and ``choices()`` lists what was chosen.  CuPy arrays and batched products always go as written.
 """
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ import os
 import time
 
 import numpy as np
+
+from .errors import InvalidArgument
 
 MIN_INNER = 16
 MIN_FLOPS = 5e7
@@ -60,11 +62,21 @@ def _measure(a, b, check_bits=True):
     return first, min(times[True]) < (1 - MARGIN) * min(times[False])
 
 
+ORDERS = ("measured", "as-written")  # the values of MINIGRAD_GEMM_ORDER (unset: measured)
+
+
+def _order() -> str:
+    order = os.environ.get("MINIGRAD_GEMM_ORDER") or "measured"
+    if order not in ORDERS:
+        raise InvalidArgument(f"MINIGRAD_GEMM_ORDER must be one of {', '.join(ORDERS)} (or unset), got {order!r}")
+    return order
+
+
 def matmul(a, b):
     """a @ b for host arrays, in the measured faster order where that is worth measuring (see above)."""
     if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
             or a.shape[1] < MIN_INNER or 2.0 * a.shape[0] * a.shape[1] * b.shape[1] < MIN_FLOPS
-            or os.environ.get("MINIGRAD_GEMM_ORDER") == "as-written"):
+            or _order() == "as-written"):
         return a @ b
     key = _key(a, b)
     choice = _CHOICES.get(key)

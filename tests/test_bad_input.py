@@ -241,6 +241,8 @@ CLI_ROWS = {
     # 7.
     "compare --eps inf": (["compare", "--eps", "inf"], 2, r"--eps: must be a number in \(0, 1\]"),
     "compare --eps 0": (["compare", "--eps", "0"], 2, r"--eps: must be a number in \(0, 1\]"),
+    "compare --lam-align -1": (["compare", "--lam-align", "-1"], 2, r"--lam-align: must be a finite number >= 0"),
+    "compare --lam-align nan": (["compare", "--lam-align", "nan"], 2, r"--lam-align: must be a finite number >= 0"),
     "compare --eps2 nan": (["compare", "--eps2", "nan"], 2, "--eps2: must be a finite number > 0"),
     "compare --test-size 0": (["compare", "--test-size", "0"], 2, r"--test-size: must be an integer in \[1, "),
     "--epochs 1e23": (["train", "--epochs", "99999999999999999999999"], 2, r"--epochs: must be an integer in \[1, 1000000\]"),

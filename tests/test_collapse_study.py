@@ -105,3 +105,9 @@ def test_lam_align_takes_zero_and_the_other_weights_do_not():
     assert args.lam_align == 0.0
     with pytest.raises(SystemExit):
         parser.parse_args(["compare", "--lam-cure", "0"])
+
+
+def test_a_directory_without_a_run_is_named_before_any_is_read(study, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match=r"no results.json in .*empty, .*nope"):
+        study.load([tmp_path / "empty", tmp_path / "nope"])

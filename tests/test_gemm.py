@@ -74,3 +74,13 @@ def test_small_products_and_the_switch_go_as_written_unmeasured(monkeypatch):
     a, b = operands(16, 8192, 400)
     gemm.matmul(a, b)
     assert gemm.choices() == {}
+
+
+def test_an_unknown_order_setting_is_refused_by_name(monkeypatch):
+    from minigrad.errors import InvalidArgument
+    monkeypatch.setenv("MINIGRAD_GEMM_ORDER", "as_written")
+    a, b = operands(16, 8192, 400)
+    with pytest.raises(InvalidArgument, match="MINIGRAD_GEMM_ORDER must be one of measured, as-written .*'as_written'"):
+        gemm.matmul(a, b)
+    monkeypatch.setenv("MINIGRAD_GEMM_ORDER", "measured")
+    assert np.array_equal(gemm.matmul(a, b), a @ b)

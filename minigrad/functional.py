@@ -18,7 +18,7 @@ from .ops import (abs, add, broadcast_to, concatenate, div, exp, getitem, log, m
                   mean, minimum, mul, neg, power, relu, reshape, sigmoid, sign, softplus, sqrt, sub, sum,
                   sum_to, swapaxes, tanh, transpose, where)
 from .errors import InvalidArgument
-from .ops import _keepdims_shape, _reduced_shape
+from .ops import _keepdims_shape, _reduced_shape, tie_weights
 from .tensor import Op, as_tensor, unwrap
 
 
@@ -137,13 +137,7 @@ class MaxOverPieces(Op):
         for block in blocks[2:]:
             xp.maximum(h, block, out=h)
         hit = z.reshape(z.shape[:-1] + (self.pieces, u)) == h[..., None, :]  # (..., pieces, units)
-        # No ties (the usual case): route by the 0/1 mask.  Checked on the host only: on a GPU the
-        # check would cost a device sync per layer, so there the even split is always computed.
-        if backend.device_of(z) != "cuda" and int(xp.count_nonzero(hit)) == h.size:
-            self.weights = hit
-        else:  # ties: split evenly among the tied pieces
-            hit = hit.astype(z.dtype)
-            self.weights = hit / hit.sum(axis=-2, keepdims=True)
+        self.weights = tie_weights(hit, -2, h.size, z.dtype)  # the mask, or an even split among tied pieces
         return h
 
     def backward(self, gh):

@@ -305,21 +305,25 @@ class Max(Op):
     split evenly among them (the minimum-norm subgradient).  The tie weights are a
     constant, so the second derivative is 0, as it is for a piecewise-linear function."""
     def forward(self, x):
-        xp = backend.get_array_module(x)
         m = x.max(axis=self.axis, keepdims=True)
-        hit = x == m
-        # No ties (the usual case for real-valued data): the 0/1 mask is the routing, and the even split
-        # costs two more passes over x.  Checked on the host only (on a GPU it would cost a device sync).
-        if backend.device_of(x) != "cuda" and int(xp.count_nonzero(hit)) == m.size:
-            self.weights = hit
-        else:
-            hit = hit.astype(x.dtype)
-            self.weights = hit / hit.sum(axis=self.axis, keepdims=True)
+        self.weights = tie_weights(x == m, self.axis, m.size, x.dtype)
         return m if self.keepdims else m.reshape(_reduced_shape(x.shape, self.axis))
 
     def backward(self, gy):
         x = self.inputs[0]
         return (reshape(gy, _keepdims_shape(x.shape, self.axis)) * self.weights,)
+
+
+def tie_weights(hit, axis, winners: int, dtype):
+    """The routing of a max's gradient from its mask ``hit`` (True where an entry equals its max over
+    ``axis``): the mask itself when there are exactly ``winners`` True entries (no ties, the usual case for
+    real-valued data: no more passes), else each winner's even share, hit / (number of tied entries).
+    Checked on the host only (on a GPU the count would cost a device sync): there the share is always made."""
+    xp = backend.get_array_module(hit)
+    if backend.device_of(hit) != "cuda" and int(xp.count_nonzero(hit)) == winners:
+        return hit
+    hit = hit.astype(dtype)
+    return hit / hit.sum(axis=axis, keepdims=True)
 
 
 def _sum_slices(x, axis):

@@ -64,6 +64,9 @@ ARGS = _parse_args() if __name__ == "__main__" else None
 if ARGS is not None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(ARGS.threads))
+    # The minigrad beside this script, not whichever one is installed: a checkout's benchmark times that
+    # checkout (two checkouts side by side, before and after a change, otherwise time the same code).
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
 

@@ -24,30 +24,36 @@ vector-Jacobian product *is* the adjoint: Unfold.backward(G) = fold(G) and Fold.
 Each backward is the other op, so the pair is closed under differentiation and every order follows with
 no new derivative code.  Everything else here is composed of that pair and existing primitives:
 
-    conv2d(x, W, b)   = reshape(unfold(x)) @ Wᵀ + b            one GEMM over all examples and positions
+    conv2d(x, W, b)   = W · reshape(unfold(x))ᵀ + b            one GEMM over all examples and positions
     max_pool2d(x)     = max over (a, b) of unfold(x) (+ −∞ on padding)      ``ops.max``: ties split evenly
     channel_maxout(x) = ``functional.maxout`` over groups of channels
 
 .. math::
 
    \begin{aligned}
-   \texttt{conv2d}(x, W, b) &= \texttt{reshape}(\operatorname{unfold}(x))\, W^\top + b
+   \texttt{conv2d}(x, W, b) &= W\, \texttt{reshape}(\operatorname{unfold}(x))^\top + b
        && \text{one GEMM over all examples and positions} \\
    \texttt{max_pool2d}(x) &= \max_{(a, b)} \operatorname{unfold}(x) \quad (-\infty \text{ on padding})
        && \texttt{ops.max}\text{: ties split evenly} \\
    \texttt{channel_maxout}(x) &= \texttt{functional.maxout} \text{ over groups of channels}
    \end{aligned}
 
-Derivatives, for the record, with W as the (out, C·kh·kw) matrix: ∂conv/∂x = fold(G W) and
-∂conv/∂W = Gᵀ unfold(x): both bilinear, so the
+Derivatives, for the record, with W as the (out, C·kh·kw) matrix and G the gradient of Zᵀ: ∂conv/∂x =
+fold(Wᵀ G) and ∂conv/∂W = G unfold(x): both bilinear, so the
 second derivative of conv2d is exactly those products again.  Pooling is piecewise linear: away from ties
 its Jacobian is a constant 0/1 routing (the winners), so its *own* second derivative is 0 almost
 everywhere; a gradient penalty's parameter gradient still flows through the routing (which is linear in
 the upstream gradient) and through the curvature of everything else (softmax, the products of weights).
 
-Layout: images are NCHW; a conv weight is (out_channels, in_channels, kh, kw), PyTorch's layout, so the
-max kernel norm is a norm per output filter over its last three axes.  Forward loops run over kernel
-offsets (kh·kw slices, in ``fold``) at most, never over examples or positions.
+Layout: images are NCHW at the interface; a conv weight is (out_channels, in_channels, kh, kw), PyTorch's
+layout, so the max kernel norm is a norm per output filter over its last three axes.  Inside, every op
+computes in the C01B layout (C, H, W, N), cuda-convnet's and pylearn2's: unfold reads x as (C, H, W, N) and
+gives windows (C, kh, kw, oh, ow, N), so the one GEMM is Zᵀ = W · unfold(x)ᵀ with columns ordered (i, j, n),
+and what conv2d, max_pool2d and ConvMaxout return is an NCHW *view* of C01B memory, handed to the next layer
+without a copy.  With the example axis fastest, the window copy, ``fold``'s adds and the masks' passes run
+over ow·N (or N) numbers at a time instead of ow, and channel Maxout's pieces are whole rows of Zᵀ.  Values
+never depend on the layout of an input (tests/test_conv.py).  Forward loops run over kernel offsets
+(kh·kw slices, in ``fold``) at most, never over examples or positions.
 """
 from __future__ import annotations
 
@@ -95,66 +101,83 @@ def _windows(xp, a, shape, strides):
     return xp.lib.stride_tricks.as_strided(a, shape, strides)  # pragma: no cover - needs a GPU
 
 
-# --- the adjoint pair -----------------------------------------------------------------------------
+# --- the adjoint pair, in the C01B layout -----------------------------------------------------------
 class Unfold(Op):
-    """U = unfold(x): U[n,c,i,j,a,b] = x̃[n, c, i·sh + a, j·sw + b] (im2col; x̃ padded with ``fill``).
+    """U = unfold(x) for x in the C01B layout (C, H, W, N):
 
-    Linear with the default zero padding, U = A x, so ∂L/∂x = Aᵀ G = fold(G): the backward is the adjoint
-    op, itself differentiable.  Max pooling pads with ``fill`` = −∞ (padding must never win a window):
-    U = A x + c is then affine, with the same derivative A, so the backward is fold all the same (and
-    fold's backward is the linear, zero-padded unfold)."""
+        U[c, a, b, i, j, n] = x̃[c, i·sh + a, j·sw + b, n],     U of shape (C, kh, kw, oh, ow, N)
+
+    (im2col; x̃ padded with ``fill``).  Linear with the default zero padding, U = A x, so ∂L/∂x = Aᵀ G =
+    fold(G): the backward is the adjoint op, itself differentiable.  Max pooling pads with ``fill`` = −∞
+    (padding must never win a window): U = A x + c is then affine, with the same derivative A, so the
+    backward is fold all the same (and fold's backward is the linear, zero-padded unfold).
+
+    The result is a read-only view of x̃, made a C01B-contiguous copy first when x is padded or not
+    contiguous; only speed depends on x's memory layout, never values."""
     fill = 0.0
 
     def forward(self, x):
         xp = backend.get_array_module(x)
         (kh, kw), (sh, sw), (t, b, l, r) = self.kernel, self.stride, self.pads
-        n, c, h, w = x.shape
-        if t or b or l or r:
-            padded = xp.full((n, c, h + t + b, w + l + r), self.fill, dtype=x.dtype)
-            padded[:, :, t:t + h, l:l + w] = x
+        c, h, w, n = x.shape
+        if t or b or l or r or not x.flags.c_contiguous:
+            padded = xp.full((c, h + t + b, w + l + r, n), self.fill, dtype=x.dtype)
+            padded[:, t:t + h, l:l + w] = x
         else:
             padded = x
         oh = (h + t + b - kh) // sh + 1
         ow = (w + l + r - kw) // sw + 1
         s = padded.strides
-        return _windows(xp, padded, (n, c, oh, ow, kh, kw), (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]))
+        return _windows(xp, padded, (c, kh, kw, oh, ow, n), (s[0], s[1], s[2], s[1] * sh, s[2] * sw, s[3]))
 
     def backward(self, gy):
-        return (Fold.apply(gy, image=self.inputs[0].shape[2:], kernel=self.kernel, stride=self.stride,
+        return (Fold.apply(gy, image=self.inputs[0].shape[1:3], kernel=self.kernel, stride=self.stride,
                            pads=self.pads),)
 
 
 class Fold(Op):
-    """x = fold(Y): scatter-add each window back where unfold took it from, then crop the padding
-    (col2im; overlapping windows accumulate).  The adjoint of Unfold: ∂L/∂Y = unfold(G)."""
+    """x = fold(Y) for windows Y (C, kh, kw, oh, ow, N): scatter-add each window back where unfold took it
+    from, then crop the padding (col2im; overlapping windows accumulate, in the order of the kernel
+    offsets).  The adjoint of Unfold: ∂L/∂Y = unfold(G).  The result is C01B, (C, H, W, N)."""
     def forward(self, y):
         xp = backend.get_array_module(y)
         (kh, kw), (sh, sw), (t, b, l, r) = self.kernel, self.stride, self.pads
-        n, c, oh, ow = y.shape[:4]
+        c, oh, ow, n = y.shape[0], y.shape[3], y.shape[4], y.shape[5]
         h, w = self.image
-        out = xp.zeros((n, c, h + t + b, w + l + r), dtype=y.dtype)
-        y = y.transpose(4, 5, 0, 1, 2, 3)  # offsets first: y[a, b] is the (N, C, oh, ow) block of one offset
-        if _offsets_vary_fastest(y):  # then each y[a, b] would be a sparse strided read: one copy first
+        out = xp.zeros((c, h + t + b, w + l + r, n), dtype=y.dtype)
+        if _offsets_vary_fastest(y):  # then each y[:, a, b] would be a sparse strided read: one copy first
             y = xp.ascontiguousarray(y)
-        for a in range(kh):  # a loop over kernel offsets only: each step is one strided add
-            for bb in range(kw):
-                out[:, :, a:a + sh * (oh - 1) + 1:sh, bb:bb + sw * (ow - 1) + 1:sw] += y[a, bb]
-        return out[:, :, t:t + h, l:l + w]
+        for a in range(kh):  # a loop over kernel offsets only: each step is one strided add, whose inner
+            for bb in range(kw):  # runs are ow·N long (stride 1) or N long
+                out[:, a:a + sh * (oh - 1) + 1:sh, bb:bb + sw * (ow - 1) + 1:sw] += y[:, a, bb]
+        return out[:, t:t + h, l:l + w]
 
     def backward(self, gx):
         return (Unfold.apply(gx, kernel=self.kernel, stride=self.stride, pads=self.pads),)
 
 
 def _offsets_vary_fastest(y) -> bool:
-    """In y (kh, kw, N, C, oh, ow), does an offset axis have a smaller stride than every other axis?
+    """In y (C, kh, kw, oh, ow, N), does an offset axis have a smaller stride than every other axis?
     (Axes of length 1 have no stride that matters.)  Only speed depends on the answer, never values."""
     def fastest(axes):
         return min((abs(y.strides[i]) for i in axes if y.shape[i] > 1), default=math.inf)
-    return fastest((0, 1)) < fastest((2, 3, 4, 5))
+    return fastest((1, 2)) < fastest((0, 3, 4, 5))
+
+
+def to_c01b(x):
+    """(N, C, H, W) → (C, H, W, N), a view: the layout every conv op here computes in (cuda-convnet's and
+    pylearn2's C01B).  Its inverse is ``from_c01b``; images handed back are NCHW views of C01B memory, so
+    a stack of conv layers passes its activations on without a copy."""
+    return F.transpose(x, (1, 2, 3, 0))
+
+
+def from_c01b(x):
+    """(C, H, W, N) → (N, C, H, W), a view (see ``to_c01b``)."""
+    return F.transpose(x, (3, 0, 1, 2))
 
 
 def unfold(x, kernel, stride=1, padding=0):
-    """Sliding windows of x (N, C, H, W) → (N, C, oh, ow, kh, kw); see ``Unfold``.
+    """Sliding windows of x (N, C, H, W) → (N, C, oh, ow, kh, kw), a view; see ``Unfold``.
 
     ``padding``: int, (rows, cols) or (top, bottom, left, right), zeros."""
     x = _image(x, "unfold")
@@ -162,7 +185,8 @@ def unfold(x, kernel, stride=1, padding=0):
     pads = validate.pads(padding, "padding", "unfold")
     for axis in range(2):
         output_size(x.shape[2 + axis], kernel[axis], stride[axis], pads[2 * axis], pads[2 * axis + 1])
-    return Unfold.apply(x, kernel=kernel, stride=stride, pads=pads)
+    u = Unfold.apply(to_c01b(x), kernel=kernel, stride=stride, pads=pads)
+    return F.transpose(u, (5, 0, 3, 4, 1, 2))
 
 
 def fold(y, image, kernel, stride=1, padding=0):
@@ -176,20 +200,11 @@ def fold(y, image, kernel, stride=1, padding=0):
     if y.ndim != 6 or y.shape[2:4] != expect or y.shape[4:] != kernel:
         raise InvalidArgument(f"fold: expected windows of shape (N, C, {expect[0]}, {expect[1]}, {kernel[0]}, "
                          f"{kernel[1]}) for image {image}, got {y.shape}")
-    return Fold.apply(y, image=image, kernel=kernel, stride=stride, pads=pads)
+    x = Fold.apply(F.transpose(y, (1, 4, 5, 2, 3, 0)), image=image, kernel=kernel, stride=stride, pads=pads)
+    return from_c01b(x)
 
 
 # --- convolution -----------------------------------------------------------------------------------
-def _columns(x, kernel, stride, pads):
-    """unfold(x) as the GEMM's left operand: (N·oh·ow, C·kh·kw), plus (N, oh, ow)."""
-    u = Unfold.apply(x, kernel=kernel, stride=stride, pads=pads)
-    n, c, oh, ow, kh, kw = u.shape
-    # Stored transposed, (C·kh·kw, N·oh·ow) contiguous: the copy reads x's rows in order, and the gradient
-    # comes back in the same layout, in which fold reads one offset's block as C contiguous runs of N·oh·ow.
-    cols_t = F.reshape(F.transpose(u, (1, 4, 5, 0, 2, 3)), (c * kh * kw, n * oh * ow))
-    return F.transpose(cols_t), (n, oh, ow)
-
-
 def _conv_args(x, weight, stride, padding, who):
     x, weight = _image(x, who), as_tensor(weight)
     if weight.ndim != 4 or weight.shape[1] != x.shape[1]:
@@ -202,22 +217,25 @@ def _conv_args(x, weight, stride, padding, who):
     return x, weight, kernel, stride, pads
 
 
-def conv2d_rows(x, weight, bias=None, stride=1, padding=0):
-    """The convolution before its final transpose: rows (N·oh·ow, out_channels) and (N, oh, ow).
+def conv2d_columns(x, weight, bias=None, stride=1, padding=0):
+    """The convolution as one GEMM, before it is seen as images: Zᵀ (out_channels, oh·ow·N) and (oh, ow, N).
 
-    One GEMM: Z = unfold(x) Wᵀ (+ b), with W reshaped to (out, C·kh·kw).  Channel Maxout can act on
-    these rows directly (its pieces are columns), which saves two transposes."""
+    Zᵀ = W unfold(x)ᵀ (+ b), with W reshaped to (out, C·kh·kw) and the columns of unfold(x)ᵀ ordered
+    (i, j, n), example fastest: each output channel is one contiguous row, so channel Maxout's pieces are
+    whole row blocks, and the window copy and ``fold`` move runs of ow·N numbers instead of ow."""
     x, weight, kernel, stride, pads = _conv_args(x, weight, stride, padding, "conv2d")
-    cols, nhw = _columns(x, kernel, stride, pads)
-    z = F.matmul(cols, F.transpose(F.reshape(weight, (weight.shape[0], -1))))
+    u = Unfold.apply(to_c01b(x), kernel=kernel, stride=stride, pads=pads)  # (C, kh, kw, oh, ow, N)
+    c, kh, kw, oh, ow, n = u.shape
+    cols_t = F.reshape(u, (c * kh * kw, oh * ow * n))  # the one copy of the windows
+    z_t = F.matmul(F.reshape(weight, (weight.shape[0], c * kh * kw)), cols_t)
     if bias is not None:
-        z = z + bias
-    return z, nhw
+        z_t = z_t + F.reshape(bias, (weight.shape[0], 1))
+    return z_t, (oh, ow, n)
 
 
-def _rows_to_image(z, nhw):
-    n, oh, ow = nhw
-    return F.transpose(F.reshape(z, (n, oh, ow, z.shape[-1])), (0, 3, 1, 2))
+def columns_to_image(z_t, ohwn):
+    """Zᵀ (channels, oh·ow·N) → images (N, channels, oh, ow), a view of the same memory."""
+    return from_c01b(F.reshape(z_t, (z_t.shape[0],) + tuple(ohwn)))
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -228,10 +246,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
        y_{n,o,i,j} = b_o + \sum_{c, a, b} W_{o,c,a,b} \, \tilde x_{n,\,c,\,i s_h + a,\,j s_w + b}
 
-    Computed as unfold + one matrix product; its derivatives are ∂L/∂x = fold(G W) and
-    ∂L/∂W = Gᵀ unfold(x), produced by MatMul's and Unfold's backward (no conv-specific backward)."""
-    z, nhw = conv2d_rows(x, weight, bias, stride, padding)
-    return _rows_to_image(z, nhw)
+    Computed as unfold + one matrix product; its derivatives are ∂L/∂x = fold(Wᵀ G) and
+    ∂L/∂W = G unfold(x), produced by MatMul's and Unfold's backward (no conv-specific backward).  The result
+    is an NCHW view of C01B memory (see ``to_c01b``)."""
+    z_t, ohwn = conv2d_columns(x, weight, bias, stride, padding)
+    return columns_to_image(z_t, ohwn)
 
 
 # --- pooling and channel Maxout --------------------------------------------------------------------
@@ -264,13 +283,13 @@ def max_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False):
     (l, r), _ = pool_padding(x.shape[3], kernel[1], stride[1], pw, ceil_mode)
     # Padded entries must never win: −∞ there (every window holds at least one real entry, see
     # ``output_size``), a constant that takes no gradient.
-    windows = Unfold.apply(x, kernel=kernel, stride=stride, pads=(t, b, l, r), fill=-np.inf)
-    # Kernel offsets first, as one contiguous copy: (kh·kw, N, C, oh, ow).  The max over the leading axis
-    # is then kh·kw − 1 elementwise maximums of whole blocks, ~10× faster than reducing the two short,
-    # strided trailing axes of the view.
-    n, c, oh, ow = windows.shape[:4]
-    stacked = F.reshape(F.transpose(windows, (4, 5, 0, 1, 2, 3)), (kernel[0] * kernel[1], n, c, oh, ow))
-    return F.max(stacked, axis=0)
+    windows = Unfold.apply(to_c01b(x), kernel=kernel, stride=stride, pads=(t, b, l, r), fill=-np.inf)
+    # Kernel offsets first, as one contiguous copy: (kh·kw, C, oh, ow, N).  The max over the leading axis
+    # is then kh·kw − 1 elementwise maximums of whole blocks, ~10× faster than reducing two short, strided
+    # axes of the view.
+    c, _, _, oh, ow, n = windows.shape
+    stacked = F.reshape(F.transpose(windows, (1, 2, 0, 3, 4, 5)), (kernel[0] * kernel[1], c, oh, ow, n))
+    return from_c01b(F.max(stacked, axis=0))
 
 
 def channel_maxout(x, pieces: int):
@@ -288,5 +307,5 @@ def flatten(x):
     return F.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
 
-__all__ = ["unfold", "fold", "conv2d", "conv2d_rows", "max_pool2d", "channel_maxout", "flatten",
-           "output_size", "pool_padding", "Unfold", "Fold"]
+__all__ = ["unfold", "fold", "conv2d", "conv2d_columns", "columns_to_image", "max_pool2d", "channel_maxout",
+           "flatten", "output_size", "pool_padding", "to_c01b", "from_c01b", "Unfold", "Fold"]

@@ -338,8 +338,9 @@ class ConvMaxout(Conv2d):
 
     Filters are pieces-major like ``nn.Maxout``: piece k of channel j is filter k·channels + j.  One bias
     per filter, shared by every position (pylearn2's ``tied_b=True``).  Channel Maxout acts on the GEMM's
-    rows (N·oh·ow, channels·pieces) before the transpose to NCHW, by ``functional.maxout``; max over pieces
-    and max over a pooling window commute, so pooling after the Maxout costs pieces× less."""
+    output Zᵀ (channels·pieces, oh·ow·N), whose pieces are contiguous blocks of rows, by ``functional.maxout``
+    (on its transposed view); max over pieces and max over a pooling window commute, so pooling after the
+    Maxout costs pieces× less."""
 
     def __init__(self, in_channels: int, channels: int, pieces: int, kernel, padding=0, stride=1,
                  pool=None, pool_stride=None, ceil_mode=True, seed=None, dtype=np.float32, max_norm=None):
@@ -354,8 +355,9 @@ class ConvMaxout(Conv2d):
         return shape if self.pool is None else self.pool.output_shape(shape)
 
     def forward(self, x):
-        z, nhw = C.conv2d_rows(x, self.weight, self.bias, self.stride, self.padding)
-        h = C._rows_to_image(F.maxout(z, self.pieces), nhw)
+        z_t, ohwn = C.conv2d_columns(x, self.weight, self.bias, self.stride, self.padding)
+        h_t = F.transpose(F.maxout(F.transpose(z_t), self.pieces))  # pieces: whole rows of z_t, in blocks
+        h = C.columns_to_image(h_t, ohwn)
         return h if self.pool is None else self.pool(h)
 
 

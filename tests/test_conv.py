@@ -162,6 +162,43 @@ def test_fold_is_bit_identical_whatever_the_memory_layout_of_its_input(case, ord
     np.testing.assert_array_equal(C.fold(Tensor(y), shape[2:], k, s, p).data, expected)
 
 
+@SETTINGS
+@given(case=window_case(), order=st.permutations(range(4)), bias=st.booleans())
+def test_conv_values_never_depend_on_the_memory_layout_of_the_input(case, order, bias):
+    # unfold copies its input into a C01B buffer when it is padded or not C01B-contiguous, and reads it in
+    # place otherwise (a speed choice): conv2d, max_pool2d and their gradients give the same bits for an
+    # input laid out in memory in any axis order.
+    shape, k, s, p, seed = case
+    rng = np.random.default_rng(seed)
+    memory = rng.standard_normal([shape[i] for i in order])
+    x = memory.transpose(np.argsort(order))  # logical (N, C, H, W), laid out as ``order``
+    w, b = rng.standard_normal((2, shape[1]) + k), rng.standard_normal(2) if bias else None
+
+    def run(x):
+        tx = Tensor(x, requires_grad=True)
+        y = C.conv2d(tx, w, b, s, p)
+        z = C.max_pool2d(tx, k, s) if all(kk <= n for kk, n in zip(k, shape[2:])) else y
+        (g,) = grad((y * y).sum() + (z * z).sum(), [tx])
+        return y.data, z.data, g.data
+
+    for got, want in zip(run(x), run(np.ascontiguousarray(x))):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_conv_layers_hand_on_c01b_memory_without_a_copy():
+    # What conv2d, max_pool2d and ConvMaxout return is an NCHW view of C01B memory (C, H, W, N), and the
+    # next layer's unfold reads that memory in place when it needs no padding.
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((4, 3, 9, 9)))
+    layer = nn.ConvMaxout(3, 2, 2, 3, padding=1, pool=3, pool_stride=2, dtype=np.float64, seed=0)
+    for y in (C.conv2d(x, rng.standard_normal((5, 3, 3, 3))), C.max_pool2d(x, 3, 2), layer(x)):
+        assert y.data.transpose(1, 2, 3, 0).flags.c_contiguous
+    y = C.conv2d(x, rng.standard_normal((5, 3, 3, 3)))
+    u = C.unfold(y, 2)
+    assert np.shares_memory(u.data, y.data)
+    np.testing.assert_array_equal(u.data, unfold_loop(y.data, (2, 2), (1, 1), (0, 0, 0, 0)))
+
+
 # --- conv2d ---------------------------------------------------------------------------------------------
 @SETTINGS
 @given(case=window_case(), out_channels=st.integers(1, 3), bias=st.booleans())

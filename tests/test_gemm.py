@@ -76,6 +76,19 @@ def test_small_products_and_the_switch_go_as_written_unmeasured(monkeypatch):
     assert gemm.choices() == {}
 
 
+def test_a_product_whose_result_outgrows_an_operand_goes_as_written_unmeasured():
+    # k < max(m, n): the result (here a conv's window gradient, 400 × 6272) is larger than an operand, and
+    # the transposed order's copy and the measurement's two extra results would raise peak memory.
+    a, b = operands(400, 64, 6272)
+    assert np.array_equal(gemm.matmul(a, b), a @ b)
+    a, b = operands(6272, 64, 400)
+    gemm.matmul(a, b)
+    assert gemm.choices() == {}
+    a, b = operands(400, 6272, 64)  # the same sizes with k the longest: measured
+    gemm.matmul(a, b)
+    assert len(gemm.choices()) == 1
+
+
 def test_an_unknown_order_setting_is_refused_by_name(monkeypatch):
     from minigrad.errors import InvalidArgument
     monkeypatch.setenv("MINIGRAD_GEMM_ORDER", "as_written")

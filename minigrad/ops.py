@@ -32,6 +32,8 @@ from .tensor import Op, Tensor, as_tensor, unwrap
 def _binary(cls, a, b, **params):
     """Apply a binary op, wrapping Python numbers in the other operand's dtype and
     refusing float32 meeting float64 (no silent up- or down-cast)."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype:
+        return cls.apply(a, b, **params)  # the common case: nothing to wrap, nothing to promote
     a = as_tensor(a, like=b if isinstance(b, Tensor) else None)
     b = as_tensor(b, like=a)
     floats = [t.dtype for t in (a, b) if t.dtype.kind == "f"]

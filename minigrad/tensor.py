@@ -17,6 +17,7 @@ ops.py, next to the ops that implement them.
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 
 import numpy as np
@@ -100,10 +101,11 @@ class Tensor:
         self._op = None
 
     # -- plain properties -------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    # attrgetter, not a lambda: read on every op, and a C getter costs no Python frame
+    shape = property(operator.attrgetter("data.shape"))
+    dtype = property(operator.attrgetter("data.dtype"))
+    ndim = property(operator.attrgetter("data.ndim"))
+    size = property(operator.attrgetter("data.size"))
     device = property(lambda self: backend.device_of(self.data))
 
     @property
@@ -204,20 +206,31 @@ class Op:
 
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
+        # The hot path of every op (tens of them per step): no call, check or allocation here that
+        # an op on host arrays does not need.
         op = cls(**params)
-        tensors = tuple([t if isinstance(t, Tensor) else as_tensor(t) for t in inputs])
+        tensors = tuple([t if type(t) is Tensor else as_tensor(t) for t in inputs])
         arrays = [t.data for t in tensors]
-        xp = backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
+        host = True
+        for a in arrays:
+            if type(a) is not np.ndarray:
+                host = False
+                break
+        if not host:
+            backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
         result = op.forward(*arrays)
-        if isinstance(result, np.generic):  # NumPy's scalars (x[0], a full reduction): keep the device
-            result = xp.asarray(result)
+        if type(result) is not np.ndarray and isinstance(result, np.generic):
+            # NumPy's scalars (x[0], a full reduction): an array, on the inputs' device
+            result = (np if host else backend.get_array_module(*arrays)).asarray(result)
         out = Tensor(result)
-        if is_grad_enabled() and any(t.requires_grad for t in tensors):
-            op.inputs = tensors
-            op.needs_grad = tuple(t.requires_grad for t in tensors)
-            op._out = out.data
-            out.requires_grad = True
-            out._op = op
+        if getattr(_state, "enabled", True):  # is_grad_enabled(), inline
+            needs = tuple([t.requires_grad for t in tensors])
+            if True in needs:
+                op.inputs = tensors
+                op.needs_grad = needs
+                op._out = out.data
+                out.requires_grad = True
+                out._op = op
         return out
 
     def output(self) -> Tensor:
@@ -316,14 +329,17 @@ def _backpropagate(outputs, seeds, inputs, with_graph: bool) -> dict:
         _accumulate(grads, out, seed)
     with enable_grad(with_graph):
         for t in reversed(order):
-            g = grads.get(id(t))
-            if g is None or t._op is None or id(t) not in wanted:
-                continue
             op = t._op
+            if op is None or id(t) not in wanted:
+                continue
+            g = grads.get(id(t))
+            if g is None:
+                continue
             if with_graph and not op.differentiable:
                 raise RuntimeError(f"{type(op).__name__} cannot be differentiated twice")
-            op.needs_grad = tuple(x.requires_grad and id(x) in wanted for x in op.inputs)
-            for x, gx in zip(op.inputs, op.backward(g)):
+            inputs = op.inputs
+            op.needs_grad = tuple([x.requires_grad and id(x) in wanted for x in inputs])
+            for x, gx in zip(inputs, op.backward(g)):
                 if gx is not None and id(x) in wanted:
                     _check_grad(op, x, gx)
                     _accumulate(grads, x, gx)
@@ -355,7 +371,7 @@ def _on_a_path_to(order, inputs) -> set:
 
 
 def _check_grad(op, x: Tensor, gx: Tensor):
-    if gx.shape != x.shape or gx.dtype != x.dtype:
+    if gx.data.shape != x.data.shape or gx.data.dtype != x.data.dtype:
         raise RuntimeError(
             f"{type(op).__name__}.backward returned a gradient of shape {gx.shape} dtype {gx.dtype} "
             f"for an input of shape {x.shape} dtype {x.dtype}")

@@ -253,17 +253,18 @@ def _topological_order(outputs):
     """
     order, seen = [], set()
     stack = [(t, False) for t in outputs if t.requires_grad]
+    pop, push = stack.pop, stack.append
     while stack:
-        t, expanded = stack.pop()
+        t, expanded = pop()
         if expanded:
             order.append(t)
             continue
         if id(t) in seen:
             continue
         seen.add(id(t))
-        stack.append((t, True))
+        push((t, True))
         if t._op is not None:
-            stack.extend((i, False) for i in t._op.inputs if i.requires_grad and id(i) not in seen)
+            stack.extend([(i, False) for i in t._op.inputs if i.requires_grad and id(i) not in seen])
     return order
 
 
@@ -362,11 +363,13 @@ def _seed(out: Tensor, g, k: int) -> Tensor:
 
 def _on_a_path_to(order, inputs) -> set:
     """ids of the tensors whose gradient leads to some requested input (others are skipped)."""
-    targets = {id(t) for t in inputs}
-    wanted = set()
+    wanted = {id(t) for t in inputs}
     for t in order:  # inputs come before users
-        if id(t) in targets or (t._op is not None and any(id(i) in wanted for i in t._op.inputs)):
-            wanted.add(id(t))
+        if t._op is not None:
+            for i in t._op.inputs:
+                if id(i) in wanted:
+                    wanted.add(id(t))
+                    break
     return wanted
 
 

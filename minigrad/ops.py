@@ -502,7 +502,8 @@ def reshape(x, shape):
 
 def transpose(x, axes=None):
     x = as_tensor(x)
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+    n = x.data.ndim
+    axes = tuple(range(n - 1, -1, -1)) if axes is None else tuple([a % n for a in axes])
     return Transpose.apply(x, axes=axes)
 
 
@@ -510,7 +511,7 @@ def swapaxes(x):
     """Swap the last two axes (the matrix transpose of a batch of matrices)."""
     axes = list(range(x.ndim))
     axes[-1], axes[-2] = axes[-2], axes[-1]
-    return transpose(x, axes)
+    return Transpose.apply(x, axes=tuple(axes))
 
 
 def broadcast_to(x, shape):

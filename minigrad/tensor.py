@@ -222,7 +222,11 @@ class Op:
         if type(result) is not np.ndarray and isinstance(result, np.generic):
             # NumPy's scalars (x[0], a full reduction): an array, on the inputs' device
             result = (np if host else backend.get_array_module(*arrays)).asarray(result)
-        out = Tensor(result)
+        if type(result) is np.ndarray and result.dtype.kind in _REAL_KINDS:
+            out = Tensor.__new__(Tensor)  # what Tensor(result) makes, without its checks for foreign data
+            out.data, out.grad, out.requires_grad, out._op = result, None, False, None
+        else:
+            out = Tensor(result)
         if getattr(_state, "enabled", True):  # is_grad_enabled(), inline
             needs = tuple([t.requires_grad for t in tensors])
             if True in needs:

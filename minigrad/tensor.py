@@ -208,7 +208,12 @@ class Op:
     def apply(cls, *inputs, **params) -> Tensor:
         # The hot path of every op (tens of them per step): no call, check or allocation here that
         # an op on host arrays does not need.
-        op = cls(**params)
+        if cls.__init__ is Op.__init__:  # what Op.__init__ does, without a call: the parameters are the dict
+            op = _new(cls)
+            if params:
+                op.__dict__ = params  # a new dict per call: the op owns it
+        else:
+            op = cls(**params)
         tensors = tuple([t if type(t) is Tensor else as_tensor(t) for t in inputs])
         arrays = [t.data for t in tensors]
         host = True
@@ -248,6 +253,9 @@ class Op:
 
     def backward(self, grad_output: Tensor):
         raise NotImplementedError
+
+
+_new = object.__new__
 
 
 def _topological_order(outputs):

@@ -264,6 +264,28 @@ def test_a_gradient_of_the_wrong_shape_is_refused():
         grad(_WrongShape.apply(x), x)
 
 
+class _OwnInit(Op):
+    """An op with its own __init__: Op.apply must still run it (its fast path is for Op.__init__ alone)."""
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.scale = 3.0
+
+    def forward(self, x):
+        return x * (self.scale * self.k)
+
+    def backward(self, gy):
+        return (gy * (self.scale * self.k),)
+
+
+def test_apply_runs_an_ops_own_init_and_keeps_its_parameters():
+    x = t64([1.0, 2.0])
+    y = _OwnInit.apply(x, k=2.0)
+    np.testing.assert_allclose(numpy_of(y), [6.0, 12.0])
+    (g,) = grad(y.sum(), x)
+    np.testing.assert_allclose(numpy_of(g), [6.0, 6.0])
+    assert y._op.k == 2.0 and _NotTwice.apply(x)._op.__dict__.keys() >= {"inputs", "needs_grad", "_out"}
+
+
 # --- pruning: only what leads to a requested input is evaluated ------------------------------
 class _Probe(Op):
     """y = a·b, recording which input gradients the engine asked for."""

@@ -463,3 +463,25 @@ def test_sum_to_takes_the_slice_path_on_a_large_array_and_it_agrees():
     finally:
         ops._sum_slices = real
     assert calls == [1] and np.array_equal(ours, x.sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("order", ["C", "transposed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxout_mask_is_made_the_gradients_dtype_once_with_the_same_bits(order, dtype):
+    # MaxOverPieces keeps its 0/1 mask as booleans until the first backward, which turns it into the
+    # gradient's dtype once (a float multiply is faster, and a double backward multiplies by it again):
+    # the routed gradient is the same to the bit every time, and h follows z's memory order.
+    rng = np.random.default_rng(0)
+    z0 = rng.standard_normal((6, 12)).astype(dtype)
+    if order == "transposed":
+        z0 = np.ascontiguousarray(z0.T).T  # (6, 12) whose transpose is C-contiguous
+    z = Tensor(z0, requires_grad=True)
+    h = F.maxout(z, 3)
+    assert h.data.flags.f_contiguous == (order == "transposed") and h._op.weights.dtype == bool
+    gh = rng.standard_normal(h.shape).astype(dtype)
+    hit = z0.reshape(6, 3, 4) == z0.reshape(6, 3, 4).max(axis=1, keepdims=True)
+    expected = (gh.reshape(6, 1, 4) * hit).reshape(6, 12)
+    for _ in range(2):
+        (g,) = grad([h], [z], [Tensor(gh)])
+        assert h._op.weights.dtype == dtype
+        assert g.dtype == dtype and np.array_equal(np.ascontiguousarray(g.data).view(np.uint8), expected.view(np.uint8))

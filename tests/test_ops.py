@@ -485,3 +485,20 @@ def test_maxout_mask_is_made_the_gradients_dtype_once_with_the_same_bits(order, 
         (g,) = grad([h], [z], [Tensor(gh)])
         assert h._op.weights.dtype == dtype
         assert g.dtype == dtype and np.array_equal(np.ascontiguousarray(g.data).view(np.uint8), expected.view(np.uint8))
+
+
+def test_broadcast_to_copies_a_small_host_result_and_views_a_large_one():
+    # Up to 4096 entries BroadcastTo returns a copy (NumPy's broadcast_to costs 20-30 us a call between a
+    # step's GEMMs); above, the read-only view it always was (no memory).  Same values, same errors.
+    small = np.arange(3.0, dtype=np.float32).reshape(1, 3)
+    y = F.broadcast_to(Tensor(small), (4, 3)).data
+    assert y.base is None and y.flags.writeable and np.array_equal(y, np.broadcast_to(small, (4, 3)))
+    big = np.arange(2049.0)
+    y = F.broadcast_to(Tensor(big), (2, 2049)).data
+    assert not y.flags.writeable and y.strides[0] == 0 and np.array_equal(y, np.broadcast_to(big, (2, 2049)))
+    for shape, target in (((3,), (4,)), ((1, 3), (3,)), ((2, 1), (3,))):
+        with pytest.raises(ValueError) as ours:
+            F.broadcast_to(Tensor(np.ones(shape)), target)
+        with pytest.raises(ValueError) as numpy:
+            np.broadcast_to(np.ones(shape), target)
+        assert str(ours.value) == str(numpy.value)

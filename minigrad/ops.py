@@ -144,13 +144,14 @@ class MatMul(Op):
         return gemm.matmul(a, b)  # as written, or as (Bᵀ Aᵀ)ᵀ where that measured faster, same bits
 
     def backward(self, gy):
-        a, b = self.inputs
-        ga = gb = None
-        if self.needs_grad[0]:
-            ga = swapaxes(b @ swapaxes(gy)) if _transposed(a, gy) else sum_to(gy @ swapaxes(b), a.shape)
-        if self.needs_grad[1]:
-            gb = swapaxes(swapaxes(gy) @ a) if _transposed(b, gy) else sum_to(swapaxes(a) @ gy, b.shape)
-        return ga, gb
+        return matmul_grads(*self.inputs, gy, *self.needs_grad)
+
+
+def matmul_grads(a, b, gy, need_a: bool, need_b: bool):
+    """(∂L/∂A, ∂L/∂B) of Y = A @ B for ∂L/∂Y = gy, as MatMul's backward makes them (None where not needed)."""
+    ga = (swapaxes(b @ swapaxes(gy)) if _transposed(a, gy) else sum_to(gy @ swapaxes(b), a.shape)) if need_a else None
+    gb = (swapaxes(swapaxes(gy) @ a) if _transposed(b, gy) else sum_to(swapaxes(a) @ gy, b.shape)) if need_b else None
+    return ga, gb
 
 
 def _transposed(t, gy):

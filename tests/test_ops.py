@@ -158,6 +158,12 @@ def matmul_case(draw, kind):
 
 
 @st.composite
+def affine_case(draw):
+    n, k, m = (draw(st.integers(1, 3)) for _ in range(3))
+    return (draw(arrays((n, k))), draw(arrays((k, m))), draw(arrays((m,)))), {}
+
+
+@st.composite
 def where_case(draw):
     sc, sa, sb = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3,
                                                          max_side=3)).input_shapes
@@ -367,6 +373,7 @@ SPECS = [
          lambda x, axis: np.exp(np_log_softmax(x, axis))),
     Spec("cross_entropy_mean", cross_entropy_case("mean"), F.cross_entropy, np_cross_entropy),
     Spec("cross_entropy_sum", cross_entropy_case("sum"), F.cross_entropy, np_cross_entropy),
+    Spec("affine", affine_case(), F.affine, lambda x, w, b: x @ w + b),
     Spec("maxout", maxout_case(), F.maxout,
          lambda z, pieces: z.reshape(z.shape[:-1] + (pieces, -1)).max(axis=-2)),
 ] + [
@@ -502,3 +509,33 @@ def test_broadcast_to_copies_a_small_host_result_and_views_a_large_one():
         with pytest.raises(ValueError) as numpy:
             np.broadcast_to(np.ones(shape), target)
         assert str(ours.value) == str(numpy.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_is_matmul_then_add_to_the_bit_at_first_and_second_order(dtype):
+    # F.affine (nn.Linear's x @ W + b as one op, the bias added into the product in place) gives the same
+    # bits as the two ops it replaces: its value, its gradients, and the gradients of a penalty on ∇x,
+    # with W plain and W a transposed view (MatMul's layout rule for its gradient).
+    rng = np.random.default_rng(1)
+    x0, b0 = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    for transposed, w0 in ((False, rng.standard_normal((7, 4)).astype(dtype)),
+                           (True, rng.standard_normal((4, 7)).astype(dtype).T)):
+        results = []
+        for fn in (F.affine, lambda x, w, b: x @ w + b):
+            x, w, b = (Tensor(a.copy(order="K"), requires_grad=True) for a in (x0, w0, b0))
+            y = fn(x, w, b)
+            gx, gw, gb = grad((y * y).sum(), [x, w, b], create_graph=True)
+            second = grad((gx * gx).sum() + (gw * gb[None, :]).sum(), [x, w, b])
+            results.append([y, gx, gw, gb, *second])
+        assert type(F.affine(x, w, b)._op).__name__ == "Affine" and w.data.flags.c_contiguous != transposed
+        for ours, theirs in zip(*results):
+            assert ours.dtype == dtype and np.array_equal(ours.data, theirs.data) and \
+                np.array_equal(np.signbit(ours.data), np.signbit(theirs.data))
+
+
+def test_affine_leaves_what_is_not_a_batch_of_rows_to_matmul_and_add():
+    x1, w = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones((3, 2)))
+    y = F.affine(x1, w, Tensor(np.ones(2)))  # a vector: matmul's 1-d rule, then Add
+    assert y.shape == (2,) and type(y._op).__name__ == "Add"
+    with pytest.raises(TypeError, match="dtypes differ"):
+        F.affine(Tensor(np.ones((2, 3), np.float32)), w, Tensor(np.ones(2)))

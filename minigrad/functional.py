@@ -127,6 +127,8 @@ class Affine(Op):
 
     ∂L/∂x = G Wᵀ and ∂L/∂W = xᵀ G are MatMul's (``ops.matmul_grads``, the same ops, so the same bits at
     every order), ∂L/∂b = Σ over the batch of G (``sum_to``), as the separate Add's would be."""
+    fresh_grads = True  # products and a sum over the batch: new arrays
+
     def forward(self, x, w, b):
         y = MatMul.forward(self, x, w)  # a fresh array (looked up on MatMul: a timing hook there sees it)
         y += b

@@ -138,6 +138,8 @@ class MatMul(Op):
     view (a weight W used as Wᵀ, as in a backward pass) we form the transpose of the
     gradient, (Aᵀ G)ᵀ = Gᵀ A, contiguous, and return its transposed view, so the weight's
     gradient arrives contiguous and summing it with another stays a contiguous pass."""
+    fresh_grads = True  # products (or their transposed views): new arrays
+
     def forward(self, a, b):
         if a.shape[-1] == 1:  # a product over a length-1 axis is an outer product: one multiply
             return a * b      # (NumPy's matmul does k = 1 in a scalar loop without BLAS: 4× slower)

@@ -184,6 +184,9 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     return Tensor(x)
 
 
+_new = object.__new__
+
+
 class Op:
     """Base of every primitive op.  A subclass defines
 
@@ -200,46 +203,33 @@ class Op:
     inputs: tuple = ()
     needs_grad: tuple = ()
     differentiable = True  # False: backward exists but is not itself differentiable
+    fresh_grads = False  # True: unrecorded, backward returns gradients in new arrays that nothing else holds
 
     def __init__(self, **params):
         self.__dict__.update(params)
 
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
-        # The hot path of every op (tens of them per step): no call, check or allocation here that
-        # an op on host arrays does not need.
-        if cls.__init__ is Op.__init__:  # what Op.__init__ does, without a call: the parameters are the dict
+        # The hot path of every op: nothing here that an op on host arrays does not need.
+        if cls.__init__ is Op.__init__:  # Op.__init__'s work without the call: the new kwargs dict is the op's
             op = _new(cls)
-            if params:
-                op.__dict__ = params  # a new dict per call: the op owns it
+            op.__dict__ = params
         else:
             op = cls(**params)
         tensors = tuple([t if type(t) is Tensor else as_tensor(t) for t in inputs])
         arrays = [t.data for t in tensors]
-        host = True
-        for a in arrays:
-            if type(a) is not np.ndarray:
-                host = False
-                break
-        if not host:
-            backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
-        result = op.forward(*arrays)
+        xp = np if all([type(a) is np.ndarray for a in arrays]) else backend.get_array_module(*arrays)
+        result = op.forward(*arrays)  # (get_array_module refuses NumPy meeting CuPy, naming both)
         if type(result) is not np.ndarray and isinstance(result, np.generic):
-            # NumPy's scalars (x[0], a full reduction): an array, on the inputs' device
-            result = (np if host else backend.get_array_module(*arrays)).asarray(result)
+            result = xp.asarray(result)  # NumPy's scalars (x[0], a full reduction): keep the device
         if type(result) is np.ndarray and result.dtype.kind in _REAL_KINDS:
-            out = Tensor.__new__(Tensor)  # what Tensor(result) makes, without its checks for foreign data
+            out = _new(Tensor)  # what Tensor(result) makes, without its checks for foreign data
             out.data, out.grad, out.requires_grad, out._op = result, None, False, None
         else:
             out = Tensor(result)
-        if getattr(_state, "enabled", True):  # is_grad_enabled(), inline
-            needs = tuple([t.requires_grad for t in tensors])
-            if True in needs:
-                op.inputs = tensors
-                op.needs_grad = needs
-                op._out = out.data
-                out.requires_grad = True
-                out._op = op
+        if getattr(_state, "enabled", True) and True in (needs := tuple([t.requires_grad for t in tensors])):
+            op.inputs, op.needs_grad, op._out = tensors, needs, out.data
+            out.requires_grad, out._op = True, op
         return out
 
     def output(self) -> Tensor:
@@ -253,9 +243,6 @@ class Op:
 
     def backward(self, grad_output: Tensor):
         raise NotImplementedError
-
-
-_new = object.__new__
 
 
 def _topological_order(outputs):
@@ -334,12 +321,15 @@ def _backpropagate(outputs, seeds, inputs, with_graph: bool) -> dict:
     """The reverse sweep: {id(tensor): gradient} for every tensor on a path to ``inputs``.
 
     Each op's backward runs once, in reverse topological order, after all its users have
-    added their share to its output's gradient; with ``with_graph`` the sweep is recorded."""
+    added their share to its output's gradient; with ``with_graph`` the sweep is recorded.  Unrecorded,
+    shares are summed in place into a gradient array only the sweep holds (``owned``: returned by an op
+    with ``fresh_grads``, or a sum the sweep made) until it is handed to a backward, which may pass it on."""
     order = _topological_order(outputs)
     wanted = _on_a_path_to(order, inputs)
     grads: dict[int, Tensor] = {}
+    owned = None if with_graph else {}  # id -> Tensor (held, so an id is never reused meanwhile)
     for out, seed in zip(outputs, seeds):
-        _accumulate(grads, out, seed)
+        _accumulate(grads, out, seed, owned, False)  # the caller's seeds are never written to
     with enable_grad(with_graph):
         for t in reversed(order):
             op = t._op
@@ -352,10 +342,13 @@ def _backpropagate(outputs, seeds, inputs, with_graph: bool) -> dict:
                 raise RuntimeError(f"{type(op).__name__} cannot be differentiated twice")
             inputs = op.inputs
             op.needs_grad = tuple([x.requires_grad and id(x) in wanted for x in inputs])
+            fresh = owned is not None and op.fresh_grads
+            if owned:
+                owned.pop(id(g), None)  # handed on: from here it may be another tensor's gradient too
             for x, gx in zip(inputs, op.backward(g)):
                 if gx is not None and id(x) in wanted:
                     _check_grad(op, x, gx)
-                    _accumulate(grads, x, gx)
+                    _accumulate(grads, x, gx, owned, fresh)
     return grads
 
 
@@ -392,7 +385,19 @@ def _check_grad(op, x: Tensor, gx: Tensor):
             f"for an input of shape {x.shape} dtype {x.dtype}")
 
 
-def _accumulate(grads: dict, t: Tensor, g: Tensor):
-    # Fan-out: a tensor used twice receives the sum of both gradients.
+def _accumulate(grads: dict, t: Tensor, g: Tensor, owned, fresh: bool):
+    # Fan-out: a tensor used twice receives the sum of both gradients.  Summed in place into an owned
+    # host array (see _backpropagate): no new array, and the same bits, as IEEE addition commutes.
     previous = grads.get(id(t))
-    grads[id(t)] = g if previous is None else previous + g
+    if previous is not None and owned is not None and type(g.data) is type(previous.data) is np.ndarray:
+        if id(previous) in owned:
+            np.add(previous.data, g.data, out=previous.data)
+            return
+        if fresh:
+            np.add(g.data, previous.data, out=g.data)
+            previous = None
+    if previous is not None:
+        g, fresh = previous + g, True  # a sum the sweep made
+    grads[id(t)] = g
+    if fresh and owned is not None and type(g.data) is np.ndarray:
+        owned[id(g)] = g

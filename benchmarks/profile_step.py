@@ -13,6 +13,8 @@ For each objective it prints
   topological order, accumulation, checks), the model/loss Python outside ops, and the SGD update;
   times are medians over ``--steps`` hooked steps, exclusive (a backward's time excludes the ops it
   calls), and the hook's own overhead is shown as the difference from an unhooked step;
+- the non-GEMM time paired per step: each step minus its own products (only MatMul.forward timed), which a
+  drifting machine disturbs less than the difference of two medians taken in different steps;
 - deterministic counts: op calls by class, bytes of the arrays ops return, minor page faults per step,
   and, when alloccount.so is preloaded, malloc calls and bytes (all, and >= 64 KiB);
 - the layout of the gradients returned (a non-contiguous weight gradient makes the update strided);
@@ -170,6 +172,33 @@ def step_parts(name, model, params, x, y, lr):
     return t1 - t0, t2 - t1
 
 
+def _non_gemm_paired(name, model, params, x, y, lr, steps):
+    """Each step's time minus its own GEMMs, with only MatMul.forward timed (two clock reads per product).
+
+    The unhooked median minus the hooked run's GEMM median subtracts two numbers taken in different
+    steps; on a shared machine the GEMMs (70 % of a step) drift by more than the whole difference.
+    Pairing each step with its own products cancels that drift."""
+    forward = vars(mg.ops.MatMul)["forward"]
+    spent = [0.0]
+
+    def timed(self, a, b):
+        t0 = clock()
+        try:
+            return forward(self, a, b)
+        finally:
+            spent[0] += clock() - t0
+    mg.ops.MatMul.forward = timed
+    try:
+        out = []
+        for _ in range(steps):
+            spent[0] = 0.0
+            total = sum(step_parts(name, model, params, x, y, lr))
+            out.append(total - spent[0])
+    finally:
+        mg.ops.MatMul.forward = forward
+    return out
+
+
 def _alloc_counter():
     try:
         f = ctypes.CDLL(None).alloc_stats
@@ -190,6 +219,7 @@ def profile(name, B, steps, cprofile_top=0, lr=0.01, detail=0):
     for _ in range(3):
         step_parts(name, model, params, x, y, lr)
     plain = [sum(step_parts(name, model, params, x, y, lr)) for _ in range(steps)]
+    paired = _non_gemm_paired(name, model, params, x, y, lr, steps)
 
     # deterministic counts over one step
     alloc = _alloc_counter()
@@ -252,6 +282,10 @@ def profile(name, B, steps, cprofile_top=0, lr=0.01, detail=0):
           f"{np.median(rows[OTHER]) * 1e3:.3f} ms, SGD update "
           f"{np.median(rows['SGD update']) * 1e3:.3f} ms; Python/engine overhead (unhooked step minus "
           f"array work) {python * 1e3:.3f} ms = {100 * python / np.median(plain):.0f}%", file=out)
+    q1, med, q3 = np.percentile(paired, [25, 50, 75]) * 1e3
+    print(f"  non-GEMM, paired (each step minus its own GEMMs; only MatMul.forward timed): median {med:.3f} ms "
+          f"(quartiles {q1:.3f}-{q3:.3f}); unpaired (unhooked median minus hooked GEMM median): "
+          f"{(np.median(plain) - np.median(rows['GEMM (MatMul.forward)'])) * 1e3:.3f} ms", file=out)
     print("  hooked breakdown (the hook adds its own cost, mostly to Op.apply):", file=out)
     for k, v in rows.items():
         if k.startswith("  ") and np.median(v) * 1e3 < 0.05:

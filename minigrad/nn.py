@@ -134,7 +134,7 @@ class Linear(Module):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise InvalidArgument(f"{type(self).__name__}: expected input of shape (batch, {self.in_features}), "
                              f"got {x.shape}")
-        return x @ self.weight + self.bias
+        return F.affine(x, self.weight, self.bias)  # x @ W + b, the bias added into the product
 
 
 class Maxout(Linear):

@@ -17,6 +17,7 @@ ops.py, next to the ops that implement them.
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 
 import numpy as np
@@ -100,10 +101,11 @@ class Tensor:
         self._op = None
 
     # -- plain properties -------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    dtype = property(lambda self: self.data.dtype)
-    ndim = property(lambda self: self.data.ndim)
-    size = property(lambda self: self.data.size)
+    # attrgetter, not a lambda: read on every op, and a C getter costs no Python frame
+    shape = property(operator.attrgetter("data.shape"))
+    dtype = property(operator.attrgetter("data.dtype"))
+    ndim = property(operator.attrgetter("data.ndim"))
+    size = property(operator.attrgetter("data.size"))
     device = property(lambda self: backend.device_of(self.data))
 
     @property
@@ -182,6 +184,9 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     return Tensor(x)
 
 
+_new = object.__new__
+
+
 class Op:
     """Base of every primitive op.  A subclass defines
 
@@ -198,26 +203,33 @@ class Op:
     inputs: tuple = ()
     needs_grad: tuple = ()
     differentiable = True  # False: backward exists but is not itself differentiable
+    fresh_grads = False  # True: unrecorded, backward returns gradients in new arrays that nothing else holds
 
     def __init__(self, **params):
         self.__dict__.update(params)
 
     @classmethod
     def apply(cls, *inputs, **params) -> Tensor:
-        op = cls(**params)
-        tensors = tuple([t if isinstance(t, Tensor) else as_tensor(t) for t in inputs])
+        # The hot path of every op: nothing here that an op on host arrays does not need.
+        if cls.__init__ is Op.__init__:  # Op.__init__'s work without the call: the new kwargs dict is the op's
+            op = _new(cls)
+            op.__dict__ = params
+        else:
+            op = cls(**params)
+        tensors = tuple([t if type(t) is Tensor else as_tensor(t) for t in inputs])
         arrays = [t.data for t in tensors]
-        xp = backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
-        result = op.forward(*arrays)
-        if isinstance(result, np.generic):  # NumPy's scalars (x[0], a full reduction): keep the device
-            result = xp.asarray(result)
-        out = Tensor(result)
-        if is_grad_enabled() and any(t.requires_grad for t in tensors):
-            op.inputs = tensors
-            op.needs_grad = tuple(t.requires_grad for t in tensors)
-            op._out = out.data
-            out.requires_grad = True
-            out._op = op
+        xp = np if all([type(a) is np.ndarray for a in arrays]) else backend.get_array_module(*arrays)
+        result = op.forward(*arrays)  # (get_array_module refuses NumPy meeting CuPy, naming both)
+        if type(result) is not np.ndarray and isinstance(result, np.generic):
+            result = xp.asarray(result)  # NumPy's scalars (x[0], a full reduction): keep the device
+        if type(result) is np.ndarray and result.dtype.kind in _REAL_KINDS:
+            out = _new(Tensor)  # what Tensor(result) makes, without its checks for foreign data
+            out.data, out.grad, out.requires_grad, out._op = result, None, False, None
+        else:
+            out = Tensor(result)
+        if getattr(_state, "enabled", True) and True in (needs := tuple([t.requires_grad for t in tensors])):
+            op.inputs, op.needs_grad, op._out = tensors, needs, out.data
+            out.requires_grad, out._op = True, op
         return out
 
     def output(self) -> Tensor:
@@ -240,17 +252,18 @@ def _topological_order(outputs):
     """
     order, seen = [], set()
     stack = [(t, False) for t in outputs if t.requires_grad]
+    pop, push = stack.pop, stack.append
     while stack:
-        t, expanded = stack.pop()
+        t, expanded = pop()
         if expanded:
             order.append(t)
             continue
         if id(t) in seen:
             continue
         seen.add(id(t))
-        stack.append((t, True))
+        push((t, True))
         if t._op is not None:
-            stack.extend((i, False) for i in t._op.inputs if i.requires_grad and id(i) not in seen)
+            stack.extend([(i, False) for i in t._op.inputs if i.requires_grad and id(i) not in seen])
     return order
 
 
@@ -308,25 +321,34 @@ def _backpropagate(outputs, seeds, inputs, with_graph: bool) -> dict:
     """The reverse sweep: {id(tensor): gradient} for every tensor on a path to ``inputs``.
 
     Each op's backward runs once, in reverse topological order, after all its users have
-    added their share to its output's gradient; with ``with_graph`` the sweep is recorded."""
+    added their share to its output's gradient; with ``with_graph`` the sweep is recorded.  Unrecorded,
+    shares are summed in place into a gradient array only the sweep holds (``owned``: returned by an op
+    with ``fresh_grads``, or a sum the sweep made) until it is handed to a backward, which may pass it on."""
     order = _topological_order(outputs)
     wanted = _on_a_path_to(order, inputs)
     grads: dict[int, Tensor] = {}
+    owned = None if with_graph else {}  # id -> Tensor (held, so an id is never reused meanwhile)
     for out, seed in zip(outputs, seeds):
-        _accumulate(grads, out, seed)
+        _accumulate(grads, out, seed, owned, False)  # the caller's seeds are never written to
     with enable_grad(with_graph):
         for t in reversed(order):
-            g = grads.get(id(t))
-            if g is None or t._op is None or id(t) not in wanted:
-                continue
             op = t._op
+            if op is None or id(t) not in wanted:
+                continue
+            g = grads.get(id(t))
+            if g is None:
+                continue
             if with_graph and not op.differentiable:
                 raise RuntimeError(f"{type(op).__name__} cannot be differentiated twice")
-            op.needs_grad = tuple(x.requires_grad and id(x) in wanted for x in op.inputs)
-            for x, gx in zip(op.inputs, op.backward(g)):
+            inputs = op.inputs
+            op.needs_grad = tuple([x.requires_grad and id(x) in wanted for x in inputs])
+            fresh = owned is not None and op.fresh_grads
+            if owned:
+                owned.pop(id(g), None)  # handed on: from here it may be another tensor's gradient too
+            for x, gx in zip(inputs, op.backward(g)):
                 if gx is not None and id(x) in wanted:
                     _check_grad(op, x, gx)
-                    _accumulate(grads, x, gx)
+                    _accumulate(grads, x, gx, owned, fresh)
     return grads
 
 
@@ -346,22 +368,36 @@ def _seed(out: Tensor, g, k: int) -> Tensor:
 
 def _on_a_path_to(order, inputs) -> set:
     """ids of the tensors whose gradient leads to some requested input (others are skipped)."""
-    targets = {id(t) for t in inputs}
-    wanted = set()
+    wanted = {id(t) for t in inputs}
     for t in order:  # inputs come before users
-        if id(t) in targets or (t._op is not None and any(id(i) in wanted for i in t._op.inputs)):
-            wanted.add(id(t))
+        if t._op is not None:
+            for i in t._op.inputs:
+                if id(i) in wanted:
+                    wanted.add(id(t))
+                    break
     return wanted
 
 
 def _check_grad(op, x: Tensor, gx: Tensor):
-    if gx.shape != x.shape or gx.dtype != x.dtype:
+    if gx.data.shape != x.data.shape or gx.data.dtype != x.data.dtype:
         raise RuntimeError(
             f"{type(op).__name__}.backward returned a gradient of shape {gx.shape} dtype {gx.dtype} "
             f"for an input of shape {x.shape} dtype {x.dtype}")
 
 
-def _accumulate(grads: dict, t: Tensor, g: Tensor):
-    # Fan-out: a tensor used twice receives the sum of both gradients.
+def _accumulate(grads: dict, t: Tensor, g: Tensor, owned, fresh: bool):
+    # Fan-out: a tensor used twice receives the sum of both gradients.  Summed in place into an owned
+    # host array (see _backpropagate): no new array, and the same bits, as IEEE addition commutes.
     previous = grads.get(id(t))
-    grads[id(t)] = g if previous is None else previous + g
+    if previous is not None and owned is not None and type(g.data) is type(previous.data) is np.ndarray:
+        if id(previous) in owned:
+            np.add(previous.data, g.data, out=previous.data)
+            return
+        if fresh:
+            np.add(g.data, previous.data, out=g.data)
+            previous = None
+    if previous is not None:
+        g, fresh = previous + g, True  # a sum the sweep made
+    grads[id(t)] = g
+    if fresh and owned is not None and type(g.data) is np.ndarray:
+        owned[id(g)] = g

@@ -182,3 +182,22 @@ def test_profile_step_hooks_every_grad_and_runs(capsys):
     profile.clock = __import__("time").perf_counter
     out = profile.profile("gp-q1", 4, 2)
     assert "GEMM (MatMul.forward)" in out and "grad() calls: 2" in out
+
+
+def test_profile_step_pairs_each_step_with_its_own_gemms(monkeypatch):
+    # The paired non-GEMM time subtracts, from each step, exactly the time its own products took: with every
+    # product made 5 ms slower, plain's 8 products add 40 ms to a step and nothing to its paired non-GEMM time.
+    import time
+    from minigrad import nn, ops
+    profile = _load("profile_step")
+    monkeypatch.setattr(profile, "clock", time.perf_counter)
+    forward = ops.MatMul.forward
+    monkeypatch.setattr(ops.MatMul, "forward", lambda self, a, b: time.sleep(0.005) or forward(self, a, b))
+    slow = ops.MatMul.forward
+    model = nn.maxout_mlp(seed=0)
+    params = model.parameters()
+    x, y = profile.data(4, np.float32, seed=1)
+    whole = [sum(profile.step_parts("plain", model, params, x, y, 0.01)) for _ in range(2)]
+    paired = profile._non_gemm_paired("plain", model, params, x, y, 0.01, 2)
+    assert min(whole) > 8 * 0.005 and max(paired) < 8 * 0.005 / 2
+    assert ops.MatMul.forward is slow  # the timing wrapper is taken off again

@@ -264,6 +264,28 @@ def test_a_gradient_of_the_wrong_shape_is_refused():
         grad(_WrongShape.apply(x), x)
 
 
+class _OwnInit(Op):
+    """An op with its own __init__: Op.apply must still run it (its fast path is for Op.__init__ alone)."""
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.scale = 3.0
+
+    def forward(self, x):
+        return x * (self.scale * self.k)
+
+    def backward(self, gy):
+        return (gy * (self.scale * self.k),)
+
+
+def test_apply_runs_an_ops_own_init_and_keeps_its_parameters():
+    x = t64([1.0, 2.0])
+    y = _OwnInit.apply(x, k=2.0)
+    np.testing.assert_allclose(numpy_of(y), [6.0, 12.0])
+    (g,) = grad(y.sum(), x)
+    np.testing.assert_allclose(numpy_of(g), [6.0, 6.0])
+    assert y._op.k == 2.0 and _NotTwice.apply(x)._op.__dict__.keys() >= {"inputs", "needs_grad", "_out"}
+
+
 # --- pruning: only what leads to a requested input is evaluated ------------------------------
 class _Probe(Op):
     """y = a·b, recording which input gradients the engine asked for."""
@@ -405,3 +427,77 @@ def test_an_int64_array_does_not_promote_float32():
         x * np.arange(3)
     assert (x * np.array([True, False, True])).dtype == np.float32  # a mask keeps the dtype
     assert (x * 2).dtype == np.float32  # a Python int takes the tensor's dtype
+
+
+# --- unrecorded fan-out sums in place, into arrays only the sweep holds -------------------------
+class _Held(Op):
+    """y = sum(w·c) with a held gradient: backward returns the same constant Tensor every time (as
+    objective.HeldGradient hands on a gradient it holds)."""
+    def forward(self, w):
+        return (w * self.c).sum()
+
+    def backward(self, gy):
+        return (self.held,)
+
+
+def _add_calls(monkeypatch):
+    from minigrad import ops
+    calls, forward = [], ops.Add.forward
+    monkeypatch.setattr(ops.Add, "forward", lambda self, a, b: calls.append(a.shape) or forward(self, a, b))
+    return calls
+
+
+def test_unrecorded_fan_out_is_summed_in_place_with_the_same_bits(monkeypatch):
+    rng = np.random.default_rng(0)
+    x0, w0 = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal((3, 4)).astype(np.float32)
+    x, w = Tensor(x0), Tensor(w0, requires_grad=True)
+    loss = (x @ w).sum() + ((x * 2) @ w).sum()
+    calls = _add_calls(monkeypatch)
+    (gw,) = grad(loss, w)
+    assert calls == []  # the second product's share went into the first's array: no Add, no new array
+    ones = np.ones((5, 4), np.float32)
+    assert np.array_equal(gw.data, x0.T @ ones + (x0 * 2).T @ ones)
+    (gw2,) = grad(loss, w, create_graph=True)  # recorded: the sum is an Add in the graph
+    assert calls == [(3, 4)] and np.array_equal(gw2.data, gw.data)
+    b = Tensor(np.zeros(4, np.float32), requires_grad=True)  # F.affine's three gradients are new arrays too
+    loss = F.affine(x, w, b).sum() + F.affine(x * 2, w, b).sum()
+    calls.clear()
+    gw3, gb = grad(loss, [w, b])
+    assert calls == [] and np.array_equal(gw3.data, gw.data) and np.array_equal(gb.data, np.full(4, 10, np.float32))
+
+
+@pytest.mark.parametrize("first", ["through the Add", "direct"])
+def test_a_gradient_handed_on_unchanged_is_never_summed_into(first):
+    # t = a + b passes its (owned) gradient on to a and b as one array; a's other share must not land in b's.
+    rng = np.random.default_rng(1)
+    a, b = t64(rng.standard_normal((2, 3))), t64(rng.standard_normal((2, 3)))
+    w1, w2 = Tensor(rng.standard_normal((3, 4))), Tensor(rng.standard_normal((3, 5)))
+    terms = [((a + b) @ w1).sum(), (a @ w2).sum()]
+    loss = terms[0] + terms[1] if first == "through the Add" else terms[1] + terms[0]
+    ga, gb = grad(loss, [a, b])
+    g1, g2 = np.ones((2, 4)) @ w1.data.T, np.ones((2, 5)) @ w2.data.T
+    np.testing.assert_allclose(numpy_of(gb), g1, rtol=1e-15)
+    np.testing.assert_allclose(numpy_of(ga), g1 + g2, rtol=1e-15)
+
+
+@pytest.mark.parametrize("first", ["held", "product"])
+def test_held_gradients_and_seeds_are_never_written_to(first):
+    rng = np.random.default_rng(2)
+    w = t64(rng.standard_normal((3, 4)))
+    x, c = Tensor(rng.standard_normal((2, 3))), rng.standard_normal((3, 4))
+    held = Tensor(rng.standard_normal((3, 4)))
+    kept = held.data.copy()
+    terms = [_Held.apply(w, c=c, held=held), (x @ w).sum()]
+    loss = terms[0] + terms[1] if first == "held" else terms[1] + terms[0]
+    expected = kept + x.data.T @ np.ones((2, 4))
+    for _ in range(2):  # the same graph swept twice gives the same gradient
+        (gw,) = grad(loss, w)
+        np.testing.assert_allclose(numpy_of(gw), expected, rtol=1e-15)
+        assert np.array_equal(held.data, kept)
+    # a seed: y1's own seed is its first share, then y2 = y1·v's product adds to it
+    y1 = x @ w
+    seed1, seed2 = Tensor(np.ones((2, 4))), Tensor(np.ones((2, 2)))
+    v = Tensor(rng.standard_normal((4, 2)))
+    (g1,) = grad([y1, y1 @ v], [y1], [seed1, seed2]) if first == "held" else grad([y1 @ v, y1], [y1], [seed2, seed1])
+    np.testing.assert_allclose(numpy_of(g1), 1 + np.ones((2, 2)) @ v.data.T, rtol=1e-15)
+    assert np.array_equal(seed1.data, np.ones((2, 4))) and np.array_equal(seed2.data, np.ones((2, 2)))

@@ -158,6 +158,12 @@ def matmul_case(draw, kind):
 
 
 @st.composite
+def affine_case(draw):
+    n, k, m = (draw(st.integers(1, 3)) for _ in range(3))
+    return (draw(arrays((n, k))), draw(arrays((k, m))), draw(arrays((m,)))), {}
+
+
+@st.composite
 def where_case(draw):
     sc, sa, sb = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3,
                                                          max_side=3)).input_shapes
@@ -367,6 +373,7 @@ SPECS = [
          lambda x, axis: np.exp(np_log_softmax(x, axis))),
     Spec("cross_entropy_mean", cross_entropy_case("mean"), F.cross_entropy, np_cross_entropy),
     Spec("cross_entropy_sum", cross_entropy_case("sum"), F.cross_entropy, np_cross_entropy),
+    Spec("affine", affine_case(), F.affine, lambda x, w, b: x @ w + b),
     Spec("maxout", maxout_case(), F.maxout,
          lambda z, pieces: z.reshape(z.shape[:-1] + (pieces, -1)).max(axis=-2)),
 ] + [
@@ -463,3 +470,72 @@ def test_sum_to_takes_the_slice_path_on_a_large_array_and_it_agrees():
     finally:
         ops._sum_slices = real
     assert calls == [1] and np.array_equal(ours, x.sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("order", ["C", "transposed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxout_mask_is_made_the_gradients_dtype_once_with_the_same_bits(order, dtype):
+    # MaxOverPieces keeps its 0/1 mask as booleans until the first backward, which turns it into the
+    # gradient's dtype once (a float multiply is faster, and a double backward multiplies by it again):
+    # the routed gradient is the same to the bit every time, and h follows z's memory order.
+    rng = np.random.default_rng(0)
+    z0 = rng.standard_normal((6, 12)).astype(dtype)
+    if order == "transposed":
+        z0 = np.ascontiguousarray(z0.T).T  # (6, 12) whose transpose is C-contiguous
+    z = Tensor(z0, requires_grad=True)
+    h = F.maxout(z, 3)
+    assert h.data.flags.f_contiguous == (order == "transposed") and h._op.weights.dtype == bool
+    gh = rng.standard_normal(h.shape).astype(dtype)
+    hit = z0.reshape(6, 3, 4) == z0.reshape(6, 3, 4).max(axis=1, keepdims=True)
+    expected = (gh.reshape(6, 1, 4) * hit).reshape(6, 12)
+    for _ in range(2):
+        (g,) = grad([h], [z], [Tensor(gh)])
+        assert h._op.weights.dtype == dtype
+        assert g.dtype == dtype and np.array_equal(np.ascontiguousarray(g.data).view(np.uint8), expected.view(np.uint8))
+
+
+def test_broadcast_to_copies_a_small_host_result_and_views_a_large_one():
+    # Up to 4096 entries BroadcastTo returns a copy (NumPy's broadcast_to costs 20-30 us a call between a
+    # step's GEMMs); above, the read-only view it always was (no memory).  Same values, same errors.
+    small = np.arange(3.0, dtype=np.float32).reshape(1, 3)
+    y = F.broadcast_to(Tensor(small), (4, 3)).data
+    assert y.base is None and y.flags.writeable and np.array_equal(y, np.broadcast_to(small, (4, 3)))
+    big = np.arange(2049.0)
+    y = F.broadcast_to(Tensor(big), (2, 2049)).data
+    assert not y.flags.writeable and y.strides[0] == 0 and np.array_equal(y, np.broadcast_to(big, (2, 2049)))
+    for shape, target in (((3,), (4,)), ((1, 3), (3,)), ((2, 1), (3,))):
+        with pytest.raises(ValueError) as ours:
+            F.broadcast_to(Tensor(np.ones(shape)), target)
+        with pytest.raises(ValueError) as numpy:
+            np.broadcast_to(np.ones(shape), target)
+        assert str(ours.value) == str(numpy.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_is_matmul_then_add_to_the_bit_at_first_and_second_order(dtype):
+    # F.affine (nn.Linear's x @ W + b as one op, the bias added into the product in place) gives the same
+    # bits as the two ops it replaces: its value, its gradients, and the gradients of a penalty on ∇x,
+    # with W plain and W a transposed view (MatMul's layout rule for its gradient).
+    rng = np.random.default_rng(1)
+    x0, b0 = rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal(4).astype(dtype)
+    for transposed, w0 in ((False, rng.standard_normal((7, 4)).astype(dtype)),
+                           (True, rng.standard_normal((4, 7)).astype(dtype).T)):
+        results = []
+        for fn in (F.affine, lambda x, w, b: x @ w + b):
+            x, w, b = (Tensor(a.copy(order="K"), requires_grad=True) for a in (x0, w0, b0))
+            y = fn(x, w, b)
+            gx, gw, gb = grad((y * y).sum(), [x, w, b], create_graph=True)
+            second = grad((gx * gx).sum() + (gw * gb[None, :]).sum(), [x, w, b])
+            results.append([y, gx, gw, gb, *second])
+        assert type(F.affine(x, w, b)._op).__name__ == "Affine" and w.data.flags.c_contiguous != transposed
+        for ours, theirs in zip(*results):
+            assert ours.dtype == dtype and np.array_equal(ours.data, theirs.data) and \
+                np.array_equal(np.signbit(ours.data), np.signbit(theirs.data))
+
+
+def test_affine_leaves_what_is_not_a_batch_of_rows_to_matmul_and_add():
+    x1, w = Tensor(np.ones(3), requires_grad=True), Tensor(np.ones((3, 2)))
+    y = F.affine(x1, w, Tensor(np.ones(2)))  # a vector: matmul's 1-d rule, then Add
+    assert y.shape == (2,) and type(y._op).__name__ == "Add"
+    with pytest.raises(TypeError, match="dtypes differ"):
+        F.affine(Tensor(np.ones((2, 3), np.float32)), w, Tensor(np.ones(2)))

@@ -42,6 +42,11 @@ KILL_DURING_WRITE = textwrap.dedent("""
 """)
 
 
+def _sigint_as_default():
+    """SIGINT at its default in the child, whatever the runner's (see test_interrupts._sigint_as_default)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("where", ["fsync", "replace"])
 def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_loadable_and_exact(tmp_path, where):
     path = tmp_path / "checkpoint.npz"
@@ -69,7 +74,8 @@ def test_sigint_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     out = tmp_path / "interrupted"
-    proc = subprocess.Popen(_train(out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_train(out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_default)
     deadline = time.monotonic() + 120
     while not (out / "metrics.json").exists() and time.monotonic() < deadline:  # end of epoch 1
         time.sleep(0.005)

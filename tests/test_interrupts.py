@@ -19,6 +19,13 @@ TINY_SWEEP = ["sweep", "--quick", "--members", "plain", "adv-pinf", "gp-q1", "--
               "100", "--units", "16", "--epochs", "4", "--seeds", "3", "--workers", "2"]
 
 
+def _sigint_as_default():
+    """Run in the child before it starts: SIGINT back to its default disposition, as Ctrl-C in a terminal
+    finds it.  A job that a non-interactive shell starts in the background inherits SIGINT ignored, and
+    Python then keeps it ignored, so without this the test would depend on how its runner was started."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _living(pgid: int) -> list:
     """The processes of group ``pgid`` that still run (a zombie has ended; only its entry is left)."""
     found = []
@@ -42,7 +49,8 @@ def test_an_interrupted_sweep_stops_at_once_and_keeps_every_finished_cell(tmp_pa
     out = tmp_path / "s"
     argv = [sys.executable, "-m", "minigrad", *TINY_SWEEP, "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_default)
     deadline = time.time() + 240
     while _lines(out / "cells.jsonl") < 1 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)

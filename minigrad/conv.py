@@ -217,27 +217,6 @@ def _conv_args(x, weight, stride, padding, who):
     return x, weight, kernel, stride, pads
 
 
-def conv2d_columns(x, weight, bias=None, stride=1, padding=0):
-    """The convolution as one GEMM, before it is seen as images: Zᵀ (out_channels, oh·ow·N) and (oh, ow, N).
-
-    Zᵀ = W unfold(x)ᵀ (+ b), with W reshaped to (out, C·kh·kw) and the columns of unfold(x)ᵀ ordered
-    (i, j, n), example fastest: each output channel is one contiguous row, so channel Maxout's pieces are
-    whole row blocks, and the window copy and ``fold`` move runs of ow·N numbers instead of ow."""
-    x, weight, kernel, stride, pads = _conv_args(x, weight, stride, padding, "conv2d")
-    u = Unfold.apply(to_c01b(x), kernel=kernel, stride=stride, pads=pads)  # (C, kh, kw, oh, ow, N)
-    c, kh, kw, oh, ow, n = u.shape
-    cols_t = F.reshape(u, (c * kh * kw, oh * ow * n))  # the one copy of the windows
-    z_t = F.matmul(F.reshape(weight, (weight.shape[0], c * kh * kw)), cols_t)
-    if bias is not None:
-        z_t = z_t + F.reshape(bias, (weight.shape[0], 1))
-    return z_t, (oh, ow, n)
-
-
-def columns_to_image(z_t, ohwn):
-    """Zᵀ (channels, oh·ow·N) → images (N, channels, oh, ow), a view of the same memory."""
-    return from_c01b(F.reshape(z_t, (z_t.shape[0],) + tuple(ohwn)))
-
-
 def conv2d(x, weight, bias=None, stride=1, padding=0):
     r"""y[n, o, i, j] = b[o] + Σ over c, a, b of W[o, c, a, b] · x̃[n, c, i·sh + a, j·sw + b]  (cross-correlation,
     as every deep-learning library), for x (N, C, H, W), W (O, C, kh, kw), b (O,) or None.
@@ -246,11 +225,20 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
        y_{n,o,i,j} = b_o + \sum_{c, a, b} W_{o,c,a,b} \, \tilde x_{n,\,c,\,i s_h + a,\,j s_w + b}
 
-    Computed as unfold + one matrix product; its derivatives are ∂L/∂x = fold(Wᵀ G) and
-    ∂L/∂W = G unfold(x), produced by MatMul's and Unfold's backward (no conv-specific backward).  The result
-    is an NCHW view of C01B memory (see ``to_c01b``)."""
-    z_t, ohwn = conv2d_columns(x, weight, bias, stride, padding)
-    return columns_to_image(z_t, ohwn)
+    Computed as unfold + one matrix product, Zᵀ = W unfold(x)ᵀ (+ b) with W reshaped to (O, C·kh·kw) and the
+    columns of unfold(x)ᵀ ordered (i, j, n), example fastest: each output channel is one contiguous row
+    (so channel Maxout's pieces are whole row blocks), and the window copy and ``fold`` move runs of ow·N
+    numbers instead of ow.  Its derivatives are ∂L/∂x = fold(Wᵀ G) and ∂L/∂W = G unfold(x), produced by
+    MatMul's and Unfold's backward (no conv-specific backward).  The result is an NCHW view of Zᵀ's C01B
+    memory (see ``to_c01b``)."""
+    x, weight, kernel, stride, pads = _conv_args(x, weight, stride, padding, "conv2d")
+    u = Unfold.apply(to_c01b(x), kernel=kernel, stride=stride, pads=pads)  # (C, kh, kw, oh, ow, N)
+    c, kh, kw, oh, ow, n = u.shape
+    cols_t = F.reshape(u, (c * kh * kw, oh * ow * n))  # the one copy of the windows
+    z_t = F.matmul(F.reshape(weight, (weight.shape[0], c * kh * kw)), cols_t)
+    if bias is not None:
+        z_t = z_t + F.reshape(bias, (weight.shape[0], 1))
+    return from_c01b(F.reshape(z_t, (weight.shape[0], oh, ow, n)))
 
 
 # --- pooling and channel Maxout --------------------------------------------------------------------
@@ -294,7 +282,8 @@ def max_pool2d(x, kernel, stride=None, padding=0, ceil_mode=False):
 
 def channel_maxout(x, pieces: int):
     """h[n, j] = max_k x[n, k·channels + j] over groups of channels (pieces-major, as
-    ``functional.maxout``): the Maxout of a convolutional layer, by the existing primitive."""
+    ``functional.maxout``): the Maxout of a convolutional layer, by the existing primitive.  On a conv2d
+    output (C01B memory) each piece is a contiguous block of channels, so its passes run over whole blocks."""
     x = _image(x, "channel_maxout")
     pieces = validate.integer(pieces, "pieces", "channel_maxout", low=1)
     h = F.maxout(F.transpose(x, (0, 2, 3, 1)), pieces)
@@ -307,5 +296,5 @@ def flatten(x):
     return F.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
 
 
-__all__ = ["unfold", "fold", "conv2d", "conv2d_columns", "columns_to_image", "max_pool2d", "channel_maxout",
-           "flatten", "output_size", "pool_padding", "to_c01b", "from_c01b", "Unfold", "Fold"]
+__all__ = ["unfold", "fold", "conv2d", "max_pool2d", "channel_maxout", "flatten", "output_size", "pool_padding",
+           "to_c01b", "from_c01b", "Unfold", "Fold"]

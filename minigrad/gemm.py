@@ -15,13 +15,14 @@ as written (``benchmarks/blas_kernels.py`` prints the table).  So nothing here i
 * only where the two orders give **the same bits** on that first product: BLAS's summation order depends
   on the shapes and layouts, never on the values, so a key that agrees once agrees always, and training
   never depends on which order won (a BLAS whose two orders round differently keeps the order as written);
-* only for products worth a measurement: at least 5·10⁷ FLOPs (and k ≥ 16);
+* only for products worth a measurement: at least 5·10⁷ FLOPs;
 * only where the inner dimension is the longest, k ≥ m and k ≥ n (weight gradients, the input gradient of
   a wide layer): the result is then no larger than either operand.  The transposed order's result is
   copied back to C order (that copy is part of what is timed, so it wins only where it wins with the
   copy), and the measurement holds two more results for a moment; for a conv layer's forward product or
   its window gradient (6–40 MB results) that would raise a training step's peak memory by up to 140 MB
-  (the small conv preset, ``benchmarks/conv_step.py``), so those are not measured.
+  (the small conv preset, ``benchmarks/conv_step.py``), so those are not measured.  (With the FLOP floor
+  this also means k ≥ 293: a short inner dimension is never measured.)
 
 ``MINIGRAD_GEMM_ORDER=as-written`` turns the measurement off (every product as written; ``measured``, or
 unset, is the default, and any other value is refused), and ``choices()`` lists what was chosen.  CuPy arrays and batched products always go as written.
@@ -35,7 +36,6 @@ import numpy as np
 
 from .errors import InvalidArgument
 
-MIN_INNER = 16
 MIN_FLOPS = 5e7
 TRIALS = 3
 MARGIN = 0.1  # the transposed order must be this much faster: a near tie is decided by noise, not the machine
@@ -79,8 +79,7 @@ def _order() -> str:
 def matmul(a, b):
     """a @ b for host arrays, in the measured faster order where that is worth measuring (see above)."""
     if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
-            or a.shape[1] < MIN_INNER or 2.0 * a.shape[0] * a.shape[1] * b.shape[1] < MIN_FLOPS
-            or a.shape[1] < max(a.shape[0], b.shape[1])
+            or a.shape[1] < max(a.shape[0], b.shape[1]) or 2.0 * a.shape[0] * a.shape[1] * b.shape[1] < MIN_FLOPS
             or _order() == "as-written"):
         return a @ b
     key = _key(a, b)

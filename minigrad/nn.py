@@ -337,10 +337,9 @@ class ConvMaxout(Conv2d):
     channel's pieces → max pooling (cover-all by default, as cuda-convnet).
 
     Filters are pieces-major like ``nn.Maxout``: piece k of channel j is filter k·channels + j.  One bias
-    per filter, shared by every position (pylearn2's ``tied_b=True``).  Channel Maxout acts on the GEMM's
-    output Zᵀ (channels·pieces, oh·ow·N), whose pieces are contiguous blocks of rows, by ``functional.maxout``
-    (on its transposed view); max over pieces and max over a pooling window commute, so pooling after the
-    Maxout costs pieces× less."""
+    per filter, shared by every position (pylearn2's ``tied_b=True``).  ``conv.conv2d`` → ``conv.channel_maxout``
+    (whose pieces are contiguous blocks of the conv's C01B output) → ``conv.max_pool2d``; max over pieces and
+    max over a pooling window commute, so pooling after the Maxout costs pieces× less."""
 
     def __init__(self, in_channels: int, channels: int, pieces: int, kernel, padding=0, stride=1,
                  pool=None, pool_stride=None, ceil_mode=True, seed=None, dtype=np.float32, max_norm=None):
@@ -355,9 +354,7 @@ class ConvMaxout(Conv2d):
         return shape if self.pool is None else self.pool.output_shape(shape)
 
     def forward(self, x):
-        z_t, ohwn = C.conv2d_columns(x, self.weight, self.bias, self.stride, self.padding)
-        h_t = F.transpose(F.maxout(F.transpose(z_t), self.pieces))  # pieces: whole rows of z_t, in blocks
-        h = C.columns_to_image(h_t, ohwn)
+        h = C.channel_maxout(C.conv2d(x, self.weight, self.bias, self.stride, self.padding), self.pieces)
         return h if self.pool is None else self.pool(h)
 
 

@@ -65,7 +65,7 @@ def test_a_first_win_that_does_not_repeat_keeps_the_order_as_written(monkeypatch
 
 
 def test_small_products_and_the_switch_go_as_written_unmeasured(monkeypatch):
-    a, b = operands(128, 8, 1200)  # k < 16
+    a, b = operands(128, 8, 1200)  # a short inner dimension
     assert np.array_equal(gemm.matmul(a, b), a @ b)
     a, b = operands(4, 2048, 4)  # long k but few FLOPs
     gemm.matmul(a, b)

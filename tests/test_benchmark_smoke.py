@@ -201,3 +201,25 @@ def test_profile_step_pairs_each_step_with_its_own_gemms(monkeypatch):
     paired = profile._non_gemm_paired("plain", model, params, x, y, 0.01, 2)
     assert min(whole) > 8 * 0.005 and max(paired) < 8 * 0.005 / 2
     assert ops.MatMul.forward is slow  # the timing wrapper is taken off again
+
+
+def test_profile_step_profiles_the_bare_step_that_step_time_times():
+    # profile_step.step_parts is step_time.mg_step's arithmetic (seeded with lr, then p -= g): the same bits.
+    from minigrad import nn
+    profile, bench = _load("profile_step"), _load("step_time")
+    for name in ("plain", "adv-pinf"):
+        a, b = nn.maxout_mlp(seed=0, dtype=np.float64), nn.maxout_mlp(seed=0, dtype=np.float64)
+        x, y = bench.data(8, np.float64, seed=1)
+        profile.step_parts(name, a, a.parameters(), x, y, 0.01)
+        bench.mg_step(name, b, b.parameters(), x, y, 0.01)
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert np.array_equal(p.data, q.data), name
+
+
+def test_numpy_floor_writes_the_same_step_by_hand():
+    # benchmarks/numpy_floor.py: the hand-written steps' gradients are the engine's (float64), and it runs.
+    floor = _load("numpy_floor")
+    report = floor.check_agreement(batch=8)
+    assert set(report) == set(floor.MEMBERS) and max(report.values()) < 1e-12
+    engine, hand = floor.measure("adv-pinf", 4, steps=2, rounds=2, clock=__import__("time").perf_counter)
+    assert len(engine) == len(hand) == 4 and (engine > 0).all() and (hand > 0).all()

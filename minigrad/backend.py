@@ -132,7 +132,10 @@ def get_array_module(*arrays):
     Scalars and 0-d NumPy arrays go with anything.  A NumPy array of rank >= 1 next
     to a device array raises TypeError naming both.
     """
-    if all(type(a) is np.ndarray for a in arrays):  # the common case, decided at once
+    for a in arrays:  # the common case, all host arrays, decided at once (a loop: no generator frame)
+        if type(a) is not np.ndarray:
+            break
+    else:
         return np
     device, owner = "cpu", None
     for a in arrays:

@@ -326,7 +326,7 @@ def tie_weights(hit, axis, winners: int, dtype):
     real-valued data: no more passes), else each winner's even share, hit / (number of tied entries).
     Checked on the host only (on a GPU the count would cost a device sync): there the share is always made."""
     xp = backend.get_array_module(hit)
-    if backend.device_of(hit) != "cuda" and int(xp.count_nonzero(hit)) == winners:
+    if (xp is np or backend.device_of(hit) != "cuda") and int(xp.count_nonzero(hit)) == winners:
         return hit
     hit = hit.astype(dtype)
     return hit / hit.sum(axis=axis, keepdims=True)
@@ -520,9 +520,8 @@ def transpose(x, axes=None):
 
 def swapaxes(x):
     """Swap the last two axes (the matrix transpose of a batch of matrices)."""
-    axes = list(range(x.ndim))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return Transpose.apply(x, axes=tuple(axes))
+    n = x.data.ndim
+    return Transpose.apply(x, axes=(1, 0) if n == 2 else tuple(range(n - 2)) + (n - 1, n - 2))
 
 
 def broadcast_to(x, shape):

@@ -216,19 +216,30 @@ class Op:
             op.__dict__ = params
         else:
             op = cls(**params)
-        tensors = tuple([t if type(t) is Tensor else as_tensor(t) for t in inputs])
-        arrays = [t.data for t in tensors]
-        xp = np if all([type(a) is np.ndarray for a in arrays]) else backend.get_array_module(*arrays)
-        result = op.forward(*arrays)  # (get_array_module refuses NumPy meeting CuPy, naming both)
-        if type(result) is not np.ndarray and isinstance(result, np.generic):
-            result = xp.asarray(result)  # NumPy's scalars (x[0], a full reduction): keep the device
-        if type(result) is np.ndarray and result.dtype.kind in _REAL_KINDS:
-            out = _new(Tensor)  # what Tensor(result) makes, without its checks for foreign data
-            out.data, out.grad, out.requires_grad, out._op = result, None, False, None
+        # One loop, not four comprehensions: in CPython 3.11 each comprehension is a function call.
+        tensors, arrays, needs, host, wanted = [], [], [], True, False
+        for t in inputs:
+            if type(t) is not Tensor:
+                t = as_tensor(t)
+            tensors.append(t)
+            arrays.append(t.data)
+            needs.append(t.requires_grad)
+            wanted = wanted or t.requires_grad
+            host = host and type(t.data) is np.ndarray
+        xp = np if host else backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
+        result = op.forward(*arrays)
+        if type(result) is np.ndarray:
+            if result.dtype.kind in _REAL_KINDS:
+                out = _new(Tensor)  # what Tensor(result) makes, without its checks for foreign data
+                out.data, out.grad, out.requires_grad, out._op = result, None, False, None
+            else:
+                out = Tensor(result)
+        elif isinstance(result, np.generic):  # NumPy's scalars (x[0], a full reduction): keep the device
+            out = Tensor(xp.asarray(result))
         else:
             out = Tensor(result)
-        if getattr(_state, "enabled", True) and True in (needs := tuple([t.requires_grad for t in tensors])):
-            op.inputs, op.needs_grad, op._out = tensors, needs, out.data
+        if wanted and getattr(_state, "enabled", True):
+            op.inputs, op.needs_grad, op._out = tuple(tensors), tuple(needs), out.data
             out.requires_grad, out._op = True, op
         return out
 
@@ -341,13 +352,14 @@ def _backpropagate(outputs, seeds, inputs, with_graph: bool) -> dict:
             if with_graph and not op.differentiable:
                 raise RuntimeError(f"{type(op).__name__} cannot be differentiated twice")
             inputs = op.inputs
-            op.needs_grad = tuple([x.requires_grad and id(x) in wanted for x in inputs])
+            op.needs_grad = tuple(map(wanted.__contains__, map(id, inputs)))  # wanted ones all require grad
             fresh = owned is not None and op.fresh_grads
             if owned:
                 owned.pop(id(g), None)  # handed on: from here it may be another tensor's gradient too
             for x, gx in zip(inputs, op.backward(g)):
                 if gx is not None and id(x) in wanted:
-                    _check_grad(op, x, gx)
+                    if gx.data.shape != x.data.shape or gx.data.dtype != x.data.dtype:
+                        _wrong_grad(op, x, gx)
                     _accumulate(grads, x, gx, owned, fresh)
     return grads
 
@@ -378,11 +390,9 @@ def _on_a_path_to(order, inputs) -> set:
     return wanted
 
 
-def _check_grad(op, x: Tensor, gx: Tensor):
-    if gx.data.shape != x.data.shape or gx.data.dtype != x.data.dtype:
-        raise RuntimeError(
-            f"{type(op).__name__}.backward returned a gradient of shape {gx.shape} dtype {gx.dtype} "
-            f"for an input of shape {x.shape} dtype {x.dtype}")
+def _wrong_grad(op, x: Tensor, gx: Tensor):
+    raise RuntimeError(f"{type(op).__name__}.backward returned a gradient of shape {gx.shape} dtype {gx.dtype} "
+                       f"for an input of shape {x.shape} dtype {x.dtype}")
 
 
 def _accumulate(grads: dict, t: Tensor, g: Tensor, owned, fresh: bool):

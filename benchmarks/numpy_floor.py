@@ -17,15 +17,18 @@ make, and no others:
 * the backward: per layer two products, one bias sum, one multiply of the upstream gradient by the mask;
 * adv-pinf and datagrad-l1-fd: one clean backward gives the parameter gradients and the input gradient g;
   x + ε·sign(g) in three in-place passes; the perturbed pass's gradients are added into the clean ones;
+* double-backprop and gp-q1, L + β·(1/B) Σᵢ R(gᵢ) with R = ‖g‖₂² or ‖g‖₁: the backward of the backward
+  derived by hand (``_penalty_grads``), 17 products as in the engine;
 * the update: p -= g, one pass per parameter, as the bare engine's.
 
 The products go through ``minigrad.gemm.matmul``, the engine's own, so both sides run the same GEMMs in the
 same operand order; each step's non-GEMM time is that step minus its own products (paired, as
-``profile_step.py`` does).  The members that differentiate twice (double-backprop, gp-q1) are not written
-by hand here: their backward of a backward is what the engine is for.
+``profile_step.py`` does).
 
 Before timing, the hand-written gradients are checked against the engine's in float64
-(``check_agreement``: relative difference below 1e-12); the script stops if they differ.  The engine and
+(``check_agreement``: relative difference below 1e-12); the script stops if they differ.  For the two
+penalties this is also an independent check of the engine's double backprop: there the gradients come from
+a derivation on paper, not from a graph.  The engine and
 the floor run interleaved in one process, ``--steps`` steps each per round; medians over all rounds.
 """
 from __future__ import annotations
@@ -60,7 +63,10 @@ except ImportError:  # imported as benchmarks.numpy_floor
     from benchmarks.step_time import data, mg_objective  # noqa: E402
 
 # member: (w₀, w₁, ε) of w₀·L(x) + w₁·L(x + ε·sign g); plain has no perturbed term
-MEMBERS = {"plain": (1.0, 0.0, 0.0), "adv-pinf": (0.5, 0.5, 0.1), "datagrad-l1-fd": (0.9, 0.1, 0.1)}
+PERTURBED = {"plain": (1.0, 0.0, 0.0), "adv-pinf": (0.5, 0.5, 0.1), "datagrad-l1-fd": (0.9, 0.1, 0.1)}
+# member: (β, ∂R/∂g) of L + β·(1/B) Σᵢ R(gᵢ), as step_time.STRENGTHS makes them
+PENALTIES = {"double-backprop": (0.1, lambda g: 2 * g), "gp-q1": (0.1, np.sign)}
+MEMBERS = (*PERTURBED, *PENALTIES)
 PIECES = 5
 
 
@@ -103,30 +109,87 @@ def _forward(mm, p, x):
     return z3, (x, h1, m1, h2, m2)
 
 
-def _loss_grad(z3, y, seed):
-    """seed · ∂(Σᵢ Lᵢ)/∂z for the cross-entropy of the logits z3: seed·(softmax − onehot)."""
+def _softmax(z3):
     e = z3 - z3.max(axis=1, keepdims=True)
     np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
+    return e
+
+
+def _loss_grad(z3, y, seed):
+    """seed · ∂(Σᵢ Lᵢ)/∂z for the cross-entropy of the logits z3: seed·(softmax − onehot)."""
+    e = _softmax(z3)
     e[np.arange(len(y)), y] -= 1
     e *= seed
     return e
+
+
+def _route(g, mask):
+    """A Maxout layer's backward: the gradient of h, (B, units), sent to the winning pieces, (B, pieces·units)."""
+    return (g[:, None, :] * mask).reshape(len(g), -1)
+
+
+def _gather(g, mask):
+    """``_route``'s adjoint: each unit's pieces summed, weighted by the mask, (B, pieces·units) → (B, units)."""
+    return (g.reshape(mask.shape) * mask).sum(axis=1)
 
 
 def _backward(mm, p, cache, g3, need_x):
     """[∂W₁, ∂b₁, ∂W₂, ∂b₂, ∂W₃, ∂b₃] and (if need_x) ∂x, for the upstream gradient g3 of the logits."""
     x, h1, m1, h2, m2 = cache
     gw3, gb3 = mm(h2.T, g3), g3.sum(axis=0)
-    gz2 = (mm(g3, p[4].T)[:, None, :] * m2).reshape(len(x), -1)
+    gz2 = _route(mm(g3, p[4].T), m2)
     gw2, gb2 = mm(h1.T, gz2), gz2.sum(axis=0)
-    gz1 = (mm(gz2, p[2].T)[:, None, :] * m1).reshape(len(x), -1)
+    gz1 = _route(mm(gz2, p[2].T), m1)
     gw1, gb1 = mm(x.T, gz1), gz1.sum(axis=0)
     return [gw1, gb1, gw2, gb2, gw3, gb3], (mm(gz1, p[0].T) if need_x else None)
 
 
+def _penalty_grads(mm, name, p, x, y, scale):
+    """The gradients of scale·(L + β·(1/B) Σᵢ R(gᵢ)), gᵢ = ∇ₓᵢ Σⱼ Lⱼ, by the chain rule through the backward.
+
+    The first backward, to x only: δ₃ = softmax(z₃) − onehot, δ₂ = route₂(δ₃ W₃ᵀ), δ₁ = route₁(δ₂ W₂ᵀ),
+    g = δ₁ W₁ᵀ.  With G = scale·β/B · ∂R/∂g, the penalty's gradient runs back through those products (the
+    Maxout masks are constant: their second derivative is 0):
+
+        ∂W₁ += Gᵀ δ₁,   d₁ = G W₁,   ∂W₂ += gather₁(d₁)ᵀ δ₂,   d₂ = gather₁(d₁) W₂,
+        ∂W₃ += gather₂(d₂)ᵀ δ₃,   d₃ = gather₂(d₂) W₃,
+
+    and reaches the logits through the softmax's Jacobian, s ⊙ (d₃ − Σⱼ sⱼ d₃ⱼ), where it joins the data
+    loss's scale/B · δ₃ for one ordinary backward to every parameter."""
+    beta, dR = PENALTIES[name]
+    z3, cache = _forward(mm, p, x)
+    _, h1, m1, h2, m2 = cache
+    s = _softmax(z3)
+    d3 = s.copy()
+    d3[np.arange(len(y)), y] -= 1
+    d2 = _route(mm(d3, p[4].T), m2)
+    d1 = _route(mm(d2, p[2].T), m1)
+    g = mm(d1, p[0].T)
+    G = dR(g)
+    G *= x.dtype.type(scale * beta) / x.dtype.type(len(y))
+    gw1 = mm(G.T, d1)
+    u2 = _gather(mm(G, p[0]), m1)
+    gw2 = mm(u2.T, d2)
+    u3 = _gather(mm(u2, p[2]), m2)
+    gw3 = mm(u3.T, d3)
+    d = mm(u3, p[4])
+    d -= (s * d).sum(axis=1, keepdims=True)
+    d *= s
+    d3 *= x.dtype.type(scale) / x.dtype.type(len(y))
+    d += d3
+    grads, _ = _backward(mm, p, cache, d, need_x=False)
+    for i, extra in ((0, gw1), (2, gw2), (4, gw3)):
+        grads[i] += extra
+    return grads
+
+
 def floor_grads(mm, name, p, x, y, scale):
-    """The gradients of scale·(w₀·L(x) + w₁·L(x + ε·sign g)) (L the batch mean), by hand."""
-    w0, w1, eps = MEMBERS[name]
+    """The gradients of scale·(the member's loss), by hand: the penalties by ``_penalty_grads``, the
+    perturbed-point members as scale·(w₀·∇L(x) + w₁·∇L(x + ε·sign g)) (L the batch mean)."""
+    if name in PENALTIES:
+        return _penalty_grads(mm, name, p, x, y, scale)
+    w0, w1, eps = PERTURBED[name]
     n = x.dtype.type(len(y))
     z3, cache = _forward(mm, p, x)
     grads, g = _backward(mm, p, cache, _loss_grad(z3, y, x.dtype.type(scale * w0) / n), need_x=bool(w1))
@@ -147,7 +210,7 @@ def floor_step(mm, name, p, x, y, lr):
         q -= g
 
 
-def check_agreement(names=tuple(MEMBERS), batch=16, seed=0, rtol=1e-12):
+def check_agreement(names=MEMBERS, batch=16, seed=0, rtol=1e-12):
     """{member: largest relative difference} between the hand-written gradients and the engine's, in
     float64 from the same weights; AssertionError naming the member if one exceeds rtol."""
     out = {}

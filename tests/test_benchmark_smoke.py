@@ -217,9 +217,10 @@ def test_profile_step_profiles_the_bare_step_that_step_time_times():
 
 
 def test_numpy_floor_writes_the_same_step_by_hand():
-    # benchmarks/numpy_floor.py: the hand-written steps' gradients are the engine's (float64), and it runs.
+    # benchmarks/numpy_floor.py: the hand-written steps (the penalties by a derivation on paper) have the
+    # engine's gradients in float64, and it runs.
     floor = _load("numpy_floor")
     report = floor.check_agreement(batch=8)
     assert set(report) == set(floor.MEMBERS) and max(report.values()) < 1e-12
-    engine, hand = floor.measure("adv-pinf", 4, steps=2, rounds=2, clock=__import__("time").perf_counter)
+    engine, hand = floor.measure("gp-q1", 4, steps=2, rounds=2, clock=__import__("time").perf_counter)
     assert len(engine) == len(hand) == 4 and (engine > 0).all() and (hand > 0).all()

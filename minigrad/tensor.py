@@ -228,14 +228,11 @@ class Op:
             host = host and type(t.data) is np.ndarray
         xp = np if host else backend.get_array_module(*arrays)  # refuses NumPy meeting CuPy, naming both
         result = op.forward(*arrays)
-        if type(result) is np.ndarray:
-            if result.dtype.kind in _REAL_KINDS:
-                out = _new(Tensor)  # what Tensor(result) makes, without its checks for foreign data
-                out.data, out.grad, out.requires_grad, out._op = result, None, False, None
-            else:
-                out = Tensor(result)
-        elif isinstance(result, np.generic):  # NumPy's scalars (x[0], a full reduction): keep the device
-            out = Tensor(xp.asarray(result))
+        if type(result) is not np.ndarray and isinstance(result, np.generic):
+            result = xp.asarray(result)  # NumPy's scalars (x[0], a full reduction): keep the device
+        if type(result) is np.ndarray and result.dtype.kind in _REAL_KINDS:
+            out = _new(Tensor)  # what Tensor(result) makes, without its checks for foreign data
+            out.data, out.grad, out.requires_grad, out._op = result, None, False, None
         else:
             out = Tensor(result)
         if wanted and getattr(_state, "enabled", True):

@@ -501,3 +501,19 @@ def test_held_gradients_and_seeds_are_never_written_to(first):
     (g1,) = grad([y1, y1 @ v], [y1], [seed1, seed2]) if first == "held" else grad([y1 @ v, y1], [y1], [seed2, seed1])
     np.testing.assert_allclose(numpy_of(g1), 1 + np.ones((2, 2)) @ v.data.T, rtol=1e-15)
     assert np.array_equal(seed1.data, np.ones((2, 4))) and np.array_equal(seed2.data, np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("wrong", ["shape", "dtype"])
+def test_a_backward_returning_a_wrong_gradient_is_named(wrong):
+    # The sweep checks every gradient an op's backward returns against its input, and names the op.
+    class Bad(Op):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            g = gy.data[:1] if wrong == "shape" else gy.data.astype(np.float64)
+            return (mg.Tensor(g),)
+    x = mg.Tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"Bad\.backward returned a gradient of shape \(1,\)|Bad\.backward "
+                                           r"returned a gradient of shape \(3,\) dtype float64"):
+        mg.grad(Bad.apply(x).sum(), x)

@@ -252,12 +252,23 @@ def measure(name, batch, steps, rounds, clock, lr=0.01):
     return np.array(engine), np.array(floor)
 
 
+def _positive(text):
+    """An argparse type: an integer ≥ 1, or one line naming the value."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--members", default=",".join(MEMBERS))
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=40, help="steps per side per round (default 40)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--batch", type=_positive, default=128)
+    p.add_argument("--steps", type=_positive, default=40, help="steps per side per round (default 40)")
+    p.add_argument("--rounds", type=_positive, default=3, help="interleaved rounds (default 3)")
     p.add_argument("--clock", choices=("thread", "wall"), default="thread",
                    help="thread: this thread's CPU time (default; needs OPENBLAS_NUM_THREADS=1); wall")
     args = p.parse_args(argv)

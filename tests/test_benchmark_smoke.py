@@ -224,3 +224,14 @@ def test_numpy_floor_writes_the_same_step_by_hand():
     assert set(report) == set(floor.MEMBERS) and max(report.values()) < 1e-12
     engine, hand = floor.measure("gp-q1", 4, steps=2, rounds=2, clock=__import__("time").perf_counter)
     assert len(engine) == len(hand) == 4 and (engine > 0).all() and (hand > 0).all()
+
+
+@pytest.mark.parametrize("argv, says", [(["--batch", "0"], "--batch: must be a whole number of at least 1, got '0'"),
+                                        (["--steps", "x"], "--steps: must be a whole number of at least 1, got 'x'"),
+                                        (["--members", "nope"], "no hand-written step for 'nope'")])
+def test_numpy_floor_refuses_a_bad_value_in_one_line_before_any_work(argv, says, capsys):
+    floor = _load("numpy_floor")
+    with pytest.raises(SystemExit) as stop:
+        floor.main(argv)
+    said = capsys.readouterr().err + (stop.value.code if isinstance(stop.value.code, str) else "")
+    assert says in said

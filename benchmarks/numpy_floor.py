@@ -62,9 +62,10 @@ except ImportError:  # imported as benchmarks.numpy_floor
     from benchmarks import profile_step  # noqa: E402
     from benchmarks.step_time import data, mg_objective  # noqa: E402
 
-# member: (w₀, w₁, ε) of w₀·L(x) + w₁·L(x + ε·sign g); plain has no perturbed term
+# The members as step_time.STRENGTHS makes them (check_agreement fails if the two ever drift apart):
+# (w₀, w₁, ε) of w₀·L(x) + w₁·L(x + ε·sign g), plain with no perturbed term;
 PERTURBED = {"plain": (1.0, 0.0, 0.0), "adv-pinf": (0.5, 0.5, 0.1), "datagrad-l1-fd": (0.9, 0.1, 0.1)}
-# member: (β, ∂R/∂g) of L + β·(1/B) Σᵢ R(gᵢ), as step_time.STRENGTHS makes them
+# (β, ∂R/∂g) of L + β·(1/B) Σᵢ R(gᵢ).
 PENALTIES = {"double-backprop": (0.1, lambda g: 2 * g), "gp-q1": (0.1, np.sign)}
 MEMBERS = (*PERTURBED, *PENALTIES)
 PIECES = 5
